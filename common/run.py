@@ -1,0 +1,153 @@
+"""Run utilities: seeding, torch.distributed for torchrun, atomic checkpoints, JSONL logs, rank-0 progress,
+bad-sample accounting and the stop conditions of CONVENTIONS.md ("Bad input")."""
+import json
+import os
+import random
+import sys
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+
+def seed_everything(seed, deterministic=False):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def rng_state():
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ---- distributed ------------------------------------------------------------------------------------------
+def init_distributed(device_arg):
+    """Returns (rank, world_size, device). Under torchrun (WORLD_SIZE > 1): NCCL on CUDA, gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if device_arg == "auto":
+        device_arg = "cuda" if torch.cuda.is_available() else "cpu"
+    if world == 1:
+        return 0, 1, torch.device(device_arg)
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0))
+    if device_arg.startswith("cuda"):
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def is_main():
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def cleanup_distributed():
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(values, device="cpu"):
+    """Sum a list of numbers over ranks."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def all_gather_list(items):
+    """Concatenate a python list over ranks."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return list(items)
+    parts = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, list(items))
+    return [x for p in parts for x in p]
+
+
+# ---- checkpoints and logs ---------------------------------------------------------------------------------
+def save_checkpoint(state, path):
+    """Atomic: write a temporary file, fsync, rename. A crash never leaves a half-written `path`."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path):
+    if not os.path.isfile(path):
+        sys.exit(f"error: checkpoint {path} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # truncated zip, wrong format, ...
+        sys.exit(f"error: checkpoint {path} is corrupt or not a checkpoint ({type(e).__name__}: {e})")
+
+
+class JsonlLog:
+    """One JSON object per line (rank 0 only)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def write(self, record):
+        if self.path and is_main():
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def progress(iterable, **kwargs):
+    return tqdm(iterable, disable=not is_main() or not sys.stderr.isatty(), dynamic_ncols=True, **kwargs)
+
+
+def print0(*args, **kwargs):
+    if is_main():
+        print(*args, **kwargs, flush=True)
+
+
+class BadSamples:
+    """Counts the samples of an epoch that could not be read (reported by the dataset with each batch), warns
+    once per path, and stops the run past `max_fraction` of the epoch's samples."""
+
+    def __init__(self, max_fraction):
+        self.max_fraction, self.paths, self.seen_total = max_fraction, [], set()
+
+    def new_epoch(self):
+        self.paths = []
+
+    def add(self, bad_strings):
+        for s in bad_strings:
+            for msg in filter(None, s.split("\n")):
+                self.paths.append(msg)
+                if msg not in self.seen_total:
+                    self.seen_total.add(msg)
+                    print0(f"warning: unreadable sample replaced by another: {msg}")
+
+    def check(self, samples_seen, final=False):
+        """Gathered over ranks; exits with a clear message when the fraction is exceeded."""
+        paths = all_gather_list(self.paths)
+        seen = all_reduce_sum([samples_seen])[0]
+        if final or seen >= 1:
+            fraction = len(paths) / max(seen + len(paths), 1)
+            if fraction > self.max_fraction and (final or len(paths) >= 10):
+                cleanup_distributed()
+                sys.exit(f"error: {len(paths)} of {int(seen + len(paths))} samples unreadable "
+                         f"({100 * fraction:.1f}% > --max-bad-fraction {100 * self.max_fraction:.1f}%); "
+                         f"first: {paths[0]}")
+        return paths
