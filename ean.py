@@ -1,6 +1,63 @@
-"""PAPER CARD PLACEHOLDER (the EAN helper replaces this docstring).
+"""EAN: Event Adaptive Network for Enhanced Action Recognition.
 
-Template: TSN baseline with the full command-line contract of ../shared/CONVENTIONS.md.
+Yuan Tian, Yichao Yan, Guangtao Zhai, Guodong Guo, Zhiyong Gao. IJCV 2022 (arXiv 2107.10771).
+Paper: https://arxiv.org/abs/2107.10771   Official code: https://github.com/tianyuan168326/EAN-Pytorch
+
+Idea. A 2D ResNet-50 (every bottleneck with a shift-initialised temporal conv and TEA's motion excitation before
+its 3x3 conv) gets three additions: Event Adaptive Blocks (EAB, Sec. 3.1, Eq. 1-3, Fig. 3) after stages 1-4 build a
+video-adaptive spatio-temporal kernel from grouped spatial convs (1x1, 3x3, dilated 3x3), a per-video channel
+fusion matrix M predicted by a small 3D net (ESP-Net) and grouped temporal convs (1, 3, dilated 3), plus a max-pool
+branch; a Sparse Object Interaction Transformer (SOI-Tr, Sec. 3.2, Eq. 4-6, Fig. 4) after stage 5 pools N=4
+saliency-weighted object features per frame and relates them with a 2-block BatchNorm Transformer; the Latent
+Motion Code (LMC, Sec. 3.3, Eq. 7-12, Fig. 5) encodes the RGB differences of 5-frame snippets into a 7x7x128
+latent map, reasons on it with grouped 3D convs and decodes it onto the stem features.
+
+Run:   python ean.py --data DIR                 (EAN_RGB+LMC, 8x5 frames, the paper's best 8-frame model)
+       python ean.py --data DIR --no-lmc        (EAN_RGB, 8 frames)          python ean.py --baseline  (TSN)
+       python ean.py --complexity [--no-lmc]    python ean.py                (demo dataset, CPU profile)
+
+Expected results (Something-Something V1, 1 clip x 1 centre crop; params with the 174-way classifier):
+| model                         | paper params / GFLOPs / top-1 | ours: params / GFLOPs (--complexity) | ours top-1 |
+|-------------------------------|-------------------------------|--------------------------------------|------------|
+| ResNet baseline (Table 5)     | 24.0M / 33.1G / 48.6          | 24.03M / 32.91G (--no-eab --no-soi --no-lmc) | -  |
+| EAN_RGB 8F (Table 5, Table 1) | 36.0M / 36.1G / 51.9          | see CHECK below                      | -          |
+| EAN_RGB+LMC 8F (Table 1)      | -     / 37G   / 53.4          | see CHECK below                      | -          |
+| demo dataset (4 order classes)| TSN is at chance (25 %)       | `python ean.py`, `python ean.py --baseline` | see README |
+
+Implementation details (paper by default; `# Choice:` marks where the paper is silent; differences from the
+official release, notes/ean-official-reference.md, listed here):
+- Backbone: ME (TEA, code form `x + x*(sigmoid(.)-0.5)`, r=16) then a depthwise temporal conv (kernel 3, shift
+  initialised: 1/8 channels from t+1, 1/8 from t-1, rest identity, learnable) before conv2 of all 16 bottlenecks
+  (= official). For ResNet-18/34 (quick runs) the same pair goes before the BasicBlock's second 3x3 conv.
+- EAB order follows Eq. (2): spatial convs -> BN+ReLU -> M -> temporal convs (official: temporal -> BN+ReLU -> M
+  -> spatial). The kernel-1 members of Eq. (2) (F_s^(1), F_t^(1)) are 1x1x1 convs (official: identity).
+- EAB residual: the expand conv is zero-initialised (paper; official: 0.01 x default init), so EAB starts as an
+  exact identity. Compress/expand are grouped (g=4) 1x1x1 convs (official; paper silent, Table 6 decides).
+- ESP-Net: 1x1x1 reduce 16x (of the compressed C/4 channels), two 5x5x5 stride-2 3D convs (paper; official: six
+  3x3x3 convs, two of them stride 2) with widths p -> 2p -> 4p (official), BN+ReLU, average pool, linear -> M.
+  M's linear bias starts at the identity matrix (official: default init, no identity) so dynamic fusion starts as
+  the Incep-Block of Table 9.
+- SOI-Tr: squeeze 4x (2048 -> 512); Saliency-Net on the squeezed features: 1x1x1 (8x: 512 -> 64), 3x1x1, 1x5x5,
+  1x1x1 -> N=4, BN+ReLU after the first three, spatial softmax (official: 512 -> 128, 3x3x3, two 1x3x3, ReLU
+  then BN). Tokens = N per frame (N*T). Transformer: 2 pre-norm blocks, BatchNorm1d instead of LayerNorm, 8 heads
+  of 64, FFN = three 512-wide linears with BN+ReLU (official; paper silent). The mean token goes through a
+  zero-initialised linear 512 -> 2048 (official: linear + BatchNorm1d with gamma=beta=0; a plain zero-init
+  linear also works with batch 1 in training) and is added to the video feature: we add the vector to every
+  position of the stage output, so after stage 5 GAP(x + v) = GAP(x) + v exactly as in the paper, and SOI-Tr
+  can also sit after stages 3/4 (Table 6 rows 1-2).
+- LMC: full-resolution differences, 32x32 patches -> 128-d (paper; official: 2x nearest downsampling, 16x16
+  patches -> 256-d); Hm = conv3d(k3,g16)-BN-ReLU-conv3d(k3,g16)-BN (official: two residual units); decoder
+  128 -> 16x8x8 per position, zero-initialised (official 0.01 x); motion map channels diff-major as Eq. (11);
+  added to the stem output after max-pooling (56x56x64; the official place too). The RGB stream uses the centre
+  frame of each 5-frame snippet (`--rgb-frame centre`, official); Eq. (12) says the first frame (`--rgb-frame
+  first`).
+- Head: GAP over T,H,W (+ SOI-Tr vector), dropout 0.5, linear (N(0, 0.001) init), video-level logits.
+- Recipe (Sec. 4): SGD 0.9, lr 0.01 for batch 64, 70 epochs, lr x0.1 at 40/50/60 (paper "0.01 for 40 epochs,
+  then /10 every 10 epochs, about 70 in total"; official steps 41/51/61, 1-based), wd 5e-4 (1e-4 Kinetics),
+  dropout 0.5, grad-norm clip 20. No weight decay on 1-D parameters (official: BN and biases, biases at 2x lr).
+- Flip: random horizontal flip with the SSv1/v2 direction-class label swap (official); the paper says instead
+  that direction classes are not flipped at all (`--flip-labels ''` plus filtering would be needed for that).
+- Input normalisation: ImageNet mean/std (official test script; its final train script uses none).
 """
 # ==================================================================================================== imports
 import argparse
@@ -27,7 +84,7 @@ SCRIPT = "ean"
 
 # ================================================================================================== arguments
 # The CPU-sized profile used when no --data is given (CONVENTIONS.md "The demo dataset"); flags given on the
-# command line win over it.
+# command line win over it. The paper's modules are unchanged; only backbone depth, frame size and schedule shrink.
 DEMO_PROFILE = dict(arch="resnet18", pretrained="none", input_size=64, epochs=12, batch_size=16, lr=0.02,
                     lr_steps=[8, 11], weight_decay=5e-4, dropout=0.0, workers=2,
                     flip_labels="0:1,1:0,2:3,3:2")  # a flipped "moving right" clip is "moving left"
@@ -39,22 +96,25 @@ def get_args(argv=None):
     p.add_argument("--data", default=None, help="dataset root (CONVENTIONS.md layout); omitted: the demo dataset")
     p.add_argument("--frame-template", default="img_{:05d}.jpg", help="file names inside frame folders (1-based)")
     # optimisation (paper Sec. 4 "Implementation Detail")
-    p.add_argument("--epochs", type=int, default=50, help="Sec. 4")
+    p.add_argument("--epochs", type=int, default=70, help="'about 70' epochs in total (Sec. 4)")
     p.add_argument("--batch-size", type=int, default=64, help="clips per step over all GPUs (Sec. 4)")
     p.add_argument("--lr", type=float, default=0.01, help="for --batch-size 64; scale linearly (Sec. 4)")
-    p.add_argument("--lr-steps", type=int, nargs="+", default=[30, 40, 45], help="epochs where lr x0.1")
-    p.add_argument("--weight-decay", type=float, default=5e-4, help="Sec. 4 (1e-4 for Kinetics)")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Sec. 4)")
+    p.add_argument("--lr-steps", type=int, nargs="+", default=[40, 50, 60],
+                   help="epochs where lr x0.1: 0.01 for 40 epochs, then /10 every 10 epochs (Sec. 4)")
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="5e-4 Something/Diving48, 1e-4 Kinetics (Sec. 4)")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Sec. 4; TDN's settings)")
     p.add_argument("--dropout", type=float, default=0.5, help="before the classifier (Sec. 4)")
-    p.add_argument("--clip-grad", type=float, default=20.0, help="gradient-norm clipping (Sec. 4)")
+    p.add_argument("--clip-grad", type=float, default=20.0, help="gradient-norm clipping (TDN's settings, Sec. 4 fn. 2)")
     # model
-    p.add_argument("--num-segments", type=int, default=8, help="T, segments per clip (Table 1)")
-    p.add_argument("--arch", default="resnet50", choices=["resnet18", "resnet34", "resnet50"])
+    p.add_argument("--num-segments", type=int, default=8, help="T, segments per clip (8F/16F, Table 1)")
+    p.add_argument("--arch", default="resnet50", choices=["resnet18", "resnet34", "resnet50"],
+                   help="ResNet-50 in the paper (Sec. 4)")
     p.add_argument("--pretrained", default="imagenet", help="none | imagenet (IMAGENET1K_V1) | PATH")
-    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--input-size", type=int, default=224, help="crop size (Sec. 4)")
     p.add_argument("--num-classes", type=int, default=174, help="when no dataset is given (SSv1/v2: 174)")
     p.add_argument("--baseline", nargs="?", const="tsn", default=None, choices=["tsn"],
-                   help="all paper modules off: the TSN baseline")
+                   help="all paper modules off: the TSN baseline (the paper's 'ResNet baseline' of Table 5, "
+                        "with ME and temporal convs, is --no-eab --no-soi --no-lmc)")
     p.add_argument("--flip-labels", default="ssv2",
                    help="labels swapped by a horizontal flip: 'ssv2' (86<->87, 93<->94, 166<->167), 'A:B,...' or ''")
     p.add_argument("--no-flip", action="store_true", help="no horizontal flip in training")
@@ -67,13 +127,31 @@ def get_args(argv=None):
     p.add_argument("--resume", default=None, help="continue a run from its last.pt")
     p.add_argument("--evaluate", action="store_true", help="evaluation only (with --checkpoint)")
     p.add_argument("--checkpoint", default=None, help="weights to evaluate")
-    p.add_argument("--test-clips", type=int, default=1, help="clips per video at test time")
-    p.add_argument("--test-crops", type=int, default=1, choices=[1, 3, 10], help="crops per clip at test time")
+    p.add_argument("--test-clips", type=int, default=1,
+                   help="clips per video at test time (1: Table 1; 10: Table 2 Kinetics; 2: Table 4 Diving48)")
+    p.add_argument("--test-crops", type=int, default=1, choices=[1, 3, 10],
+                   help="crops per clip at test time (1 centre crop: Tables 1, 4; 3: Table 2)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after N optimisation steps (smoke runs)")
     p.add_argument("--max-bad-fraction", type=float, default=0.05, help="stop past this fraction of bad samples")
     p.add_argument("--complexity", action="store_true", help="print params and GFLOPs of one clip and exit")
     p.add_argument("--benchmark", action="store_true", help="print latency/throughput (and the baseline's), exit")
-    # paper switches (the EAN helper adds them here)
+    # paper switches
+    p.add_argument("--no-eab", action="store_true", help="no Event Adaptive Blocks (Table 5 'ResNet+SOI-Tr')")
+    p.add_argument("--no-soi", action="store_true", help="no SOI-Tr (Table 5 'ResNet+EABs'; Table 7 'None')")
+    p.add_argument("--no-lmc", action="store_true", help="no Latent Motion Code: the EAN_RGB model (Fig. 5a, Table 5)")
+    p.add_argument("--eab-stages", type=int, nargs="*", default=[1, 2, 3, 4], choices=[1, 2, 3, 4, 5],
+                   help="EAB after these stages (1 = conv1 stem, 2-5 = res2-res5; Table 6 best: 1-4)")
+    p.add_argument("--soi-stages", type=int, nargs="*", default=[5], choices=[3, 4, 5],
+                   help="SOI-Tr after these stages (Table 6 best: 5)")
+    p.add_argument("--eab-fusion", default="dynamic", choices=["dynamic", "static", "shuffle", "identity"],
+                   help="kernel fusion matrix M of EAB: ESP-Net (dynamic), learnt matrix (static), channel shuffle, "
+                        "identity = Incep-Block (Table 9)")
+    p.add_argument("--soi-regions", default="saliency", choices=["saliency", "fixed", "all"],
+                   help="object regions of SOI-Tr: Saliency-Net, 4 fixed quadrants, all positions (Table 7)")
+    p.add_argument("--num-objects", type=int, default=4, help="N, object maps per frame (Sec. 3.2)")
+    p.add_argument("--snippet", type=int, default=5, help="frames per segment for LMC (Sec. 3.3)")
+    p.add_argument("--rgb-frame", default="centre", choices=["centre", "first"],
+                   help="snippet frame fed to the RGB stream with LMC (Eq. 12 says first; official code: centre)")
     args = p.parse_args(argv)
     args.demo = args.data is None and not (args.complexity or args.benchmark)
     if args.complexity or args.benchmark:
@@ -82,13 +160,295 @@ def get_args(argv=None):
         for key, value in DEMO_PROFILE.items():
             if getattr(args, key) == p.get_default(key):
                 setattr(args, key, value)
+    if args.no_eab:
+        args.eab_stages = []
+    if args.no_soi:
+        args.soi_stages = []
     if args.evaluate and not (args.checkpoint or args.resume):
         p.error("--evaluate needs --checkpoint PATH")
     return args
 
 
 # ============================================================================================== paper modules
-# (the EAN helper writes EAB, SOI-Tr, LMC here)
+# Shapes: B videos, T segments, C channels, H, W; 2D backbone features are (B*T, C, H, W), the 3D modules (EAB,
+# SOI-Tr) see (B, C, T, H, W). L = frames per snippet (5), D = L-1 RGB differences, N objects per frame.
+
+class ME(nn.Module):
+    """Motion excitation of TEA (used as is by EAN, Sec. 4 "Implementation Detail"), official-code form.
+
+    `channels`: C; `reduction`: r=16; `num_segments`: T. X_r = BN(conv1x1(X)) (C/r); D(t) = dwconv3x3(X_r(t+1)) -
+    X_r(t), zero for the last frame; A = sigmoid(BN(conv1x1(GAP(D)))) - 0.5; out = X + X * A."""
+
+    def __init__(self, channels, num_segments, reduction=16):
+        super().__init__()
+        c = channels // reduction
+        self.num_segments = num_segments
+        self.reduce = nn.Sequential(nn.Conv2d(channels, c, 1, bias=False), nn.BatchNorm2d(c))
+        self.transform = nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False)
+        self.expand = nn.Sequential(nn.Conv2d(c, channels, 1, bias=False), nn.BatchNorm2d(channels))
+
+    def forward(self, x):
+        T = self.num_segments
+        r = self.reduce(x)                                              # (B*T, c, H, W)
+        nxt = self.transform(r).unflatten(0, (-1, T))[:, 1:]            # (B*T,c,H,W) -> (B,T,c,H,W) -> t+1 frames
+        diff = nxt - r.unflatten(0, (-1, T))[:, :-1]                    # (B, T-1, c, H, W)
+        diff = F.pad(diff, (0, 0, 0, 0, 0, 0, 0, 1))                    # (B, T, c, H, W), zero for the last frame
+        a = diff.mean((3, 4), keepdim=True).flatten(0, 1)               # (B,T,c,1,1) -> (B*T, c, 1, 1)
+        a = torch.sigmoid(self.expand(a)) - 0.5                         # (B*T, C, 1, 1)
+        return x + x * a
+
+
+class TemporalConv(nn.Module):
+    """Depthwise temporal convolution of kernel 3 initialised as a temporal shift (Sec. 4 "Implementation Detail";
+    TSM init as in the official code): 1/8 of the channels read t+1, 1/8 read t-1, the rest are identity."""
+
+    def __init__(self, channels, num_segments, fold_div=8):
+        super().__init__()
+        self.num_segments = num_segments
+        self.conv = nn.Conv3d(channels, channels, (3, 1, 1), padding=(1, 0, 0), groups=channels, bias=False)
+        fold = channels // fold_div
+        w = torch.zeros(channels, 1, 3, 1, 1)
+        w[:fold, 0, 2] = 1                  # out[t] = x[t+1]
+        w[fold:2 * fold, 0, 0] = 1          # out[t] = x[t-1]
+        w[2 * fold:, 0, 1] = 1              # out[t] = x[t]
+        self.conv.weight.data.copy_(w)
+
+    def forward(self, x):
+        x = x.unflatten(0, (-1, self.num_segments)).transpose(1, 2)     # (B*T,C,H,W) -> (B,C,T,H,W)
+        return self.conv(x).transpose(1, 2).flatten(0, 1)               # (B,C,T,H,W) -> (B*T,C,H,W)
+
+
+def split_sizes(channels, groups=3):
+    """Channel groups of Eq. (2) (X_j = X[j*c:(j+1)*c], c = C/G). # Choice: C/4 is not divisible by 3 (16, 64, 128,
+    256), so the first G-1 groups get C//G channels and the last one the rest (as the official code)."""
+    return [channels // groups] * (groups - 1) + [channels - (groups - 1) * (channels // groups)]
+
+
+class ESPNet(nn.Module):
+    """Event Scale Perceiving Network, Eq. (3), Fig. 3(b): M = ESP-Net(X), M in R^{Cr x Cr}.
+
+    `channels`: Cr, the EAB's compressed width; 1x1x1 conv reducing 16x (p = Cr/16), two 5x5x5 stride-2 3D convs,
+    average pooling over (T,H,W), a linear layer reshaped to the Cr x Cr matrix M."""
+
+    def __init__(self, channels, reduction=16):
+        super().__init__()
+        # Choice: the two 5x5x5 convs widen p -> 2p -> 4p (the official widths; the paper gives none). With p = Cr/16
+        # the linear layer (4p -> Cr^2) holds 4.9M of the EABs' 5.3M parameters, which reproduces Table 5/9's
+        # +5.1-5.5M for EABs; reducing X^l (C channels) instead would give ~6.3M, constant widths on Cr/16 ~1.6M.
+        p = max(1, channels // reduction)
+        self.channels = channels
+        self.reduce = nn.Sequential(nn.Conv3d(channels, p, 1, bias=False), nn.BatchNorm3d(p), nn.ReLU(inplace=True))
+        self.context = nn.Sequential(
+            nn.Conv3d(p, 2 * p, 5, stride=2, padding=2, bias=False), nn.BatchNorm3d(2 * p), nn.ReLU(inplace=True),
+            nn.Conv3d(2 * p, 4 * p, 5, stride=2, padding=2, bias=False), nn.BatchNorm3d(4 * p), nn.ReLU(inplace=True))
+        self.fc = nn.Linear(4 * p, channels * channels)
+        # Choice: the paper puts no normalisation on M; its bias starts at the identity so that at init the dynamic
+        # fusion is the Incep-Block (M = I, Table 9) plus a video-dependent perturbation (official: default init).
+        with torch.no_grad():
+            self.fc.bias.copy_(torch.eye(channels).flatten())
+
+    def forward(self, x):
+        s = self.context(self.reduce(x)).mean((2, 3, 4))                # (B, 4p) average pooling
+        return self.fc(s).view(-1, self.channels, self.channels)        # (B, Cr*Cr) -> (B, Cr, Cr) = M
+
+
+class EAB(nn.Module):
+    """Event Adaptive Block, Sec. 3.1, Eq. (1)-(3), Fig. 3(a): Z = X + Y with
+
+        Y = U_i { M (x) U_j X_j * F_s^(2j-1) }_i * F_t^(2i-1)                                   (Eq. 2)
+
+    `channels`: C; `reduction`: the 4x bottleneck (Cr = C/4); G = 3 groups: spatial kernels 1x1, 3x3, 3x3 dilated 2
+    (5x5 field), temporal kernels 1, 3, 3 dilated 2 (5); `fusion`: how M is made (Table 9). A max-pool branch
+    (3x3x3 max, 1x1x1 conv) complements the convs. The last conv (expand) is zero-initialised, so EAB starts as the
+    identity (Sec. 3.1 "Implementation of EAB")."""
+
+    def __init__(self, channels, num_segments, reduction=4, groups=3, fusion="dynamic"):
+        super().__init__()
+        cr = channels // reduction
+        self.num_segments, self.fusion, self.splits = num_segments, fusion, split_sizes(cr, groups)
+        # Choice: compress/expand are grouped (g=4) 1x1x1 convs (official). With dense ones EAB after stage 5 would
+        # cost ~38M instead of Table 6's ~36M (65.8M - 29.7M), and the EABs of stages 1-4 0.5M more.
+        self.compress = nn.Conv3d(channels, cr, 1, groups=4, bias=False)
+        self.spatial = nn.ModuleList(
+            nn.Conv3d(c, c, (1, k, k), padding=(0, d * (k // 2), d * (k // 2)), dilation=(1, d, d), bias=False)
+            for c, (k, d) in zip(self.splits, [(1, 1), (3, 1), (3, 2)]))   # F_s^(1), F_s^(3), F_s^(5) dilated
+        self.bn = nn.BatchNorm3d(cr)  # "The spatial convolutions are followed by BN and ReLU"
+        self.temporal = nn.ModuleList(
+            nn.Conv3d(c, c, (k, 1, 1), padding=(d * (k // 2), 0, 0), dilation=(d, 1, 1), bias=False)
+            for c, (k, d) in zip(self.splits, [(1, 1), (3, 1), (3, 2)]))   # F_t^(1), F_t^(3), F_t^(5) dilated
+        self.pool = nn.Sequential(nn.MaxPool3d(3, 1, 1), nn.Conv3d(cr, cr, 1, bias=False))  # "Max:3" branch
+        self.expand = nn.Conv3d(cr, channels, 1, groups=4, bias=False)
+        nn.init.zeros_(self.expand.weight)
+        if fusion == "dynamic":
+            self.esp = ESPNet(cr)
+        elif fusion == "static":  # "a learnable matrix during training, fixed during inference" (Table 9)
+            self.matrix = nn.Parameter(torch.eye(cr))
+        elif fusion == "shuffle":  # channel shuffle across the G groups (Table 9): interleave the groups
+            starts = np.cumsum([0] + self.splits[:-1])
+            order = [s + k for k in range(max(self.splits)) for s, n in zip(starts, self.splits) if k < n]
+            self.register_buffer("perm", torch.tensor(order), persistent=False)
+
+    def fuse(self, x, context):
+        """M (x) x: the channel-only matrix product of Eq. (2) for each video."""
+        if self.fusion == "identity":
+            return x
+        if self.fusion == "shuffle":
+            return x.index_select(1, self.perm)
+        B, C = x.shape[:2]
+        M = self.esp(context) if self.fusion == "dynamic" else self.matrix.expand(B, C, C)  # Eq. (3): (B, Cr, Cr)
+        return torch.bmm(M, x.flatten(2)).view_as(x)                    # (B,Cr,T*H*W) -> (B,Cr,T,H,W)
+
+    def forward(self, x):
+        B = x.shape[0] // self.num_segments
+        x3 = x.unflatten(0, (B, self.num_segments)).transpose(1, 2)     # (B*T,C,H,W) -> (B,C,T,H,W)
+        z = self.compress(x3)                                           # (B, Cr, T, H, W)
+        s = torch.cat([conv(part) for conv, part in zip(self.spatial, z.split(self.splits, 1))], 1)  # U_j X_j * F_s
+        s = F.relu(self.bn(s))                                          # (B, Cr, T, H, W)
+        s = self.fuse(s, z)                                             # M (x) ...
+        y = torch.cat([conv(part) for conv, part in zip(self.temporal, s.split(self.splits, 1))], 1)  # Eq. (2)
+        y = self.expand(y + self.pool(z))                               # (B, C, T, H, W)
+        return x + y.transpose(1, 2).flatten(0, 1)                      # Z = X + Y, (B,C,T,H,W) -> (B*T,C,H,W)
+
+
+class TokenBN(nn.BatchNorm1d):
+    """BatchNorm over the feature dim of tokens (B, n, d): the Transformer's norm (Sec. 3.2, following [44])."""
+
+    def forward(self, x):
+        return super().forward(x.flatten(0, 1)).view_as(x)             # (B,n,d) -> (B*n,d) -> (B,n,d)
+
+
+class Attention(nn.Module):
+    """Multi-head QKV self-attention over the object tokens (Sec. 3.2 "Transformer")."""
+
+    def __init__(self, dim, heads, dim_head=64):
+        super().__init__()
+        self.heads, self.scale = heads, dim_head ** -0.5
+        self.qkv = nn.Linear(dim, 3 * heads * dim_head, bias=False)
+        self.out = nn.Linear(heads * dim_head, dim)
+
+    def forward(self, x):
+        B, n, _ = x.shape
+        q, k, v = self.qkv(x).view(B, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # (B,n,3hd) -> 3 x (B,h,n,d)
+        attn = (q @ k.transpose(-2, -1) * self.scale).softmax(-1)       # (B, h, n, n)
+        out = (attn @ v).transpose(1, 2).flatten(2)                     # (B,h,n,d) -> (B,n,h*d)
+        return self.out(out)
+
+
+class TransformerBlock(nn.Module):
+    """x = x + Attn(BN(x)); x = x + FFN(BN(x)) (pre-norm, BatchNorm instead of LayerNorm, no class token)."""
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.norm1, self.attn = TokenBN(dim), Attention(dim, heads)
+        # Choice: FFN = three dim-wide linears with BN+ReLU (official; the paper does not describe the FFN).
+        self.norm2 = TokenBN(dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, dim), TokenBN(dim), nn.ReLU(inplace=True),
+                                 nn.Linear(dim, dim), TokenBN(dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.ffn(self.norm2(x))
+
+
+class SaliencyNet(nn.Module):
+    """Eq. (4): O = Saliency-Net(X5), O in R^{N x T x W x H}: four layers (1x1x1 reducing 8x, 3x1x1 for moving
+    objects, 1x5x5 for context, 1x1x1 to N maps), then a spatial softmax per object and frame."""
+
+    def __init__(self, channels, num_objects, reduction=8):
+        super().__init__()
+        c = channels // reduction
+        # Choice: BN+ReLU after each of the first three layers (the paper names only the kernels).
+        self.layers = nn.Sequential(
+            nn.Conv3d(channels, c, 1, bias=False), nn.BatchNorm3d(c), nn.ReLU(inplace=True),
+            nn.Conv3d(c, c, (3, 1, 1), padding=(1, 0, 0), bias=False), nn.BatchNorm3d(c), nn.ReLU(inplace=True),
+            nn.Conv3d(c, c, (1, 5, 5), padding=(0, 2, 2), bias=False), nn.BatchNorm3d(c), nn.ReLU(inplace=True),
+            nn.Conv3d(c, num_objects, 1))
+
+    def forward(self, x):
+        o = self.layers(x)                                              # (B, N, T, H, W)
+        return o.flatten(3).softmax(-1).view_as(o)                      # spatial softmax over H*W
+
+
+class SOITr(nn.Module):
+    """Sparse Object Interaction Transformer, Sec. 3.2, Eq. (4)-(6), Fig. 4.
+
+    `channels`: C of the stage output X5; `reduction`: the bottleneck factor 4 (d = C/4 token width); `size`:
+    (T, H, W) of X5 for the positional embedding E; `num_objects`: N; `regions`: where the N regions come from
+    (Table 7). Output: X + v with v = W_o mean(F') broadcast over (T,H,W), so GAP(out) = GAP(X5) + v; W_o starts
+    at zero, so SOI-Tr starts as the identity."""
+
+    def __init__(self, channels, size, num_objects=4, regions="saliency", reduction=4, depth=2):
+        super().__init__()
+        d = channels // reduction
+        self.size, self.regions = size, regions
+        self.squeeze = nn.Conv3d(channels, d, 1, bias=False)
+        if regions == "saliency":
+            self.saliency = SaliencyNet(d, num_objects)
+        elif regions == "fixed":  # N fixed regions: the 2x2 quadrants (overlapping by one cell when H, W are odd)
+            self.register_buffer("fixed", self.quadrants(size), persistent=False)
+        # Choice: N(0,1) init of E (official; the paper says only "learnable").
+        self.pos = nn.Parameter(torch.randn(1, d, *size))              # E_t for every frame t: (1, d, T, H, W)
+        self.blocks = nn.Sequential(*[TransformerBlock(d, max(1, d // 64)) for _ in range(depth)])
+        self.proj = nn.Linear(d, channels, bias=False)
+        nn.init.zeros_(self.proj.weight)
+
+    @staticmethod
+    def quadrants(size):
+        T, H, W = size
+        masks = torch.zeros(4, T, H, W)
+        for n, (i, j) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+            masks[n, :, i * H // 2:-(-(i + 1) * H // 2), j * W // 2:-(-(j + 1) * W // 2)] = 1
+        return masks / masks.sum((2, 3), keepdim=True)                 # (N, T, H, W), each sums to 1 per frame
+
+    def forward(self, x):
+        T = self.size[0]
+        B = x.shape[0] // T
+        x3 = x.unflatten(0, (B, T)).transpose(1, 2)                     # (B*T,C,H,W) -> (B,C,T,H,W)
+        f = self.squeeze(x3)                                            # (B, d, T, H, W)
+        pos = self.pos if self.pos.shape[2:] == f.shape[2:] else F.interpolate(self.pos, f.shape[2:], mode="trilinear")
+        if self.regions == "all":  # every position is a token (Table 7 "All")
+            tokens = (f + pos).flatten(2).transpose(1, 2)              # (B,d,T*H*W) -> (B, T*H*W, d)
+        else:
+            o = self.saliency(f) if self.regions == "saliency" else self.fixed.expand(B, -1, -1, -1, -1)  # Eq. (4)
+            # Eq. (5): F(n,t) = SSUM((E_t + X_t) . O(n,t))
+            tokens = torch.einsum("bcthw,bnthw->bntc", f + pos, o).flatten(1, 2)  # (B,N,T,d) -> (B, N*T, d)
+        tokens = self.blocks(tokens)                                    # Eq. (6): F' = Transformer(F)
+        v = self.proj(tokens.mean(1))                                   # (B, C) interaction feature
+        return x + v.repeat_interleave(T, 0)[:, :, None, None]          # (B,C) -> (B*T,C,1,1), broadcast over H,W
+
+
+class LMC(nn.Module):
+    """Latent Motion Code, Sec. 3.3, Eq. (7)-(11), Fig. 5(c).
+
+    Input: snippets (B, T, L, 3, H, W) with L = 5. d_t[i] = S_t[i] - S_t[i-1] (Eq. 7); H_e: a linear layer shared by
+    all 3x32x32 patches -> 128 (Eq. 8); H_m: two 3D convs of kernel 3 and 16 groups over (D, H/32, W/32) (Eq. 9);
+    H_d: a linear layer 128 -> 16x8x8 per patch (Eq. 10); the D=4 maps stacked along channels (Eq. 11) give
+    m_t (B*T, 64, H/4, W/4), the size of the stem output it is added to (Eq. 12)."""
+
+    def __init__(self, patch=32, latent=128, groups=16, out_channels=64, snippet=5):
+        super().__init__()
+        self.diffs = snippet - 1
+        c = out_channels // self.diffs                                  # 16 channels per difference
+        # H_e and H_d as convolutions with kernel = stride = patch size: the same linear map on every patch.
+        self.encode = nn.Conv2d(3, latent, patch, stride=patch)
+        # Choice: BN+ReLU between and BN after the two grouped convs (the paper names only kernel and groups).
+        self.motion = nn.Sequential(
+            nn.Conv3d(latent, latent, 3, padding=1, groups=groups, bias=False), nn.BatchNorm3d(latent),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(latent, latent, 3, padding=1, groups=groups, bias=False), nn.BatchNorm3d(latent))
+        self.decode = nn.ConvTranspose2d(latent, c, patch // 4, stride=patch // 4)
+        # Choice: zero-init decoder, so EAN_RGB+LMC starts as EAN_RGB (official: 0.01 x default init).
+        nn.init.zeros_(self.decode.weight)
+        nn.init.zeros_(self.decode.bias)
+
+    def forward(self, x):
+        B, T, L = x.shape[:3]
+        d = (x[:, :, 1:] - x[:, :, :-1]).flatten(0, 2)                  # Eq. (7): (B,T,D,3,H,W) -> (B*T*D,3,H,W)
+        v = self.encode(d)                                              # Eq. (8): (B*T*D, 128, H/32, W/32)
+        v = v.unflatten(0, (B * T, self.diffs)).transpose(1, 2)         # -> (B*T, 128, D, H/32, W/32)
+        c = self.motion(v)                                              # Eq. (9)
+        m = self.decode(c.transpose(1, 2).flatten(0, 1))                # Eq. (10): (B*T*D, 16, H/4, W/4)
+        return m.unflatten(0, (B * T, self.diffs)).flatten(1, 2)        # Eq. (11): (B*T,D,16,h,w) -> (B*T,64,h,w)
 
 
 # ============================================================================================ backbone surgery
@@ -111,8 +471,81 @@ def build_resnet(arch, pretrained):
     return net
 
 
-class Model(nn.Module):
-    """TSN: a 2D backbone on every frame, a classifier, logits averaged over the T segments."""
+STAGES = ["layer1", "layer2", "layer3", "layer4"]  # paper stages 2-5; stage 1 is conv1 (+ max-pool)
+
+
+def stage_shapes(arch, input_size, num_segments):
+    """(channels, (T, H, W)) of the output of paper stages 1-5 (torchvision rounding: ceil at every stride 2)."""
+    expansion = 4 if arch == "resnet50" else 1
+    channels = [64] + [64 * 2 ** i * expansion for i in range(4)]
+    sizes, s = [], -(-input_size // 4)
+    for stage in range(5):
+        if stage >= 2:
+            s = -(-s // 2)
+        sizes.append(s)
+    return [(c, (num_segments, s, s)) for c, s in zip(channels, sizes)]
+
+
+def ean_surgery(backbone, arch, num_segments, input_size, eab_stages=(1, 2, 3, 4), soi_stages=(5,),
+                eab_fusion="dynamic", soi_regions="saliency", num_objects=4):
+    """EAN's changes to a torchvision ResNet, in place; returns the inserts after each paper stage.
+
+    1. Every block of layer1..layer4: ME and the shift-initialised temporal conv before the 3x3 conv (conv2 of a
+       Bottleneck, the second 3x3 of a BasicBlock), Sec. 4 "Implementation Detail".
+    2. After paper stage s (1 = conv1 + max-pool, 2-5 = layer1-4): an EAB if s in `eab_stages`, then a SOI-Tr if
+       s in `soi_stages` (Table 6). Both are residual with a zero-initialised last layer: the returned ModuleDict
+       ({"1": ..., "5": ...}, empty Sequentials where nothing is inserted) leaves the backbone's output unchanged
+       at init."""
+    for name in STAGES:
+        for block in getattr(backbone, name):
+            width = block.conv2.in_channels
+            block.conv2 = nn.Sequential(ME(width, num_segments), TemporalConv(width, num_segments), block.conv2)
+    inserts = nn.ModuleDict()
+    for stage, (channels, size) in enumerate(stage_shapes(arch, input_size, num_segments), 1):
+        mods = []
+        if stage in eab_stages:
+            mods.append(EAB(channels, num_segments, fusion=eab_fusion))
+        if stage in soi_stages:
+            mods.append(SOITr(channels, size, num_objects, soi_regions))
+        inserts[str(stage)] = nn.Sequential(*mods)
+    return inserts
+
+
+class EAN(nn.Module):
+    """EAN_RGB (Fig. 5a) or EAN_RGB+LMC (Fig. 5b): input (B, T, C, H, W) or, with LMC, (B, L*T, C, H, W) holding T
+    snippets of L consecutive frames; output video-level logits (B, K)."""
+
+    def __init__(self, args, num_classes):
+        super().__init__()
+        self.num_segments, self.snippet = args.num_segments, (args.snippet if not args.no_lmc else 1)
+        self.rgb_index = (self.snippet // 2) if args.rgb_frame == "centre" else 0
+        self.backbone = build_resnet(args.arch, args.pretrained)
+        self.inserts = ean_surgery(self.backbone, args.arch, args.num_segments, args.input_size, args.eab_stages,
+                                   args.soi_stages, args.eab_fusion, args.soi_regions, args.num_objects)
+        self.lmc = LMC(snippet=args.snippet) if not args.no_lmc else None
+        width = 512 if args.arch in ("resnet18", "resnet34") else 2048
+        self.dropout = nn.Dropout(args.dropout)
+        self.fc = nn.Linear(width, num_classes)
+        nn.init.normal_(self.fc.weight, 0, 0.001)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x):
+        B, T, L = x.shape[0], self.num_segments, self.snippet
+        x = x.view(B, T, L, *x.shape[2:])                               # (B,L*T,C,H,W) -> (B,T,L,C,H,W)
+        rgb = x[:, :, self.rgb_index].flatten(0, 1)                     # (B*T, C, H, W), one frame per segment
+        net = self.backbone
+        f = net.maxpool(net.relu(net.bn1(net.conv1(rgb))))              # Conv1 stage: (B*T, 64, H/4, W/4)
+        if self.lmc is not None:
+            f = f + self.lmc(x)                                         # Eq. (12): f_t = m_t + Conv1(S_t)
+        f = self.inserts["1"](f)
+        for stage, name in enumerate(STAGES, 2):                       # Eq. (13): Stage2-5
+            f = self.inserts[str(stage)](getattr(net, name)(f))
+        f = f.unflatten(0, (B, T)).mean((1, 3, 4))                      # (B*T,D,h,w) -> (B,T,D,h,w) -> (B,D)
+        return self.fc(self.dropout(f))                                 # (B, K)
+
+
+class TSN(nn.Module):
+    """--baseline: TSN, a 2D backbone on every frame, a classifier, logits averaged over the T segments."""
 
     def __init__(self, args, num_classes):
         super().__init__()
@@ -134,7 +567,12 @@ class Model(nn.Module):
 
 # ======================================================================================================= data
 def frames_per_clip(args):
-    return args.num_segments
+    """T for EAN_RGB and TSN; L*T with LMC: T snippets of L=5 consecutive frames (Sec. 3.3 "Frame Sampling")."""
+    return args.num_segments * (1 if args.baseline or args.no_lmc else args.snippet)
+
+
+def snippet_length(args):
+    return frames_per_clip(args) // args.num_segments
 
 
 def build_loaders(args, rank, world):
@@ -144,11 +582,13 @@ def build_loaders(args, rank, world):
     val_records, _ = load_split(args.data, "val")
     flip_labels = parse_label_map(args.flip_labels)
     train_set = VideoDataset(
-        train_records, lambda n, k, rng: segment_indices(n, args.num_segments, train=True, rng=rng),
+        train_records, lambda n, k, rng: segment_indices(n, args.num_segments, snippet_length(args),
+                                                         train=True, rng=rng),
         TrainTransform(args.input_size, flip=not args.no_flip, flip_labels=flip_labels),
         frame_template=args.frame_template)
     val_set = VideoDataset(
-        val_records, lambda n, k, rng: segment_indices(n, args.num_segments, train=False, clip=k, num_clips=args.test_clips),
+        val_records, lambda n, k, rng: segment_indices(n, args.num_segments, snippet_length(args),
+                                                       train=False, clip=k, num_clips=args.test_clips),
         EvalTransform(args.input_size, crops=args.test_crops, frames_per_clip=frames_per_clip(args)),
         num_clips=args.test_clips, frame_template=args.frame_template)
     per_rank = max(1, args.batch_size // world)
@@ -230,11 +670,13 @@ def evaluate(model, loader, args, device, bad):
 
 # ======================================================================================================= main
 def protocol(args):
-    return f"{args.num_segments} frames x {args.test_clips} clips x {args.test_crops} crops"
+    frames = f"{args.num_segments}x{snippet_length(args)}" if snippet_length(args) > 1 else f"{args.num_segments}"
+    return f"{frames} frames x {args.test_clips} clips x {args.test_crops} crops"
 
 
 def build_model(args, num_classes):
-    return Model(args, num_classes)
+    """EAN (EAN_RGB+LMC by default), or the TSN baseline with --baseline."""
+    return TSN(args, num_classes) if args.baseline else EAN(args, num_classes)
 
 
 def clip_shape(args):
@@ -253,11 +695,11 @@ def report_complexity(args):
 def report_benchmark(args, device):
     torch.backends.cudnn.benchmark = True
     dtype = torch.bfloat16 if args.amp and device.type == "cuda" else None
-    make = lambda b: torch.randn(b, *clip_shape(args))
     result = {"script": SCRIPT, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
               "dtype": "bf16" if dtype else "fp32", "batch": args.batch_size}
     for prefix, base in (("", args.baseline), ("baseline_", "tsn")):
         cfg = argparse.Namespace(**{**vars(args), "baseline": base})
+        make = lambda b, cfg=cfg: torch.randn(b, *clip_shape(cfg))  # TSN sees T frames, EAN+LMC L*T
         model = build_model(cfg, args.num_classes).to(device)
         result[prefix + "gflops"] = round(complexity.gmacs(model, make(1).to(device)), 2)
         for k, v in complexity.benchmark(model, make, device, args.batch_size, dtype).items():

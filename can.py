@@ -1,0 +1,696 @@
+"""Context-Aware Network Based on Multi-scale Spatio-temporal Attention for Action Recognition in Videos (CAN).
+
+Xiaoyang Li, Wenzhu Yang, Kanglin Wang, Tiebiao Wang, Qingsong Fei (Hebei University), 2025.
+Paper text: ../shared/papers/can.txt. Official code: none published; the paper's text and tables decide.
+
+Idea: a TSN ResNet-50 whose every bottleneck gets two attention modules after its 3x3 conv (Fig. 1, Table 11 (c)):
+  * GSCM (Sec. 3.3, Eq. 6-10) splits the channels into four groups: identity, PMM (per-pixel temporal difference
+    attention), LMM (3x3x3 conv on a channel-pooled map) and GMM (temporal difference attention on the spatially
+    pooled descriptor); each group is recalibrated residually, x * sigma(.) + x.
+  * MTCM (Sec. 3.2, Eq. 3-5) follows: 1x1x1 reduction by r, N depthwise temporal convs with dilation 1..N mixed by
+    softmax-normalised weights alpha, 1x1x1 back to C, sigmoid, residual recalibration.
+The file implements Eq. (1)-(10), the ablation switches of Tables 7-12 and the TSN/TSM baselines.
+
+Run:  python can.py --data DIR --pretrained imagenet            (Sec. 4.2 recipe: T=8, batch 8, lr 0.0025, 50 ep)
+      python can.py --complexity --num-classes 48                (Table 10, Diving48 head)
+      python can.py                                              (demo dataset, CPU profile)
+
+Expected results (paper; ours where measured):
+| setting (8 frames, 224^2, 1 clip x 1 crop)      | paper params / FLOPs | ours params / GMACs   | paper top-1     |
+|--------------------------------------------------|----------------------|-----------------------|-----------------|
+| TSN R50 (Diving48, Table 10 "-")                 | 23.6M / 33.1G        | 23.61M / 32.70G       | 72.7 (Diving48) |
+| GSCM only (--no-mtcm)                            | 24.3M / 33.3G        | see README / report   | 80.1            |
+| MTCM only (--no-gscm)                            | 24.9M / 34.8G        | see README / report   | 81.0            |
+| CAN (GSCM -> MTCM, position c)                   | 25.3M / 35.1G        | see README / report   | 82.7 (D48), 50.4 (SSv1) |
+| CAN MobileNetV2 / ShuffleNetV2 (Table 12)        | 2.5M/2.8G, 5.8M/5.6G | see README / report   | 77.7 / 77.9     |
+The paper's FLOPs read like thop counts (BN included: its TSN R50 is 33.05G, thop gives 33.06G); ours are
+conv+linear multiply-accumulates (TSN R50 = 32.70G), so ours sit about 0.35G below the paper at equal models.
+Demo (CPU, `python can.py` vs `python can.py --baseline`): see README.
+"""
+# ==================================================================================================== imports
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+from common import complexity, run
+from common.data import AnnotationError, EpochSampler, VideoDataset, load_split
+from common.demo import demo_dataset
+from common.metrics import Predictions
+from common.sampling import segment_indices
+from common.transforms import EvalTransform, TrainTransform, normalize, parse_label_map
+
+SCRIPT = "can"
+
+# ================================================================================================== arguments
+# The CPU-sized profile used when no --data is given (CONVENTIONS.md "The demo dataset"); flags given on the
+# command line win over it. The CAN modules keep their paper settings; only backbone and schedule shrink.
+DEMO_PROFILE = dict(arch="resnet18", pretrained="none", input_size=64, epochs=12, batch_size=16, lr=0.02,
+                    lr_steps=[8, 11], weight_decay=5e-4, dropout=0.0, workers=2,
+                    flip_labels="0:1,1:0,2:3,3:2")  # a flipped "moving right" clip is "moving left"
+
+ARCHS = ["resnet18", "resnet34", "resnet50", "mobilenet_v2", "shufflenet_v2"]
+PATHS = ["pmm", "lmm", "gmm"]
+# Table 11: where GSCM and MTCM sit in a bottleneck (1x1 -> 3x3 -> 1x1). Slots: "input" (before the first 1x1, on
+# the residual branch), "reduce" (after the first 1x1), "spatial" (after the 3x3), "output" (after the last 1x1).
+POSITIONS = {"a": ("input", "input"), "b": ("reduce", "reduce"), "c": ("spatial", "spatial"),
+             "d": ("output", "output"), "e": ("input", "reduce"), "f": ("input", "spatial"),
+             "g": ("input", "output")}  # (GSCM slot, MTCM slot)
+
+
+def get_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default=None, help="dataset root (CONVENTIONS.md layout); omitted: the demo dataset")
+    p.add_argument("--frame-template", default="img_{:05d}.jpg", help="file names inside frame folders (1-based)")
+    # optimisation (paper Sec. 4.2 "Implementation details")
+    p.add_argument("--epochs", type=int, default=50, help="Sec. 4.2")
+    p.add_argument("--batch-size", type=int, default=8, help="clips per step over all GPUs (Sec. 4.2)")
+    p.add_argument("--lr", type=float, default=0.0025, help="for --batch-size 8 (Sec. 4.2); scale linearly")
+    p.add_argument("--lr-steps", type=int, nargs="+", default=[30, 40, 45], help="epochs where lr x0.1 (Sec. 4.2)")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="Sec. 4.2")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Sec. 4.2)")
+    p.add_argument("--dropout", type=float, default=0.5,
+                   help="before the classifier (paper silent; TSN/TSM practice)")
+    p.add_argument("--clip-grad", type=float, default=20.0, help="gradient-norm clipping (paper silent; TSM practice)")
+    # model
+    p.add_argument("--num-segments", type=int, default=8, help="T, segments per clip (Sec. 4.2: 8 or 16)")
+    p.add_argument("--arch", default="resnet50", choices=ARCHS,
+                   help="backbone (Sec. 4.2 ResNet-50; Table 12 MobileNetV2 / ShuffleNetV2 x2.0)")
+    p.add_argument("--pretrained", default="imagenet", help="none | imagenet (IMAGENET1K_V1) | PATH")
+    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--num-classes", type=int, default=174, help="when no dataset is given (SSv1/v2: 174)")
+    p.add_argument("--baseline", nargs="?", const="tsn", default=None, choices=["tsn", "tsm"],
+                   help="all CAN modules off: TSN (Tables 7-10 '-'), or TSM (Table 12's baseline)")
+    p.add_argument("--flip-labels", default="ssv2",
+                   help="labels swapped by a horizontal flip: 'ssv2' (86<->87, 93<->94, 166<->167), 'A:B,...' or ''")
+    p.add_argument("--no-flip", action="store_true", help="no horizontal flip in training")
+    # run
+    p.add_argument("--workers", type=int, default=8)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", default=None, help="run directory (default runs/<script>-<time>)")
+    p.add_argument("--resume", default=None, help="continue a run from its last.pt")
+    p.add_argument("--evaluate", action="store_true", help="evaluation only (with --checkpoint)")
+    p.add_argument("--checkpoint", default=None, help="weights to evaluate")
+    p.add_argument("--test-clips", type=int, default=1, help="clips per video at test time (Sec. 4.2: 1)")
+    p.add_argument("--test-crops", type=int, default=1, choices=[1, 3, 10], help="crops per clip (Sec. 4.2: 1)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after N optimisation steps (smoke runs)")
+    p.add_argument("--max-bad-fraction", type=float, default=0.05, help="stop past this fraction of bad samples")
+    p.add_argument("--complexity", action="store_true", help="print params and GFLOPs of one clip and exit")
+    p.add_argument("--benchmark", action="store_true", help="print latency/throughput (and the baseline's), exit")
+    # paper switches
+    p.add_argument("--reduction", type=int, default=2, help="channel reduction r of MTCM/PMM/GMM (Sec. 4.2: 2)")
+    p.add_argument("--mtcm-branches", type=int, default=3, help="N, MTCM branches with dilation 1..N (Table 7)")
+    p.add_argument("--lmm-kernel", type=int, default=3, choices=[3, 5, 7], help="LMM kernel size (Table 8)")
+    p.add_argument("--gscm-paths", nargs="+", default=PATHS, choices=PATHS,
+                   help="GSCM paths kept; a dropped path's group passes unchanged (Table 9)")
+    p.add_argument("--no-mtcm", action="store_true", help="GSCM only (Table 10 'GSCM')")
+    p.add_argument("--no-gscm", action="store_true", help="MTCM only (Table 10 'MTCM')")
+    p.add_argument("--order", default="gscm-mtcm", choices=["gscm-mtcm", "mtcm-gscm", "parallel"],
+                   help="how GSCM and MTCM combine (Table 10)")
+    p.add_argument("--position", default=None, choices=sorted(POSITIONS),
+                   help="where in the block (Table 11); default c (ResNet), a (MobileNetV2/ShuffleNetV2, see gets_can)")
+    args = p.parse_args(argv)
+    args.demo = args.data is None and not (args.complexity or args.benchmark)
+    if args.complexity or args.benchmark:
+        args.pretrained = "none"  # weights change neither FLOPs nor speed
+    if args.demo:
+        for key, value in DEMO_PROFILE.items():
+            if getattr(args, key) == p.get_default(key):
+                setattr(args, key, value)
+    if args.evaluate and not (args.checkpoint or args.resume):
+        p.error("--evaluate needs --checkpoint PATH")
+    args.position = args.position or default_position(args.arch)
+    if args.no_mtcm and args.no_gscm:
+        p.error("--no-mtcm with --no-gscm is the TSN baseline: use --baseline")
+    if args.mtcm_branches < 1 or args.reduction < 1:
+        p.error("--mtcm-branches and --reduction must be >= 1")
+    return args
+
+
+# ============================================================================================== paper modules
+def temporal_difference(x):
+    """x(t+1) - x(t) along dim 1 (T), with a zero difference for the last frame.  (B,T,...) -> (B,T,...)"""
+    # Choice: the paper gives no value for the last frame (it has no t+1); zero, as in TEA's motion excitation.
+    return F.pad(x[:, 1:] - x[:, :-1], [0, 0] * (x.dim() - 2) + [0, 1])
+
+
+def zero_init_(conv):
+    """Zero the last conv of an attention branch: sigma(0) = 1/2, so at step 0 every recalibration x*sigma+x is the
+    same uniform gain 1.5 x (the (1 + sigma) design of Eq. 5, 8-10 cannot start as an exact identity)."""
+    nn.init.zeros_(conv.weight)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv
+
+
+class MTCM(nn.Module):
+    """Multi-scale Temporal Cue Module (Sec. 3.2, Eq. 3-5, Fig. 1).
+
+    `channels`: C; `num_segments`: T; `reduction`: r (C -> C/r, Sec. 4.2: 2); `branches`: N, depthwise temporal convs
+    Conv_i of kernel 3 and dilation i = 1..N (Table 7); `alpha`: the branch weights alpha_i, initialised to 1/N.
+    Input and output (B*T, C, H, W).
+    """
+
+    def __init__(self, channels, num_segments, reduction=2, branches=3):
+        super().__init__()
+        self.T = num_segments
+        hidden = channels // reduction
+        self.reduce = nn.Conv2d(channels, hidden, 1, bias=False)                      # 1x1x1, C -> C/r
+        # Choice: dilation i on a kernel of 3 as the text says ("dilation rates ... range from 1 to N"), i.e. a
+        # receptive field of 2i+1 frames; the text's "(2^i + 1)" agrees for i = 1, 2 only.
+        self.branches = nn.ModuleList(
+            nn.Conv3d(hidden, hidden, (3, 1, 1), padding=(i, 0, 0), dilation=(i, 1, 1), groups=hidden, bias=False)
+            for i in range(1, branches + 1))
+        self.alpha = nn.Parameter(torch.full((branches,), 1.0 / branches))
+        # Choice: no BN/ReLU between the convs; Eq. (3)-(4) have none. The projection back carries a bias.
+        self.expand = zero_init_(nn.Conv2d(hidden, channels, 1))                       # 1x1x1, C/r -> C
+
+    def forward(self, g):
+        BT, C, H, W = g.shape
+        m_f = self.reduce(g)                                                          # M^f (B*T, C/r, H, W)
+        m_f = m_f.view(BT // self.T, self.T, -1, H, W).transpose(1, 2)               # -> (B, C/r, T, H, W)
+        weights = self.alpha.softmax(0)
+        # Eq. (3): M^m = sum_i Softmax(alpha)_i * Conv_i(M^f)
+        m_m = sum(w * conv(m_f) for w, conv in zip(weights, self.branches))
+        m_m = m_m.transpose(1, 2).reshape(BT, -1, H, W)                               # -> (B*T, C/r, H, W)
+        # Eq. (4): M^s = sigma(Conv_1x1x1(M^m))
+        m_s = torch.sigmoid(self.expand(m_m))
+        # Eq. (5): M^o = M^s * G^o + G^o
+        return m_s * g + g
+
+
+class PMM(nn.Module):
+    """Pointwise Motion Module (Sec. 3.3.2, Eq. 8, Fig. 2): per-pixel temporal-difference attention.
+
+    `channels`: C/4 of one GSCM group; `reduction`: r (G_2^r has C/(4r) channels). Input/output (B*T, C/4, H, W).
+    """
+
+    def __init__(self, channels, num_segments, reduction=2):
+        super().__init__()
+        self.T = num_segments
+        hidden = channels // reduction
+        self.reduce = nn.Conv2d(channels, hidden, 1, bias=False)                      # 1x1x1, C/4 -> C/4r
+        # Choice: the 3x1x1 conv maps the concatenation (2 C/4r) back to C/4r and the 1x1x1 expands to C/4 (a
+        # bottleneck as in MTCM). Tables 9/10 cannot fit every row: this width gives CAN 25.27M (paper 25.3M) and
+        # PMM +0.26 GMACs (paper +0.28G); keeping 2 C/4r through the 3x1x1 would give GSCM 24.31M (paper 24.31M)
+        # but CAN 25.58M and PMM +0.46G.
+        self.temporal = nn.Conv3d(2 * hidden, hidden, (3, 1, 1), padding=(1, 0, 0), bias=False)
+        self.expand = zero_init_(nn.Conv2d(hidden, channels, 1))                       # 1x1x1, C/4r -> C/4
+
+    def forward(self, f):
+        BT, _, H, W = f.shape
+        B = BT // self.T
+        g_r = self.reduce(f).view(B, self.T, -1, H, W)                                # G_2^r (B*T,c,H,W) -> (B,T,c,H,W)
+        g_s = torch.cat([g_r, temporal_difference(g_r)], dim=2)                       # G_2^s (B, T, 2c, H, W)
+        g_s = self.temporal(g_s.transpose(1, 2))                                      # (B,2c,T,H,W) -> (B,c,T,H,W)
+        g_s = g_s.transpose(1, 2).reshape(BT, -1, H, W)                               # -> (B*T, c, H, W)
+        attention = torch.sigmoid(self.expand(g_s))                                   # G_2^PMM
+        return attention * f + f
+
+
+class LMM(nn.Module):
+    """Local Motion Module (Sec. 3.3.3, Eq. 9, Fig. 2): a k x k x k conv on the channel-pooled map.
+
+    `kernel`: k (Table 8: 3, 5, 7). Input/output (B*T, C/4, H, W).
+    """
+
+    def __init__(self, channels, num_segments, kernel=3):
+        super().__init__()
+        self.T = num_segments
+        # Choice: ChannelPool = the channel mean (one map) and a cubic k x k x k kernel. Table 8's parameter steps
+        # (3 -> 5 -> 7: +0.001M, +0.005M over 16 blocks) fit 1 x (5^3 - 3^3) x 16 = 1568 and 1 x (7^3 - 3^3) x 16
+        # = 5056; a 3 x k x k kernel would add only 768 / 1920, two pooled maps (mean + max) 1536 / 3840 or more.
+        self.conv = zero_init_(nn.Conv3d(1, 1, kernel, padding=kernel // 2))
+
+    def forward(self, f):
+        BT, _, H, W = f.shape
+        pooled = f.mean(1).view(BT // self.T, 1, self.T, H, W)                        # G_3^pool (B*T,H,W) -> (B,1,T,H,W)
+        attention = torch.sigmoid(self.conv(pooled))                                  # G_3^LMM (B, 1, T, H, W)
+        attention = attention.transpose(1, 2).reshape(BT, 1, H, W)                   # -> (B*T, 1, H, W)
+        return attention * f + f
+
+
+class GMM(nn.Module):
+    """Global Motion Module (Sec. 3.3.4, Eq. 10, Fig. 2): temporal-difference attention on the pooled descriptor.
+
+    `channels`: C/4 of one GSCM group; `reduction`: r. Input/output (B*T, C/4, H, W).
+    """
+
+    def __init__(self, channels, num_segments, reduction=2):
+        super().__init__()
+        self.T = num_segments
+        hidden = channels // reduction
+        self.reduce = nn.Conv1d(channels, hidden, 1, bias=False)                      # Conv_1, C/4 -> C/4r
+        # Choice: the same widths as PMM (Table 9 lists PMM and GMM with equal parameters, 23.91M each).
+        self.temporal = nn.Conv1d(2 * hidden, hidden, 3, padding=1, bias=False)        # Conv_3
+        self.expand = zero_init_(nn.Conv1d(hidden, channels, 1))                       # Conv_1, back to C/4
+
+    def forward(self, f):
+        BT, C, H, W = f.shape
+        pooled = f.mean((2, 3)).view(BT // self.T, self.T, C).transpose(1, 2)        # SpatialPool (B*T,C) -> (B,C,T)
+        g_r = self.reduce(pooled)                                                     # G_4^r (B, c, T)
+        g_c = torch.cat([g_r, temporal_difference(g_r.transpose(1, 2)).transpose(1, 2)], dim=1)  # G_4^c (B, 2c, T)
+        attention = torch.sigmoid(self.expand(self.temporal(g_c)))                    # G_4^GMM (B, C, T)
+        attention = attention.transpose(1, 2).reshape(BT, C, 1, 1)                   # (B,C,T) -> (B*T, C, 1, 1)
+        return attention * f + f
+
+
+class GSCM(nn.Module):
+    """Group Spatial Cue Module (Sec. 3.3, Eq. 6-7): identity | PMM | LMM | GMM on four channel groups.
+
+    `paths`: the paths kept (Table 9); a dropped path leaves its group unchanged. Input/output (B*T, C, H, W).
+    """
+
+    def __init__(self, channels, num_segments, reduction=2, lmm_kernel=3, paths=PATHS):
+        super().__init__()
+        group = channels // 4
+        # Choice: when C is not a multiple of 4 (ShuffleNetV2 x2.0: 122, 244, 488) the identity group takes the rest.
+        self.sizes = [channels - 3 * group, group, group, group]
+        self.pmm = PMM(group, num_segments, reduction) if "pmm" in paths else nn.Identity()
+        self.lmm = LMM(group, num_segments, lmm_kernel) if "lmm" in paths else nn.Identity()
+        self.gmm = GMM(group, num_segments, reduction) if "gmm" in paths else nn.Identity()
+
+    def forward(self, f):
+        f1, f2, f3, f4 = torch.split(f, self.sizes, dim=1)                           # (B*T,C,H,W) -> 4 x (B*T,C/4,H,W)
+        # Eq. (6): G_1 = F_1, G_2 = PMM(F_2), G_3 = LMM(F_3), G_4 = GMM(F_4); Eq. (7): concatenation
+        return torch.cat([f1, self.pmm(f2), self.lmm(f3), self.gmm(f4)], dim=1)       # -> (B*T, C, H, W)
+
+
+class CANUnit(nn.Module):
+    """GSCM and MTCM at one place of a block, combined as Table 10 orders them (Eq. 1-2 for "gscm-mtcm")."""
+
+    def __init__(self, gscm=None, mtcm=None, order="gscm-mtcm"):
+        super().__init__()
+        self.gscm, self.mtcm, self.order = gscm, mtcm, order
+
+    def forward(self, f):
+        if self.gscm is None or self.mtcm is None:
+            return (self.gscm or self.mtcm)(f)
+        if self.order == "parallel":
+            # Choice: "Paralleled" (Table 10) adds both modules' recalibrations to the one shared input.
+            return self.gscm(f) + self.mtcm(f) - f
+        if self.order == "mtcm-gscm":
+            return self.gscm(self.mtcm(f))
+        g_o = self.gscm(f)                                                            # Eq. (1): G^o = G(F)
+        return self.mtcm(g_o)                                                         # Eq. (2): M^o = M(G^o)
+
+
+class TemporalShift(nn.Module):
+    """TSM (Lin et al., ICCV 2019), Table 12's baseline: 1/8 of the channels from frame t+1, 1/8 from t-1."""
+
+    def __init__(self, num_segments, fold_div=8):
+        super().__init__()
+        self.T, self.fold_div = num_segments, fold_div
+
+    def forward(self, x):
+        BT, C, H, W = x.shape
+        x = x.view(BT // self.T, self.T, C, H, W)                                    # (B*T,C,H,W) -> (B,T,C,H,W)
+        fold = C // self.fold_div
+        out = torch.zeros_like(x)
+        out[:, :-1, :fold] = x[:, 1:, :fold]                                          # shift left: t <- t+1
+        out[:, 1:, fold:2 * fold] = x[:, :-1, fold:2 * fold]                          # shift right: t <- t-1
+        out[:, :, 2 * fold:] = x[:, :, 2 * fold:]
+        return out.view(BT, C, H, W)                                                  # -> (B*T, C, H, W)
+
+
+# ============================================================================================ backbone surgery
+def build_backbone(arch, pretrained):
+    """torchvision backbone without its classifier, and its feature width; `imagenet` = IMAGENET1K_V1.
+
+    Choice: Table 12's "ShuffleNet V2" is the x2.0 model: its TSM row (5.4M, 4.8G with 48 classes) matches x2.0
+    (5.44M, 4.74 GMACs) and no other width (x1.0: 1.35M, 1.17G)."""
+    name = "shufflenet_v2_x2_0" if arch == "shufflenet_v2" else arch
+    weights = None
+    if pretrained == "imagenet":
+        weights = torchvision.models.get_model_weights(name).IMAGENET1K_V1
+    try:
+        net = torchvision.models.get_model(name, weights=weights)
+    except OSError as e:  # no network and no cached file
+        sys.exit(f"error: cannot load {weights} ({e}); put the file in $TORCH_HOME/hub/checkpoints, "
+                 f"pass --pretrained PATH, or --pretrained none")
+    if pretrained not in ("none", "imagenet"):
+        state = torch.load(pretrained, map_location="cpu")
+        state = state.get("model", state.get("state_dict", state))
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        run.print0(f"loaded {pretrained}: {len(missing)} missing, {len(unexpected)} unexpected keys")
+    if arch == "mobilenet_v2":
+        net.classifier = nn.Identity()
+        return net, net.last_channel
+    width = net.fc.in_features
+    net.fc = nn.Identity()
+    return net, width
+
+
+def block_slots(backbone, arch):
+    """Every block of the backbone as (info, {slot: (channels, insert)}): insert(module) places `module` at the slot;
+    info = {"stage": 1.., "shortcut": whether the block adds an identity shortcut}.
+
+    ResNet bottleneck (Fig. 1): input = before conv1 (residual branch only), reduce = after conv1/bn1/relu,
+    spatial = after conv2/bn2/relu (the 3x3), output = after bn3 (before the addition).
+    Choice (ResNet-18/34 basic block, two 3x3s): reduce and spatial = between the two convs, output = after bn2.
+    MobileNetV2 inverted residual (1x1 -> dw 3x3 -> 1x1) and ShuffleNetV2 branch2 (the same): the same slots around
+    the depthwise 3x3.
+    """
+    def wrap(parent, name, before):
+        old = getattr(parent, name)
+        return lambda m: setattr(parent, name, nn.Sequential(m, old) if before else nn.Sequential(old, m))
+
+    def wrap_at(seq, i, before):  # the same inside an nn.Sequential, by index
+        return lambda m: seq.__setitem__(i, nn.Sequential(m, seq[i]) if before else nn.Sequential(seq[i], m))
+
+    out = []
+    if arch.startswith("resnet"):
+        for stage, layer in enumerate((backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4), 1):
+            for block in layer:
+                info = {"stage": stage, "shortcut": True}
+                if isinstance(block, torchvision.models.resnet.Bottleneck):
+                    width = block.conv2.out_channels
+                    out.append((info, {"input": (block.conv1.in_channels, wrap(block, "conv1", True)),
+                                       "reduce": (width, wrap(block, "conv2", True)),
+                                       "spatial": (width, wrap(block, "conv3", True)),
+                                       "output": (block.bn3.num_features, wrap(block, "bn3", False))}))
+                else:
+                    width = block.conv1.out_channels
+                    out.append((info, {"input": (block.conv1.in_channels, wrap(block, "conv1", True)),
+                                       "reduce": (width, wrap(block, "conv2", True)),
+                                       "spatial": (width, wrap(block, "conv2", True)),
+                                       "output": (block.bn2.num_features, wrap(block, "bn2", False))}))
+    elif arch == "mobilenet_v2":
+        for block in backbone.features:
+            if isinstance(block, torchvision.models.mobilenetv2.InvertedResidual):
+                seq = block.conv  # [expand 1x1 (+bn, relu6), dw 3x3 (+bn, relu6), project 1x1, bn]; no expand if t=1
+                dw = len(seq) - 3
+                info = {"stage": 0, "shortcut": block.use_res_connect}
+                out.append((info, {"input": (seq[0][0].in_channels, wrap_at(seq, 0, True)),
+                                   "reduce": (seq[dw][0].in_channels, wrap_at(seq, dw, True)),
+                                   "spatial": (seq[dw][0].out_channels, wrap_at(seq, dw + 1, True)),
+                                   "output": (seq[dw + 2].num_features, wrap_at(seq, dw + 2, False))}))
+    elif arch == "shufflenet_v2":
+        for stage, layer in enumerate((backbone.stage2, backbone.stage3, backbone.stage4), 2):
+            for block in layer:
+                seq = block.branch2  # [1x1, bn, relu, dw 3x3, bn, 1x1, bn, relu]; stride 1: half the channels
+                info = {"stage": stage, "shortcut": len(block.branch1) == 0}  # stride 1: the other half passes
+                width = seq[3].out_channels
+                out.append((info, {"input": (seq[0].in_channels, wrap_at(seq, 0, True)),
+                                   "reduce": (width, wrap_at(seq, 3, True)),
+                                   "spatial": (width, wrap_at(seq, 5, True)),
+                                   "output": (seq[6].num_features, wrap_at(seq, 6, False))}))
+    return out
+
+
+def gets_can(arch, info):
+    """Which blocks get CAN. ResNets: all 16 (Fig. 1).
+    Choice (Table 12, the paper gives no placement for the light backbones; its complexities decide): on
+    MobileNetV2 the modules sit on the input of all 17 inverted residuals (position (a): 2.46M, 2.76G;
+    paper 2.5M, 2.8G), since position (c) at the expanded width would cost 6.3M / 6.4G. On ShuffleNetV2 x2.0 they
+    sit in branch2 of the stride-1 units of stages 2-3 (6.06M, 5.75G; paper 5.8M, 5.6G); all stride-1 units would
+    give 7.0M / 6.1G."""
+    if arch == "shufflenet_v2":
+        return info["shortcut"] and info["stage"] <= 3
+    return True
+
+
+def default_position(arch):
+    return "c" if arch.startswith("resnet") else "a"
+
+
+def insert_can(backbone, args):
+    """Put GSCM and MTCM into every block at the slots of `args.position` (Table 11; default (c): after the 3x3).
+    Both in one slot form one CANUnit ordered by `args.order` (Table 10); in two slots GSCM comes first."""
+    T = args.num_segments
+    gscm_slot, mtcm_slot = POSITIONS[args.position]
+    make_gscm = lambda c: None if args.no_gscm else GSCM(c, T, args.reduction, args.lmm_kernel, args.gscm_paths)
+    make_mtcm = lambda c: None if args.no_mtcm else MTCM(c, T, args.reduction, args.mtcm_branches)
+    for info, slots in block_slots(backbone, args.arch):
+        if not gets_can(args.arch, info):
+            continue
+        if gscm_slot == mtcm_slot:
+            channels, insert = slots[gscm_slot]
+            insert(CANUnit(make_gscm(channels), make_mtcm(channels), args.order))
+            continue
+        for slot, make in ((gscm_slot, make_gscm), (mtcm_slot, make_mtcm)):
+            channels, insert = slots[slot]
+            module = make(channels)
+            if module is not None:
+                insert(module)
+    return backbone
+
+
+def insert_tsm(backbone, args):
+    """TSM baseline (Table 12): the temporal shift on the residual-branch input ("blockres") of every block with an
+    identity shortcut (TSM's own rule for ResNet and MobileNetV2; ShuffleNetV2: its stride-1 units)."""
+    for info, slots in block_slots(backbone, args.arch):
+        if info["shortcut"]:
+            slots["input"][1](TemporalShift(args.num_segments))
+    return backbone
+
+
+class Model(nn.Module):
+    """TSN frame: a 2D backbone (with CAN, TSM or nothing inside) on every frame, a classifier, logits averaged over
+    the T segments ("temporal consistency function (commonly average pooling)", Sec. 3.1)."""
+
+    def __init__(self, args, num_classes):
+        super().__init__()
+        self.num_segments = args.num_segments
+        self.backbone, width = build_backbone(args.arch, args.pretrained)
+        if args.baseline == "tsm":
+            insert_tsm(self.backbone, args)
+        elif args.baseline is None:
+            insert_can(self.backbone, args)
+        self.dropout = nn.Dropout(args.dropout)
+        self.fc = nn.Linear(width, num_classes)
+        nn.init.normal_(self.fc.weight, 0, 0.001)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x):
+        B, T = x.shape[:2]
+        x = x.flatten(0, 1)                                 # (B,T,C,H,W) -> (B*T,C,H,W)
+        x = self.backbone(x)                                # (B*T, D)
+        x = self.fc(self.dropout(x))                        # (B*T, K)
+        return x.view(B, T, -1).mean(1)                     # (B*T,K) -> (B,T,K) -> (B,K) segment consensus
+
+
+# ======================================================================================================= data
+def frames_per_clip(args):
+    return args.num_segments
+
+
+def build_loaders(args, rank, world):
+    if args.data is None:
+        args.data = demo_dataset()
+    train_records, classes = load_split(args.data, "train")
+    val_records, _ = load_split(args.data, "val")
+    flip_labels = parse_label_map(args.flip_labels)
+    train_set = VideoDataset(
+        train_records, lambda n, k, rng: segment_indices(n, args.num_segments, train=True, rng=rng),
+        TrainTransform(args.input_size, flip=not args.no_flip, flip_labels=flip_labels),
+        frame_template=args.frame_template)
+    val_set = VideoDataset(
+        val_records, lambda n, k, rng: segment_indices(n, args.num_segments, train=False, clip=k, num_clips=args.test_clips),
+        EvalTransform(args.input_size, crops=args.test_crops, frames_per_clip=frames_per_clip(args)),
+        num_clips=args.test_clips, frame_template=args.frame_template)
+    per_rank = max(1, args.batch_size // world)
+    kw = dict(num_workers=args.workers, pin_memory=torch.cuda.is_available(), persistent_workers=args.workers > 0)
+    train_sampler = EpochSampler(len(train_set), shuffle=True, seed=args.seed, rank=rank, world=world)
+    train_loader = torch.utils.data.DataLoader(train_set, per_rank, sampler=train_sampler, drop_last=True, **kw)
+    val_loader = torch.utils.data.DataLoader(val_set, max(1, per_rank // (args.test_clips * args.test_crops)),
+                                             sampler=EpochSampler(len(val_set), shuffle=False, rank=rank, world=world), **kw)
+    if len(train_loader) == 0:
+        raise AnnotationError(f"{args.data}/train.txt: fewer samples ({len(train_set)}) than --batch-size {per_rank}")
+    return train_loader, val_loader, classes
+
+
+# ============================================================================================ train/evaluate
+def param_groups(model, weight_decay):
+    """No weight decay on BatchNorm/LayerNorm parameters and biases (TSM's optimisation policy)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def learning_rate(args, epoch):
+    return args.lr * 0.1 ** sum(epoch >= s for s in args.lr_steps)
+
+
+def autocast(args, device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp and device.type == "cuda")
+
+
+def train_one_epoch(model, loader, optimizer, args, device, epoch, state, bad):
+    model.train()
+    data_time, step_time, losses, seen, start = [], [], [], 0, time.perf_counter()
+    for clips, targets, bad_paths in run.progress(loader, desc=f"epoch {epoch}", leave=False):
+        t_data = time.perf_counter() - start
+        bad.add(bad_paths)
+        clips = normalize(clips.to(device, non_blocking=True))                # uint8 -> float (B,T,C,H,W)
+        targets = targets.to(device, non_blocking=True)
+        with autocast(args, device):
+            logits = model(clips)
+        loss = F.cross_entropy(logits.float(), targets)
+        if not torch.isfinite(loss):
+            run.cleanup_distributed()
+            sys.exit(f"error: non-finite loss ({loss.item()}) at epoch {epoch}, step {state['step']}; "
+                     f"the last good checkpoint is left untouched")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if args.clip_grad:
+            nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
+        optimizer.step()
+        state["step"] += 1
+        losses.append(loss.item())
+        seen += len(targets)
+        data_time.append(t_data)
+        step_time.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        if args.max_steps and state["step"] >= args.max_steps:
+            break
+    loss_sum, count = run.all_reduce_sum([sum(losses) * 1.0, len(losses)], device)
+    return {"train_loss": loss_sum / max(count, 1), "data_time": float(np.mean(data_time or [0])),
+            "time": float(np.mean(step_time or [0])), "samples": seen}
+
+
+@torch.no_grad()
+def evaluate(model, loader, args, device, bad):
+    """Softmax probabilities averaged over the views (clips x crops) of each video."""
+    model.eval()
+    preds = Predictions()
+    for clips, targets, bad_paths in run.progress(loader, desc="eval", leave=False):
+        bad.add(bad_paths)
+        B, V = clips.shape[:2]
+        clips = normalize(clips.to(device, non_blocking=True)).flatten(0, 1)  # (B,V,T,C,H,W) -> (B*V,T,C,H,W)
+        with autocast(args, device):
+            logits = model(clips)
+        probs = logits.float().softmax(-1).view(B, V, -1).mean(1)            # (B*V,K) -> (B,V,K) -> (B,K)
+        preds.update(probs, targets)
+    return preds.compute()
+
+
+# ======================================================================================================= main
+def protocol(args):
+    return f"{args.num_segments} frames x {args.test_clips} clips x {args.test_crops} crops"
+
+
+def build_model(args, num_classes):
+    """CAN (the paper's model), or the plain TSN / TSM baseline when --baseline is given."""
+    return Model(args, num_classes)
+
+
+def clip_shape(args):
+    return (frames_per_clip(args), 3, args.input_size, args.input_size)
+
+
+def report_complexity(args):
+    model = build_model(args, args.num_classes)
+    x = torch.zeros(1, *clip_shape(args))
+    out = {"script": SCRIPT, "params_m": round(complexity.params_m(model), 2),
+           "gflops": round(complexity.gmacs(model, x), 2), "num_segments": args.num_segments,
+           "input_size": args.input_size, "num_classes": args.num_classes, "frames_per_clip": frames_per_clip(args)}
+    print(json.dumps(out))
+
+
+def report_benchmark(args, device):
+    torch.backends.cudnn.benchmark = True
+    dtype = torch.bfloat16 if args.amp and device.type == "cuda" else None
+    make = lambda b: torch.randn(b, *clip_shape(args))
+    result = {"script": SCRIPT, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+              "dtype": "bf16" if dtype else "fp32", "batch": args.batch_size}
+    for prefix, base in (("", args.baseline), ("baseline_", "tsn")):
+        cfg = argparse.Namespace(**{**vars(args), "baseline": base})
+        model = build_model(cfg, args.num_classes).to(device)
+        result[prefix + "gflops"] = round(complexity.gmacs(model, make(1).to(device)), 2)
+        for k, v in complexity.benchmark(model, make, device, args.batch_size, dtype).items():
+            result[prefix + k] = v
+    print(json.dumps(result))
+
+
+def main(argv=None):
+    args = get_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.complexity:
+        return report_complexity(args)
+    rank, world, device = run.init_distributed(args.device)
+    if args.benchmark:
+        return report_benchmark(args, device)
+    run.seed_everything(args.seed + rank)
+    if args.demo:
+        run.print0(f"demo profile (no --data): {json.dumps({k: getattr(args, k) for k in DEMO_PROFILE})}")
+    try:
+        train_loader, val_loader, classes = build_loaders(args, rank, world)
+    except AnnotationError as e:
+        sys.exit(f"error: {e}")
+    model = build_model(args, len(classes)).to(device)
+    if args.evaluate:
+        model.load_state_dict(run.load_checkpoint(args.checkpoint or args.resume)["model"])
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)
+    bad = run.BadSamples(args.max_bad_fraction)
+    t0 = time.time()
+    if args.evaluate:
+        metrics = evaluate(ddp, val_loader, args, device, bad)
+        run.print0(f"protocol: {protocol(args)}")
+        run.print0(json.dumps({**metrics, "protocol": protocol(args), "bad_samples": len(bad.check(metrics["samples"], True)),
+                               "seconds": round(time.time() - t0, 1)}))
+        return metrics
+
+    output = args.output or os.path.join("runs", f"{SCRIPT}-{time.strftime('%Y%m%d-%H%M%S')}")
+    state = {"epoch": 0, "step": 0, "best": -math.inf}
+    if args.resume:
+        ckpt = run.load_checkpoint(args.resume)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state = ckpt["state"]
+        output = args.output or os.path.dirname(os.path.abspath(args.resume))
+        run.set_rng_state(ckpt["rng"])
+    if run.is_main():
+        os.makedirs(output, exist_ok=True)
+        with open(os.path.join(output, "args.json"), "w") as f:
+            json.dump(vars(args), f, indent=1)
+    log = run.JsonlLog(os.path.join(output, "log.jsonl"))
+    metrics, total_bad = {}, 0
+    while state["epoch"] < args.epochs and not (args.max_steps and state["step"] >= args.max_steps):
+        epoch = state["epoch"]
+        lr = learning_rate(args, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        train_loader.sampler.set_epoch(epoch)
+        bad.new_epoch()
+        train_stats = train_one_epoch(ddp, train_loader, optimizer, args, device, epoch, state, bad)
+        metrics = evaluate(ddp, val_loader, args, device, bad)
+        bad_paths = bad.check(train_stats["samples"] + metrics["samples"], final=True)
+        total_bad += len(bad_paths)
+        key = "val_map" if "val_map" in metrics else "val_top1"
+        state["epoch"] += 1
+        is_best = metrics[key] > state["best"]
+        state["best"] = max(state["best"], metrics[key])
+        record = {"epoch": epoch, "lr": lr, **train_stats, **metrics, "bad_samples": len(bad_paths),
+                  "bad_paths": bad_paths, "step": state["step"]}
+        log.write(record)
+        run.print0(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items() if k != "bad_paths"}))
+        if run.is_main():
+            ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
+                    "args": vars(args), "rng": run.rng_state()}
+            run.save_checkpoint(ckpt, os.path.join(output, "last.pt"))
+            if is_best:
+                run.save_checkpoint(ckpt, os.path.join(output, "best.pt"))
+    final = {k: metrics.get(k) for k in ("val_top1", "val_top5", "val_map") if k in metrics}
+    final.update({"epochs": state["epoch"], "seconds": round(time.time() - t0, 1), "bad_samples": total_bad,
+                  "protocol": protocol(args), "output": output})
+    run.print0(json.dumps(final))
+    run.cleanup_distributed()
+    return final
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,740 @@
+"""STASTA: Short-Term Action Learning for Video Action Recognition (Short-term Action Spatio-Temporal Attention).
+
+Liu Ting-Long, IEEE Access 2024 (research article). Paper: ../shared/papers/stasta.txt. No official code.
+It builds on TCM (Liu, Yuan, Tu, "Motion-driven visual tempo learning", IEEE TIP 2022; its released TSM-R50 model
+is the paper's Table 3 baseline) and on MotionSqueeze's displacement estimation (Kwon et al., ECCV 2020); the facts
+used from their code are in ../shared/notes/tsm-family-reference.md, Sec. 3 and 4.
+
+Idea. A TSM ResNet-50 (residual temporal shift in every bottleneck) gets one STASTA module after layer2. Fast
+(frames t, t+1) and slow (half frame rate, t, t+2) temporal features are extracted from the feature sequence by a
+15x15 correlation (Sec. III). ST-AFS-FF (Sec. III-A, Fig. 3) learns the importance of short-term actions: ST-ATA
+up-samples the slow features to the fast length, projects them and turns them by a temporal convolution into an
+attention added to the fast features; FS-FF relates those to the original slow features (two linear projections,
+softmax relevance, LayerNorm) and fuses both paths residually. DM-TA (Sec. III-B, Fig. 4) estimates a
+MotionSqueeze displacement map (2-channel displacement + 1-channel confidence) of the fused features and turns it
+by TA (four convolutions, global pooling, cross-temporal interaction, temporal convolution) into features
+weighted element-wise, added residually. The result is added to the layer2 features (Fig. 2). The paper writes no
+equations; the comments cite its sections and figures. Widths, positions and kernels it leaves open are decided
+with Table 1 (24.8M params, 40G at 8 frames, 80G at 16) and marked `# Choice:`.
+
+Run:  python stasta.py --data DIR                       (SSv1, 8 frames, TSM recipe of Sec. IV-B)
+      python stasta.py --data DIR --multi-label        (Charades: BCE, sigmoid scores, mAP)
+      python stasta.py --complexity [--num-segments 16]
+      python stasta.py                                  (CPU demo: ResNet-18, 64 px, order-only classes)
+
+Expected results (SSv1 val, 1 clip x 1 crop unless noted; ours: not run at full scale, see README):
+
+| model (paper Table 1/3)        | frames | params | GFLOPs | top-1 | top-5 | ours |
+|--------------------------------|--------|--------|--------|-------|-------|------|
+| TCM baseline (`--baseline tcm`)| 8      | 24.5M  | 35     | 52.2  | 80.4  | 23.94M, 33.29G (--complexity) |
+| STASTA                         | 8      | 24.8M  | 40     | 53.8  | 81.3  | 25.09M, 39.60G (--complexity) |
+| STASTA                         | 16     | 24.8M  | 80     | 54.5  | 82.9  | 25.09M, 79.22G (--complexity) |
+| STASTA 16+8, 10 clips          | 16+8   | 49.3M  | 118x10 | 57.9  | 86.4  | - |
+| `--no-dmta` (ST-AFS-FF only)   | 8      |        |        | 53.4  |       | - |
+| `--no-afs` (DM-TA only)        | 8      |        |        | 52.6  |       | - |
+| `--order dmta-afs` (Table 4)   | 8      |        |        | 53.6  |       | - |
+| Charades mAP (Table 2)         | 8 / 16 |        | 40     | 39.5 / 41.3 |  | - |
+Demo (CPU, ResNet-18, 64 px): see README (val top-1 of `python stasta.py` and `python stasta.py --baseline`).
+"""
+# ==================================================================================================== imports
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+from torch.utils.checkpoint import checkpoint
+
+from common import complexity, run
+from common.data import AnnotationError, EpochSampler, VideoDataset, load_split
+from common.demo import demo_dataset
+from common.metrics import Predictions
+from common.sampling import segment_indices
+from common.transforms import EvalTransform, TrainTransform, normalize, parse_label_map
+
+SCRIPT = "stasta"
+
+# ================================================================================================== arguments
+# The CPU-sized profile used when no --data is given (CONVENTIONS.md "The demo dataset"); flags given on the
+# command line win over it.
+DEMO_PROFILE = dict(arch="resnet18", pretrained="none", input_size=64, epochs=12, batch_size=16, lr=0.02,
+                    lr_steps=[8, 11], weight_decay=5e-4, dropout=0.0, workers=2,
+                    flip_labels="0:1,1:0,2:3,3:2")  # a flipped "moving right" clip is "moving left"
+
+
+def get_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default=None, help="dataset root (CONVENTIONS.md layout); omitted: the demo dataset")
+    p.add_argument("--frame-template", default="img_{:05d}.jpg", help="file names inside frame folders (1-based)")
+    # optimisation (paper Sec. IV-B: "the same training strategy as TSM")
+    p.add_argument("--epochs", type=int, default=50, help="Sec. IV-B")
+    p.add_argument("--batch-size", type=int, default=32, help="clips per step over all GPUs (Sec. IV-B)")
+    p.add_argument("--lr", type=float, default=0.01, help="for --batch-size 32; scale linearly (Sec. IV-B)")
+    p.add_argument("--lr-steps", type=int, nargs="+", default=[30, 40, 45], help="epochs where lr x0.1 (Sec. IV-B)")
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="Sec. IV-B")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (TSM's, Sec. IV-B)")
+    p.add_argument("--dropout", type=float, default=0.5, help="before the classifier (Sec. IV-B)")
+    p.add_argument("--clip-grad", type=float, default=20.0, help="gradient-norm clipping (TSM's, Sec. IV-B)")
+    # model
+    p.add_argument("--num-segments", type=int, default=8, help="T, frames per clip (Table 1: 8 or 16)")
+    p.add_argument("--arch", default="resnet50", choices=["resnet18", "resnet34", "resnet50"],
+                   help="backbone, with TSM's residual shift (Sec. IV-B: ResNet-50)")
+    p.add_argument("--pretrained", default="imagenet", help="none | imagenet (IMAGENET1K_V1) | PATH (Sec. IV-B)")
+    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--num-classes", type=int, default=174, help="when no dataset is given (SSv1/v2: 174)")
+    p.add_argument("--baseline", nargs="?", const="tsn", default=None, choices=["tsn", "tcm"],
+                   help="tsn: plain ResNet, no shift, no module; tcm: TSM + TCM after layer2 (Table 3 baseline)")
+    p.add_argument("--flip-labels", default="ssv2",
+                   help="labels swapped by a horizontal flip: 'ssv2' (86<->87, 93<->94, 166<->167), 'A:B,...' or ''")
+    p.add_argument("--no-flip", action="store_true", help="no horizontal flip in training")
+    # run
+    p.add_argument("--workers", type=int, default=8)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", default=None, help="run directory (default runs/<script>-<time>)")
+    p.add_argument("--resume", default=None, help="continue a run from its last.pt")
+    p.add_argument("--evaluate", action="store_true", help="evaluation only (with --checkpoint)")
+    p.add_argument("--checkpoint", default=None, help="weights to evaluate")
+    p.add_argument("--test-clips", type=int, default=1, help="clips per video at test time (Table 1: 1 or 10)")
+    p.add_argument("--test-crops", type=int, default=1, choices=[1, 3, 10], help="crops per clip at test time")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after N optimisation steps (smoke runs)")
+    p.add_argument("--max-bad-fraction", type=float, default=0.05, help="stop past this fraction of bad samples")
+    p.add_argument("--complexity", action="store_true", help="print params and GFLOPs of one clip and exit")
+    p.add_argument("--benchmark", action="store_true", help="print latency/throughput (and the baseline's), exit")
+    # paper switches
+    p.add_argument("--no-afs", action="store_true", help="without the ST-AFS-FF module (Table 3)")
+    p.add_argument("--no-dmta", action="store_true", help="without the DM-TA module (Table 3)")
+    p.add_argument("--order", default="afs-dmta", choices=["afs-dmta", "dmta-afs"],
+                   help="order of ST-AFS-FF and DM-TA (Table 4)")
+    p.add_argument("--multi-label", action="store_true",
+                   help="Charades-style data (comma-separated labels): BCE loss, sigmoid scores, max over clips, mAP "
+                        "(Sec. IV-A, Table 2)")
+    args = p.parse_args(argv)
+    args.demo = args.data is None and not (args.complexity or args.benchmark)
+    if args.complexity or args.benchmark:
+        args.pretrained = "none"  # weights change neither FLOPs nor speed
+    if args.demo:
+        for key, value in DEMO_PROFILE.items():
+            if getattr(args, key) == p.get_default(key):
+                setattr(args, key, value)
+    if args.evaluate and not (args.checkpoint or args.resume):
+        p.error("--evaluate needs --checkpoint PATH")
+    if args.no_afs and args.no_dmta and args.baseline is None:
+        args.baseline = "tcm"  # Table 3, first row: both modules off is the TCM baseline
+    if args.num_segments < 3:
+        p.error("--num-segments must be at least 3 (the slow stream needs two half-rate frames)")
+    return args
+
+
+# ============================================================================================== paper modules
+# Correlation, soft-argmax and confidence as in MotionSqueeze/TCM (notes Sec. 4.2), without custom CUDA.
+PATCH = 15        # displacement window 15x15 (+-7 px), TCM/MotionSqueeze at layer2 (notes Sec. 3.2)
+MATCH_DIM = 64    # channels of the features that are correlated (TCM/MotionSqueeze chnl_reduction 512 -> 64)
+
+
+def l2_normalize(x, dim=1):
+    """x / sqrt(sum_c x^2 + 1e-6) over channels, as MotionSqueeze's L2normalize."""
+    return x / torch.sqrt((x * x).sum(dim, keepdim=True) + 1e-6)
+
+
+def correlation(f1, f2, patch=PATCH):
+    """Local correlation: (N,C,H,W), (N,C,H,W) -> (N, patch*patch, H, W) with
+    out[n, (dy+r)*patch + (dx+r), y, x] = sum_c f1[n,c,y,x] * f2[n,c,y+dy,x+dx], zero outside the image, r = patch//2
+    (the semantics of SpatialCorrelationSampler(kernel_size=1, patch_size=15)). One `unfold` gathers the window of
+    every pixel; the multiply-sum is invisible to the flop counter, so its MACs are reported with count_macs."""
+    N, C, H, W = f1.shape
+    windows = F.unfold(f2, patch, padding=patch // 2)                     # (N, C*P*P, H*W)
+    windows = windows.view(N, C, patch * patch, H * W)                    # (N,C*P*P,HW) -> (N,C,P*P,HW)
+    out = (f1.view(N, C, 1, H * W) * windows).sum(1)                      # (N,C,HW) -> (N,C,1,HW); sum -> (N,P*P,HW)
+    complexity.count_macs(N * C * patch * patch * H * W)
+    return out.view(N, patch * patch, H, W)                               # (N,P*P,HW) -> (N,P*P,H,W)
+
+
+def match(f1, f2):
+    """ReLU(correlation) of L2-normalised features (MotionSqueeze's Matching_layer). In training the correlation
+    is recomputed in backward instead of keeping its (N, C, 225, HW) window tensor (memory only, same result)."""
+    f1, f2 = l2_normalize(f1), l2_normalize(f2)
+    if torch.is_grad_enabled() and (f1.requires_grad or f2.requires_grad):
+        return checkpoint(correlation, f1, f2, use_reentrant=False).relu()
+    return correlation(f1, f2).relu()
+
+
+def soft_argmax(corr, patch=PATCH, sigma=5.0, temperature=100.0):
+    """MotionSqueeze's match_to_flow_soft: (N, P*P, H, W) -> displacement (N, 2, H, W) = (u, v) in [-1, 1] and
+    confidence (N, 1, H, W) = the maximum correlation. A Gaussian (sigma 5) centred at the argmax suppresses other
+    peaks, x temperature 100, softmax over the window, expectation of the marginal offsets, divided by r = 7."""
+    N, _, H, W = corr.shape
+    r = patch // 2
+    confidence, idx = corr.max(1, keepdim=True)                           # (N,1,H,W)
+    grid = torch.arange(patch, device=corr.device, dtype=corr.dtype)
+    iy, ix = (idx // patch).to(corr.dtype), (idx % patch).to(corr.dtype)  # (N,1,H,W) argmax row (dy), column (dx)
+    gauss = torch.exp(-((grid.view(1, patch, 1, 1, 1) - iy.unsqueeze(2)) ** 2 +
+                        (grid.view(1, 1, patch, 1, 1) - ix.unsqueeze(2)) ** 2) / (2 * sigma ** 2))  # (N,P,P,H,W)
+    corr = corr.view(N, patch, patch, H, W) * gauss                       # (N,P*P,H,W) -> (N,P,P,H,W)
+    prob = (corr * temperature).flatten(1, 2).softmax(1)                  # (N,P,P,H,W) -> (N,P*P,H,W)
+    prob = prob.view(N, patch, patch, H, W)                               # (N,P*P,H,W) -> (N,P,P,H,W)
+    offsets = (grid - r).view(1, patch, 1, 1)
+    u = (prob.sum(1) * offsets).sum(1, keepdim=True) / r                  # marginal over dy -> dx: (N,1,H,W)
+    v = (prob.sum(2) * offsets).sum(1, keepdim=True) / r                  # marginal over dx -> dy: (N,1,H,W)
+    return torch.cat([u, v], 1), confidence                               # (N,2,H,W), (N,1,H,W)
+
+
+def repeat_last(x, length):
+    """(B, L, ...) -> (B, length, ...) by repeating the last step (T-1 frame pairs -> T, as MotionSqueeze/TCM)."""
+    return torch.cat([x, x[:, -1:].expand(-1, length - x.shape[1], *x.shape[2:])], 1)
+
+
+def conv_bn_relu(cin, cout, k=1, groups=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def motion_convs(first, first_out, out_channels):
+    """The four convolutions that lift a displacement map to feature width (MotionSqueeze Flow_refinement, TCM TAM):
+    `first` then 1x1 -> 16, [dw3x3 + 1x1 -> 32], [dw3x3 + 1x1 -> 64], [dw3x3 + 1x1 -> out_channels]."""
+    return nn.Sequential(
+        nn.Sequential(first, conv_bn_relu(first_out, 16)),
+        nn.Sequential(conv_bn_relu(16, 16, 3, groups=16), conv_bn_relu(16, 32)),
+        nn.Sequential(conv_bn_relu(32, 32, 3, groups=32), conv_bn_relu(32, 64)),
+        nn.Sequential(conv_bn_relu(64, 64, 3, groups=64), conv_bn_relu(64, out_channels)))
+
+
+class FastSlowTempo(nn.Module):
+    """Fast and slow temporal features from the feature sequence by correlation (Sec. III, Fig. 2).
+
+    `C`: channels of the backbone features (512 after layer2 of ResNet-50); `T`: segments.
+    Fast: correlation of frames (t, t+1), T-1 pairs padded to T. Slow: the half-rate sequence (frames 0, 2, 4, ...),
+    pairs (t, t+2), ceil(T/2)-1 pairs padded to ceil(T/2) steps, so ST-ATA up-samples it to the fast length.
+    Each 225-channel correlation volume is embedded to C channels by a linear projection + BN + ReLU."""
+
+    def __init__(self, C, T, slow=True):
+        super().__init__()
+        self.T = T
+        # Choice: TCM/MotionSqueeze reduce the features to 64 channels before correlating (notes Sec. 3.2).
+        self.reduce = conv_bn_relu(C, MATCH_DIM)
+        # Choice: the slow stream runs at half the frame rate (SlowFast's ratio 2): the paper up-samples slow
+        # features to the fast temporal length, so they must be shorter; TCM's slow stream (frame 0, t+1) is not.
+        # Choice: both streams are embedded to the backbone width C (linear 225 -> C): the module's
+        # features then live at C = 512, which is what Table 1's +0.9M params / +7G FLOPs over TSM allow.
+        self.fast = conv_bn_relu(PATCH * PATCH, C)
+        self.slow = conv_bn_relu(PATCH * PATCH, C) if slow else None
+
+    def stream(self, r, embed):
+        B, L = r.shape[:2]
+        corr = match(r[:, :-1].flatten(0, 1), r[:, 1:].flatten(0, 1))    # (B*(L-1), P*P, H, W)
+        corr = repeat_last(corr.view(B, L - 1, *corr.shape[1:]), L)       # -> (B,L-1,P*P,H,W) -> (B,L,P*P,H,W)
+        feat = embed(corr.flatten(0, 1))                                  # (B*L, C, H, W)
+        return feat.view(B, L, *feat.shape[1:])                           # (B*L,C,H,W) -> (B,L,C,H,W)
+
+    def forward(self, x):
+        BT, _, H, W = x.shape
+        r = self.reduce(x).view(BT // self.T, self.T, MATCH_DIM, H, W)   # (B*T,64,H,W) -> (B,T,64,H,W)
+        fast = self.stream(r, self.fast)                                  # (B, T, C, H, W)
+        slow = self.stream(r[:, ::2], self.slow) if self.slow is not None else None  # (B, ceil(T/2), C, H, W)
+        return fast, slow
+
+
+class STATA(nn.Module):
+    """Short-Term Action Feature Attention (Sec. III-A-1, Fig. 3 lower left): up-sample the slow features to the
+    fast length, project their channels linearly to the fast features, and let a temporal convolution produce
+    attention weights that are ADDED to the fast features. `C`: channels of both paths."""
+
+    def __init__(self, C):
+        super().__init__()
+        self.proj = nn.Conv2d(C, C, 1)   # linear layer projection (per pixel and frame)
+        # Choice: a depthwise temporal convolution, kernel 3 (TSM/TCM's temporal kernel); a full C x C x 3 one would
+        # add 0.8M params and 4.9G FLOPs at 8 frames, far past Table 1.
+        self.tconv = nn.Conv3d(C, C, (3, 1, 1), padding=(1, 0, 0), groups=C)
+
+    def forward(self, fast, slow_up):
+        B, T, C, H, W = fast.shape
+        p = self.proj(slow_up.flatten(0, 1)).view(B, T, C, H, W)          # (B*T,C,H,W) -> (B,T,C,H,W)
+        a = self.tconv(p.transpose(1, 2)).transpose(1, 2)                 # (B,C,T,H,W) conv over T -> (B,T,C,H,W)
+        return fast + a                                                   # attention added to the fast path
+
+
+class FSFF(nn.Module):
+    """Fast and Slow Feature Fusion (Sec. III-A-2, Fig. 3 lower right): two linear projections (of the ST-ATA output
+    and of the up-sampled original slow features), a softmax relevance of every slow step to every fused step,
+    LayerNorm, and a residual fusion of both input paths with the LayerNorm output. `C`: channels."""
+
+    def __init__(self, C):
+        super().__init__()
+        self.query = nn.Conv2d(C, C, 1)  # projection of the ST-ATA output
+        self.key = nn.Conv2d(C, C, 1)    # projection of the slow features
+        self.norm = nn.LayerNorm(C)
+
+    def forward(self, fused, slow_up):
+        B, T, C, H, W = fused.shape
+        to_seq = lambda z: z.permute(0, 3, 4, 1, 2).reshape(B * H * W, T, C)  # (B,T,C,H,W) -> (B*H*W,T,C)
+        q = to_seq(self.query(fused.flatten(0, 1)).view(B, T, C, H, W))
+        k = to_seq(self.key(slow_up.flatten(0, 1)).view(B, T, C, H, W))
+        # Choice: the relevance is a softmax over time at each pixel (scaled dot product), the values are the
+        # original slow features (the paper names two projections only); a T x T relevance keeps the cost linear
+        # in the pixels, so 16 frames cost twice 8 frames as in Table 1.
+        relevance = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(C), -1)   # (B*H*W, T, T)
+        out = self.norm(relevance @ to_seq(slow_up))                           # (B*H*W, T, C)
+        out = out.view(B, H, W, T, C).permute(0, 3, 4, 1, 2)                   # (B*H*W,T,C) -> (B,T,C,H,W)
+        return fused + slow_up + out                                           # residual fusion of both paths
+
+
+class STAFSFF(nn.Module):
+    """ST-AFS-FF (Sec. III-A, Fig. 3): ST-ATA then FS-FF; (fast (B,T,C,H,W), slow (B,Ts,C,H,W)) -> (B,T,C,H,W)."""
+
+    def __init__(self, C):
+        super().__init__()
+        self.stata = STATA(C)
+        self.fsff = FSFF(C)
+
+    def forward(self, fast, slow):
+        T = fast.shape[1]
+        # Choice: nearest up-sampling in time; slow step s (frames 2s, 2s+2) covers fast steps 2s and 2s+1.
+        slow_up = slow.repeat_interleave(2, dim=1)[:, :T]                 # (B,Ts,C,H,W) -> (B,T,C,H,W)
+        return self.fsff(self.stata(fast, slow_up), slow_up)
+
+
+class DisplacementMap(nn.Module):
+    """Displacement Map (Sec. III-B-1, Fig. 4): MotionSqueeze's displacement of the features between frames t and
+    t+1 (correlation, soft-argmax -> 2 channels) concatenated with the 1-channel confidence map; the T-1 pairs are
+    brought back to T steps. (B, T, C, H, W) -> (B, T, 3, H, W)."""
+
+    def __init__(self, C):
+        super().__init__()
+        self.reduce = conv_bn_relu(C, MATCH_DIM)   # Choice: MotionSqueeze's 64-channel matching features
+
+    def forward(self, z):
+        B, T, C, H, W = z.shape
+        r = self.reduce(z.flatten(0, 1)).view(B, T, MATCH_DIM, H, W)     # (B*T,64,H,W) -> (B,T,64,H,W)
+        corr = match(r[:, :-1].flatten(0, 1), r[:, 1:].flatten(0, 1))    # (B*(T-1), P*P, H, W)
+        disp, conf = soft_argmax(corr)                                    # (B*(T-1),2,H,W), (B*(T-1),1,H,W)
+        dmap = torch.cat([disp, conf], 1).view(B, T - 1, 3, H, W)         # (B*(T-1),3,H,W) -> (B,T-1,3,H,W)
+        return repeat_last(dmap, T)                                       # (B,T-1,3,H,W) -> (B,T,3,H,W)
+
+
+class TA(nn.Module):
+    """Temporal Attention (Sec. III-B-2, Fig. 4): four convolutions lift the displacement map to C channels (the
+    generated features M); global pooling summarises space; a cross-temporal interaction and a temporal
+    convolution produce per-(channel, frame) weights; M is multiplied element-wise by them.
+    `C`: output channels; `r`: channel reduction of the cross-temporal interaction."""
+
+    def __init__(self, C, r=16):
+        super().__init__()
+        # Choice: MotionSqueeze's four convolutions (3 -> 16 -> 32 -> 64 -> C; notes Sec. 4.3).
+        first = conv_bn_relu(3, 3, 7, groups=3)
+        self.convs = motion_convs(first, 3, C)
+        # Choice: the cross-temporal interaction mixes all channels of neighbouring frames (Conv1d C -> C/r, kernel
+        # 3 over T, BN, ReLU); the temporal convolution maps back (Conv1d C/r -> C, kernel 3), then a sigmoid.
+        self.cross = nn.Sequential(nn.Conv1d(C, C // r, 3, padding=1, bias=False), nn.BatchNorm1d(C // r),
+                                   nn.ReLU(inplace=True))
+        self.temporal = nn.Conv1d(C // r, C, 3, padding=1)
+
+    def forward(self, dmap):
+        B, T = dmap.shape[:2]
+        m = self.convs(dmap.flatten(0, 1))                                # (B*T, C, H, W)
+        m = m.view(B, T, *m.shape[1:])                                    # (B*T,C,H,W) -> (B,T,C,H,W)
+        g = m.mean((3, 4)).transpose(1, 2)                                # global pooling: (B,T,C) -> (B,C,T)
+        w = torch.sigmoid(self.temporal(self.cross(g)))                   # (B, C, T)
+        return m * w.transpose(1, 2)[..., None, None]                     # (B,C,T) -> (B,T,C,1,1); x (B,T,C,H,W)
+
+
+class DMTA(nn.Module):
+    """DM-TA (Sec. III-B, Fig. 4): z + TA(DisplacementMap(z)), (B, T, C, H, W) -> (B, T, C, H, W)."""
+
+    def __init__(self, C):
+        super().__init__()
+        self.dm = DisplacementMap(C)
+        self.ta = TA(C)
+
+    def forward(self, z):
+        return z + self.ta(self.dm(z))
+
+
+class STASTA(nn.Module):
+    """Short-term Action Spatio-Temporal Attention (Fig. 2): fast/slow temporal features, ST-AFS-FF and DM-TA in
+    `order`, and the result added to the input features. (B*T, C, H, W) -> (B*T, C, H, W).
+
+    `C`: channels at the insertion point; `T`: segments; `afs`/`dmta`: the Table 3 switches; `order`: Table 4."""
+
+    def __init__(self, C, T, afs=True, dmta=True, order="afs-dmta"):
+        super().__init__()
+        self.T = T
+        self.tempo = FastSlowTempo(C, T, slow=afs)
+        self.afs = STAFSFF(C) if afs else None
+        self.dmta = DMTA(C) if dmta else None
+        self.order = [name for name in order.split("-") if getattr(self, name) is not None]
+        # Choice: a BatchNorm with zero scale before the residual sum (zero_init_last), so at step 0 the model is
+        # exactly the pretrained TSM; the paper adds the fused features to the input features.
+        self.out_bn = nn.BatchNorm2d(C)
+        nn.init.zeros_(self.out_bn.weight)
+
+    def forward(self, x):
+        fast, slow = self.tempo(x)                                        # (B,T,C,H,W), (B,Ts,C,H,W)
+        for name in self.order:
+            fast = self.afs(fast, slow) if name == "afs" else self.dmta(fast)
+        return x + self.out_bn(fast.flatten(0, 1))                        # (B,T,C,H,W) -> (B*T,C,H,W)
+
+
+# ---- Table 3 baseline: TCM (notes Sec. 3.2): x + TAM(MTDM(x)) after layer2 ----------------------------------
+class MTDM(nn.Module):
+    """TCM's Multi-scale Temporal Dynamics Module: fast (t, t+1) and slow (0, t+1) correlations of 64-channel
+    features, each turned by soft-argmax into (u, v, confidence), T-1 pairs padded to T: (B*T,C,H,W) -> (B*T,6,H,W)."""
+
+    def __init__(self, C, T):
+        super().__init__()
+        self.T = T
+        self.reduce = conv_bn_relu(C, MATCH_DIM)
+
+    def forward(self, x):
+        BT, _, H, W = x.shape
+        B, T = BT // self.T, self.T
+        r = self.reduce(x).view(B, T, MATCH_DIM, H, W)                   # (B*T,64,H,W) -> (B,T,64,H,W)
+        maps = []
+        for first in (r[:, :-1], r[:, :1].expand(-1, T - 1, -1, -1, -1)):  # fast (t, t+1); slow (0, t+1)
+            disp, conf = soft_argmax(match(first.flatten(0, 1), r[:, 1:].flatten(0, 1)))
+            maps.append(repeat_last(torch.cat([disp, conf], 1).view(B, T - 1, 3, H, W), T))  # -> (B,T,3,H,W)
+        return torch.cat(maps, 2).flatten(0, 1)                           # (B,T,6,H,W) -> (B*T,6,H,W)
+
+
+class TAM(nn.Module):
+    """TCM's Temporal Attention Module: four convolutions 6 -> C and ECA over time (kernel log2 T, made odd)."""
+
+    def __init__(self, C, T):
+        super().__init__()
+        self.T = T
+        first = nn.Sequential(*[conv_bn_relu(6, 6, 3, groups=3) for _ in range(3)])
+        self.convs = motion_convs(first, 6, C)
+        k = int(math.log2(T))
+        k = k if k % 2 else k + 1
+        self.eta = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
+        # Choice (not in TCM's code): zero-init the last BN so the insert starts as the identity.
+        nn.init.zeros_(self.convs[-1][-1][1].weight)
+
+    def forward(self, maps):
+        m = self.convs(maps)                                              # (B*T, C, H, W)
+        BT, C = m.shape[:2]
+        g = m.view(BT // self.T, self.T, C, -1).mean(3).transpose(1, 2)   # (B*T,C,H,W) -> (B,T,C,HW) -> (B,C,T)
+        w = torch.sigmoid(self.eta(g.reshape(-1, 1, self.T)))             # (B,C,T) -> (B*C,1,T)
+        w = w.view(-1, C, self.T).transpose(1, 2).reshape(BT, C, 1, 1)    # (B*C,1,T) -> (B,T,C) -> (B*T,C,1,1)
+        return m * w
+
+
+class TCM(nn.Module):
+    def __init__(self, C, T):
+        super().__init__()
+        self.mtdm, self.tam = MTDM(C, T), TAM(C, T)
+
+    def forward(self, x):
+        return x + self.tam(self.mtdm(x))
+
+
+# ============================================================================================ backbone surgery
+def build_resnet(arch, pretrained):
+    """torchvision ResNet without its classifier; `imagenet` = IMAGENET1K_V1 (the weights the papers used)."""
+    weights = None
+    if pretrained == "imagenet":
+        weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
+    try:
+        net = torchvision.models.get_model(arch, weights=weights)
+    except OSError as e:  # no network and no cached file
+        sys.exit(f"error: cannot load {weights} ({e}); put the file in $TORCH_HOME/hub/checkpoints, "
+                 f"pass --pretrained PATH, or --pretrained none")
+    if pretrained not in ("none", "imagenet"):
+        state = torch.load(pretrained, map_location="cpu")
+        state = state.get("model", state.get("state_dict", state))
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        run.print0(f"loaded {pretrained}: {len(missing)} missing, {len(unexpected)} unexpected keys")
+    net.fc = nn.Identity()
+    return net
+
+
+class TemporalShift(nn.Module):
+    """TSM's residual shift (notes Sec. 0.5): before `net`, channels [0, C/8) take frame t+1, [C/8, C/4) frame t-1
+    (zeros at the clip ends), the rest stay. No parameters, no FLOPs."""
+
+    def __init__(self, net, num_segments, fold_div=8):
+        super().__init__()
+        self.net, self.T, self.fold_div = net, num_segments, fold_div
+
+    def forward(self, x):
+        BT, C, H, W = x.shape
+        x = x.view(BT // self.T, self.T, C, H, W)                         # (B*T,C,H,W) -> (B,T,C,H,W)
+        fold = C // self.fold_div
+        out = torch.zeros_like(x)
+        out[:, :-1, :fold] = x[:, 1:, :fold]                              # shift left (from the future)
+        out[:, 1:, fold:2 * fold] = x[:, :-1, fold:2 * fold]              # shift right (from the past)
+        out[:, :, 2 * fold:] = x[:, :, 2 * fold:]
+        return self.net(out.view(BT, C, H, W))                            # (B,T,C,H,W) -> (B*T,C,H,W)
+
+
+def insert_stasta(backbone, num_segments, module="stasta", afs=True, dmta=True, order="afs-dmta"):
+    """TSM surgery + the paper module: wraps conv1 of every block of layer1..layer4 in TemporalShift (TSM
+    'blockres') and appends STASTA (or TCM) to layer2, so it sees layer2's output (28x28x512 for ResNet-50 at 224).
+    Choice: after layer2, TCM's and MotionSqueeze's position (the paper names none; Table 1's FLOPs fit it)."""
+    for name in ("layer1", "layer2", "layer3", "layer4"):
+        for block in getattr(backbone, name):
+            block.conv1 = TemporalShift(block.conv1, num_segments)
+    last = backbone.layer2[-1]
+    C = (last.conv3 if hasattr(last, "conv3") else last.conv2).out_channels
+    if module == "tcm":
+        backbone.layer2.add_module("tcm", TCM(C, num_segments))
+    elif module == "stasta":
+        backbone.layer2.add_module("stasta", STASTA(C, num_segments, afs, dmta, order))
+    return backbone
+
+
+class Model(nn.Module):
+    """TSN head over a (TSM + STASTA) ResNet: a classifier on every frame, logits averaged over the T segments.
+    `args.baseline`: None = STASTA, 'tcm' = TSM + TCM (Table 3 baseline), 'tsn' = plain ResNet."""
+
+    def __init__(self, args, num_classes):
+        super().__init__()
+        self.num_segments = args.num_segments
+        self.backbone = build_resnet(args.arch, args.pretrained)
+        if args.baseline != "tsn":
+            insert_stasta(self.backbone, args.num_segments, args.baseline or "stasta",
+                          afs=not args.no_afs, dmta=not args.no_dmta, order=args.order)
+        width = 512 if args.arch in ("resnet18", "resnet34") else 2048
+        self.dropout = nn.Dropout(args.dropout)
+        self.fc = nn.Linear(width, num_classes)
+        nn.init.normal_(self.fc.weight, 0, 0.001)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x):
+        B, T = x.shape[:2]
+        x = x.flatten(0, 1)                                 # (B,T,C,H,W) -> (B*T,C,H,W)
+        x = self.backbone(x)                                # (B*T, D)
+        x = self.fc(self.dropout(x))                        # (B*T, K)
+        return x.view(B, T, -1).mean(1)                     # (B*T,K) -> (B,T,K) -> (B,K) segment consensus
+
+
+# ======================================================================================================= data
+def frames_per_clip(args):
+    return args.num_segments
+
+
+def build_loaders(args, rank, world):
+    if args.data is None:
+        args.data = demo_dataset()
+    train_records, classes = load_split(args.data, "train", multi_label=args.multi_label)
+    val_records, _ = load_split(args.data, "val", multi_label=args.multi_label)
+    labels = dict(multi_label=args.multi_label, num_classes=len(classes))  # multi-hot targets for Charades
+    flip_labels = parse_label_map(args.flip_labels)
+    train_set = VideoDataset(
+        train_records, lambda n, k, rng: segment_indices(n, args.num_segments, train=True, rng=rng),
+        TrainTransform(args.input_size, flip=not args.no_flip, flip_labels=flip_labels),
+        frame_template=args.frame_template, **labels)
+    val_set = VideoDataset(
+        val_records, lambda n, k, rng: segment_indices(n, args.num_segments, train=False, clip=k, num_clips=args.test_clips),
+        EvalTransform(args.input_size, crops=args.test_crops, frames_per_clip=frames_per_clip(args)),
+        num_clips=args.test_clips, frame_template=args.frame_template, **labels)
+    per_rank = max(1, args.batch_size // world)
+    kw = dict(num_workers=args.workers, pin_memory=torch.cuda.is_available(), persistent_workers=args.workers > 0)
+    train_sampler = EpochSampler(len(train_set), shuffle=True, seed=args.seed, rank=rank, world=world)
+    train_loader = torch.utils.data.DataLoader(train_set, per_rank, sampler=train_sampler, drop_last=True, **kw)
+    val_loader = torch.utils.data.DataLoader(val_set, max(1, per_rank // (args.test_clips * args.test_crops)),
+                                             sampler=EpochSampler(len(val_set), shuffle=False, rank=rank, world=world), **kw)
+    if len(train_loader) == 0:
+        raise AnnotationError(f"{args.data}/train.txt: fewer samples ({len(train_set)}) than --batch-size {per_rank}")
+    return train_loader, val_loader, classes
+
+
+# ============================================================================================ train/evaluate
+def param_groups(model, weight_decay):
+    """No weight decay on BatchNorm/LayerNorm parameters and biases (TSM's optimisation policy)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def learning_rate(args, epoch):
+    return args.lr * 0.1 ** sum(epoch >= s for s in args.lr_steps)
+
+
+def autocast(args, device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp and device.type == "cuda")
+
+
+def train_one_epoch(model, loader, optimizer, args, device, epoch, state, bad):
+    model.train()
+    data_time, step_time, losses, seen, start = [], [], [], 0, time.perf_counter()
+    for clips, targets, bad_paths in run.progress(loader, desc=f"epoch {epoch}", leave=False):
+        t_data = time.perf_counter() - start
+        bad.add(bad_paths)
+        clips = normalize(clips.to(device, non_blocking=True))                # uint8 -> float (B,T,C,H,W)
+        targets = targets.to(device, non_blocking=True)
+        with autocast(args, device):
+            logits = model(clips)
+        loss = loss_fn(args)(logits.float(), targets)
+        if not torch.isfinite(loss):
+            run.cleanup_distributed()
+            sys.exit(f"error: non-finite loss ({loss.item()}) at epoch {epoch}, step {state['step']}; "
+                     f"the last good checkpoint is left untouched")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if args.clip_grad:
+            nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
+        optimizer.step()
+        state["step"] += 1
+        losses.append(loss.item())
+        seen += len(targets)
+        data_time.append(t_data)
+        step_time.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        if args.max_steps and state["step"] >= args.max_steps:
+            break
+    loss_sum, count = run.all_reduce_sum([sum(losses) * 1.0, len(losses)], device)
+    return {"train_loss": loss_sum / max(count, 1), "data_time": float(np.mean(data_time or [0])),
+            "time": float(np.mean(step_time or [0])), "samples": seen}
+
+
+def loss_fn(args):
+    """Cross-entropy (Something-Something) or binary cross-entropy on multi-hot targets (Charades, Sec. IV-A)."""
+    return F.binary_cross_entropy_with_logits if args.multi_label else F.cross_entropy
+
+
+@torch.no_grad()
+def evaluate(model, loader, args, device, bad):
+    """Single-label: softmax probabilities averaged over the views (clips x crops) of each video.
+    Multi-label: sigmoid scores averaged over the crops of a clip, then the maximum over clips (CONVENTIONS.md)."""
+    model.eval()
+    preds = Predictions(multi_label=args.multi_label)
+    for clips, targets, bad_paths in run.progress(loader, desc="eval", leave=False):
+        bad.add(bad_paths)
+        B, V = clips.shape[:2]
+        clips = normalize(clips.to(device, non_blocking=True)).flatten(0, 1)  # (B,V,T,C,H,W) -> (B*V,T,C,H,W)
+        with autocast(args, device):
+            logits = model(clips)
+        if args.multi_label:
+            probs = logits.float().sigmoid().view(B, args.test_clips, V // args.test_clips, -1)  # (B*V,K) -> (B,clips,crops,K)
+            probs = probs.mean(2).amax(1)                                     # -> (B,clips,K) -> (B,K)
+        else:
+            probs = logits.float().softmax(-1).view(B, V, -1).mean(1)        # (B*V,K) -> (B,V,K) -> (B,K)
+        preds.update(probs, targets)
+    return preds.compute()
+
+
+# ======================================================================================================= main
+def protocol(args):
+    return f"{args.num_segments} frames x {args.test_clips} clips x {args.test_crops} crops"
+
+
+def build_model(args, num_classes):
+    return Model(args, num_classes)
+
+
+def clip_shape(args):
+    return (frames_per_clip(args), 3, args.input_size, args.input_size)
+
+
+def report_complexity(args):
+    model = build_model(args, args.num_classes)
+    x = torch.zeros(1, *clip_shape(args))
+    out = {"script": SCRIPT, "params_m": round(complexity.params_m(model), 2),
+           "gflops": round(complexity.gmacs(model, x), 2), "num_segments": args.num_segments,
+           "input_size": args.input_size, "num_classes": args.num_classes, "frames_per_clip": frames_per_clip(args)}
+    print(json.dumps(out))
+
+
+def report_benchmark(args, device):
+    torch.backends.cudnn.benchmark = True
+    dtype = torch.bfloat16 if args.amp and device.type == "cuda" else None
+    make = lambda b: torch.randn(b, *clip_shape(args))
+    result = {"script": SCRIPT, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+              "dtype": "bf16" if dtype else "fp32", "batch": args.batch_size}
+    for prefix, base in (("", args.baseline), ("baseline_", "tsn")):
+        cfg = argparse.Namespace(**{**vars(args), "baseline": base})
+        model = build_model(cfg, args.num_classes).to(device)
+        result[prefix + "gflops"] = round(complexity.gmacs(model, make(1).to(device)), 2)
+        for k, v in complexity.benchmark(model, make, device, args.batch_size, dtype).items():
+            result[prefix + k] = v
+    print(json.dumps(result))
+
+
+def main(argv=None):
+    args = get_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.complexity:
+        return report_complexity(args)
+    rank, world, device = run.init_distributed(args.device)
+    if args.benchmark:
+        return report_benchmark(args, device)
+    run.seed_everything(args.seed + rank)
+    if args.demo:
+        run.print0(f"demo profile (no --data): {json.dumps({k: getattr(args, k) for k in DEMO_PROFILE})}")
+    try:
+        train_loader, val_loader, classes = build_loaders(args, rank, world)
+    except AnnotationError as e:
+        sys.exit(f"error: {e}")
+    model = build_model(args, len(classes)).to(device)
+    if args.evaluate:
+        model.load_state_dict(run.load_checkpoint(args.checkpoint or args.resume)["model"])
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)
+    bad = run.BadSamples(args.max_bad_fraction)
+    t0 = time.time()
+    if args.evaluate:
+        metrics = evaluate(ddp, val_loader, args, device, bad)
+        run.print0(f"protocol: {protocol(args)}")
+        run.print0(json.dumps({**metrics, "protocol": protocol(args), "bad_samples": len(bad.check(metrics["samples"], True)),
+                               "seconds": round(time.time() - t0, 1)}))
+        return metrics
+
+    output = args.output or os.path.join("runs", f"{SCRIPT}-{time.strftime('%Y%m%d-%H%M%S')}")
+    state = {"epoch": 0, "step": 0, "best": -math.inf}
+    if args.resume:
+        ckpt = run.load_checkpoint(args.resume)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state = ckpt["state"]
+        output = args.output or os.path.dirname(os.path.abspath(args.resume))
+        run.set_rng_state(ckpt["rng"])
+    if run.is_main():
+        os.makedirs(output, exist_ok=True)
+        with open(os.path.join(output, "args.json"), "w") as f:
+            json.dump(vars(args), f, indent=1)
+    log = run.JsonlLog(os.path.join(output, "log.jsonl"))
+    metrics, total_bad = {}, 0
+    while state["epoch"] < args.epochs and not (args.max_steps and state["step"] >= args.max_steps):
+        epoch = state["epoch"]
+        lr = learning_rate(args, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        train_loader.sampler.set_epoch(epoch)
+        bad.new_epoch()
+        train_stats = train_one_epoch(ddp, train_loader, optimizer, args, device, epoch, state, bad)
+        metrics = evaluate(ddp, val_loader, args, device, bad)
+        bad_paths = bad.check(train_stats["samples"] + metrics["samples"], final=True)
+        total_bad += len(bad_paths)
+        key = "val_map" if "val_map" in metrics else "val_top1"
+        state["epoch"] += 1
+        is_best = metrics[key] > state["best"]
+        state["best"] = max(state["best"], metrics[key])
+        record = {"epoch": epoch, "lr": lr, **train_stats, **metrics, "bad_samples": len(bad_paths),
+                  "bad_paths": bad_paths, "step": state["step"]}
+        log.write(record)
+        run.print0(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items() if k != "bad_paths"}))
+        if run.is_main():
+            ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
+                    "args": vars(args), "rng": run.rng_state()}
+            run.save_checkpoint(ckpt, os.path.join(output, "last.pt"))
+            if is_best:
+                run.save_checkpoint(ckpt, os.path.join(output, "best.pt"))
+    final = {k: metrics.get(k) for k in ("val_top1", "val_top5", "val_map") if k in metrics}
+    final.update({"epochs": state["epoch"], "seconds": round(time.time() - t0, 1), "bad_samples": total_bad,
+                  "protocol": protocol(args), "output": output})
+    run.print0(json.dumps(final))
+    run.cleanup_distributed()
+    return final
+
+
+if __name__ == "__main__":
+    main()

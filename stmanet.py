@@ -1,0 +1,713 @@
+"""ST-MANet: spatio-temporal-based multi-level aggregation network for action recognition (3D ResNet-50).
+
+Paper: "ST-MANet: Spatio-Temporal-based Multi-level Aggregation Network for Action Recognition"
+(../shared/papers/stmanet.txt; the extracted text carries no title page, so authors, venue and link are not
+recorded here). Official code: none published (notes/tsm-family-reference.md: three code searches found nothing).
+
+Idea: a plain 3D ResNet-50 (Sec. 3.1, trained from Kaiming initialisation) gets three additions.
+- TDA (Sec. 3.2, Fig. 2, Eq. 1-3): a temporal-aggregation branch of C/2 channels runs beside stages 2-5. At each
+  stage the main feature and the branch are concatenated, a T x T temporal self-attention (3x1x1 embeddings) mixes
+  time steps, the aggregate is added back into the main branch, and a 3x1x1 conv + pooling carries it to the next
+  stage; the last one (no pooling) is fused into stage 5.
+- SDA (Sec. 3.3, Fig. 3, Eq. 4-5): a HW x HW spatial self-attention over features reshaped to (HW, CT).
+- MF (Sec. 3.4, Eq. 6-9): the pooled outputs of stages 2-5 are concatenated for the classifier, and spatial and
+  temporal diversity constraints (cosine similarity between the attention maps of different stages, aligned
+  to one size) are added to the loss: L = CE + lambda1 Ls + lambda2 Lt.
+
+Reconstructed equations (the PDF's Eq. 1-9 came out damaged; rebuilt from the prose, Table 1's notation and
+Fig. 2/3 captions; the stage index i runs over 2..5, stage 1 is the stem):
+    Z_c^i   = [Z^i ; Z_TDA^{i-1}]                                    (B, 3C/2, T, H, W)
+    (1)  A_t^i  = softmax( phi(Z_c^i) omega(Z_c^i) / sqrt(d) )         (T x T), phi: T x d, omega: d x T, d = 3C/2*H*W
+    (2)  Z_TDA^i = eps_i( A_t^i tau(Z_c^i) )                          tau: reshape to T x d; eps_i: reshape back,
+                                                                       3x1x1 conv, BN, ReLU, pool (none at stage 5)
+    (3)  Z_t^i  = Z^i + gamma_t * sigma^-1( A_t^i sigma(Z^i) )        sigma: reshape to T x CHW
+    (4)  A_s^i  = softmax( alpha(Z^i) beta(Z^i) / sqrt(CT) )          (HW x HW), alpha: HW x CT, beta: CT x HW
+    (5)  Z_s^i  = gamma_s * pi( A_s^i eta(Z^i) )                       eta: reshape to HW x CT, pi: back to C,T,H,W
+    (6)  Ahat^i = S^i(A^i)                                            adaptive average pooling of both axes of a
+                                                                       map to the stage-5 size (T5 x T5; (H5W5)^2)
+    (7)  L_s = sum_{(i,j) in theta} f(Ahat_s^i, Ahat_s^j),  L_t likewise; theta = {(i,j): 2<=i,j<=5, i != j},
+         f = cosine similarity of the flattened maps (averaged over the batch)
+    (8)  Z = Con(GAP(Zhat^2), ..., GAP(Zhat^5)),  Zhat^i = Z^i (+) Z_t^i (+) Z_s^i = Z_t^i + Z_s^i
+    (9)  L = L_ce + lambda1 L_s + lambda2 L_t,  lambda1 = 0.01, lambda2 = 0.001 (Sec. 4.5)
+What was inferred (each is also a `# Choice:` at the line that implements it):
+- The text puts a softmax around the products in Eq. 2, 3 and 5 ("multiplied ... normalized using softmax"). A
+  softmax over a T x (CHW) feature map would shrink every feature by ~1/(CHW); we read it as the attention's
+  own normalisation, which Eq. 1 and 4 already apply, and apply no second softmax.
+- Eq. 1/4 carry no scale; with dot products over d = 3C/2*H*W (~300k at stage 2) the softmax would be one-hot,
+  so the logits are divided by sqrt(d) (scaled dot-product attention).
+- phi, omega ("3x1x1 kernels", Sec. 3.2) and alpha, beta ("the commonly used 1x1x1 kernels") are depthwise
+  convolutions: the paper states that the embeddings keep the shapes T x 3/2(CWH) and WH x CT, and full
+  3x1x1 convolutions of 3C/2 channels would cost 11 GMACs at stage 2 alone (55% of the backbone), against the
+  paper's "approximately 24%" for all modules together (Sec. 4.5).
+- Eq. 3's post-attention operation is a reshape (as pi in Eq. 5), scaled by a zero-initialised gamma_t
+  (DANet-style), and SDA's output by gamma_s: the inserts start as identities (STYLE.md rule 6).
+- Eq. 8's (+) is element-wise addition with Z^i counted once (Z_t^i already holds it through Eq. 3's residual).
+  The last TDA's eps (no pooling, "same dimensions as the ResNet branch") maps to C channels and is added to
+  stage 5's output; its BN starts at zero. "Con" concatenates globally average-pooled stage outputs.
+- The branch for stage 2 (Z_TDA^1) starts from the stage-2 input (stem output after the max pool): 3x1x1 conv
+  to C2/2, BN, ReLU. Pooling (Eq. 2 eps) is a 3x3x3 max pool with stride 2 (the resolution of the next stage).
+- `--no-mf` drops both the concatenation and the diversity constraints (Sec. 3.4 "multi-level fusion loss").
+
+Run:  python stmanet.py --data DIR            (UCF101/HMDB51/Diving48 lists; see CONVENTIONS.md)
+      python stmanet.py --complexity          (params/GFLOPs of 32x112x112 with and without the modules)
+      python stmanet.py                       (demo: 3D ResNet-18, 16 frames of 32 px, CPU)
+
+Expected results (accuracy, 32x112x112, whole-video test; paper Table 3/4; ours: not run on these datasets)
+| model                       | UCF101 | HMDB51 | Diving48 |
+| 3D ResNet-50 (Table 4)      | 83.17  |   -    |    -     |
+| ST-MANet (Table 3)          | 96.05  | 68.72  |  72.15   |
+Complexity (ours, `python stmanet.py --complexity`, 101 classes): see README; the paper gives only "~24% more
+FLOPs than 3D ResNet-50" (Sec. 4.5, Fig. 6).
+"""
+# ==================================================================================================== imports
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from common import complexity, run
+from common.data import AnnotationError, EpochSampler, VideoDataset, load_split
+from common.demo import demo_dataset
+from common.metrics import Predictions
+from common.sampling import dense_indices, whole_video_starts
+from common.transforms import EvalTransform, TrainTransform, normalize, parse_label_map
+
+SCRIPT = "stmanet"
+
+# ================================================================================================== arguments
+# The CPU-sized profile used when no --data is given (CONVENTIONS.md "The demo dataset"); flags given on the
+# command line win over it. The model is the paper's (TDA, SDA, MF, both constraints); only the backbone depth,
+# the clip (16 frames of 32 px instead of 32 of 112; 64 px
+# was too slow on the shared 2-core CPU) and the schedule are smaller.
+DEMO_PROFILE = dict(arch="resnet18", input_size=32, num_segments=16, epochs=8, batch_size=16, lr=0.03,
+                    lr_steps=[5, 7], weight_decay=5e-4, workers=2,
+                    flip_labels="0:1,1:0,2:3,3:2")  # a flipped "moving right" clip is "moving left"
+
+
+def get_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default=None, help="dataset root (CONVENTIONS.md layout); omitted: the demo dataset")
+    p.add_argument("--frame-template", default="img_{:05d}.jpg", help="file names inside frame folders (1-based)")
+    # optimisation (paper Sec. 4.1 "Implementation Details")
+    p.add_argument("--epochs", type=int, default=90, help="Sec. 4.1")
+    p.add_argument("--batch-size", type=int, default=32, help="clips per step over all GPUs (Sec. 4.1)")
+    p.add_argument("--lr", type=float, default=0.01, help="for --batch-size 32 (Sec. 4.1)")
+    p.add_argument("--lr-steps", type=int, nargs="+", default=[15, 30, 45, 60, 75],
+                   help="epochs where lr x0.1 (Sec. 4.1: every 15 epochs)")
+    p.add_argument("--weight-decay", type=float, default=1e-3,
+                   help="paper silent; Hara et al.'s value for 3D ResNets trained from scratch")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Sec. 4.1)")
+    p.add_argument("--dropout", type=float, default=0.0, help="before the classifier (paper silent: none)")
+    p.add_argument("--clip-grad", type=float, default=0.0, help="gradient-norm clipping (paper silent: off)")
+    # model
+    p.add_argument("--num-segments", type=int, default=32, help="T, frames per clip (Sec. 4.1: 32)")
+    p.add_argument("--frame-stride", type=int, default=2,
+                   help="frame step inside a clip (Sec. 4.1: 64 consecutive frames subsampled by 2)")
+    p.add_argument("--arch", default="resnet50", choices=["resnet18", "resnet34", "resnet50"],
+                   help="3D ResNet depth (Sec. 3.1: 50)")
+    p.add_argument("--pretrained", default="none",
+                   help="none (Kaiming init, Sec. 4.1) | PATH to 3D ResNet weights; there are no ImageNet 3D weights")
+    p.add_argument("--input-size", type=int, default=112, help="Sec. 4.1")
+    p.add_argument("--num-classes", type=int, default=101, help="when no dataset is given (UCF101: 101)")
+    p.add_argument("--baseline", nargs="?", const="r3d", default=None, choices=["r3d"],
+                   help="all paper modules off: the plain 3D ResNet (Table 4, first row)")
+    p.add_argument("--flip-labels", default="",
+                   help="labels swapped by a horizontal flip: 'A:B,...' or '' (UCF101/HMDB51/Diving48: none)")
+    p.add_argument("--no-flip", action="store_true", help="no horizontal flip in training")
+    # run
+    p.add_argument("--workers", type=int, default=8)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", default=None, help="run directory (default runs/<script>-<time>)")
+    p.add_argument("--resume", default=None, help="continue a run from its last.pt")
+    p.add_argument("--evaluate", action="store_true", help="evaluation only (with --checkpoint)")
+    p.add_argument("--checkpoint", default=None, help="weights to evaluate")
+    p.add_argument("--test-clips", type=int, default=0,
+                   help="0: the whole video in consecutive windows of T*stride frames (Sec. 4.1); K: K windows")
+    p.add_argument("--test-crops", type=int, default=1, choices=[1, 3, 10], help="crops per clip (Sec. 4.1: centre)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after N optimisation steps (smoke runs)")
+    p.add_argument("--max-bad-fraction", type=float, default=0.05, help="stop past this fraction of bad samples")
+    p.add_argument("--complexity", action="store_true", help="print params and GFLOPs of one clip and exit")
+    p.add_argument("--benchmark", action="store_true", help="print latency/throughput (and the baseline's), exit")
+    # paper switches (Table 4 rows, Fig. 5)
+    p.add_argument("--no-tda", action="store_true", help="without the temporal-based deep aggregation (Table 4)")
+    p.add_argument("--no-sda", action="store_true", help="without the spatial-based deep aggregation (Table 4)")
+    p.add_argument("--no-mf", action="store_true",
+                   help="without multi-level fusion: stage 5 only, no diversity constraints (Table 4)")
+    p.add_argument("--lambda-s", type=float, default=0.01, help="lambda1, spatial diversity weight (Eq. 9, Sec. 4.5)")
+    p.add_argument("--lambda-t", type=float, default=0.001, help="lambda2, temporal diversity weight (Eq. 9, Sec. 4.5)")
+    args = p.parse_args(argv)
+    if args.pretrained == "imagenet":
+        p.error("--pretrained imagenet: there are no ImageNet weights for a 3D ResNet; ST-MANet trains from "
+                "Kaiming initialisation (Sec. 4.1). Use 'none' or a PATH to 3D ResNet weights")
+    if args.test_clips < 0:
+        p.error("--test-clips must be >= 0 (0 = whole video)")
+    args.demo = args.data is None and not (args.complexity or args.benchmark)
+    if args.complexity or args.benchmark:
+        args.pretrained = "none"  # weights change neither FLOPs nor speed
+    if args.demo:
+        for key, value in DEMO_PROFILE.items():
+            if getattr(args, key) == p.get_default(key):
+                setattr(args, key, value)
+    if args.evaluate and not (args.checkpoint or args.resume):
+        p.error("--evaluate needs --checkpoint PATH")
+    return args
+
+
+# ============================================================================================== paper modules
+def conv3d(cin, cout, kernel, stride=1, groups=1, bias=False):
+    """3D convolution with 'same' padding for odd kernels; `kernel`/`stride` are ints or (t, h, w)."""
+    kernel = (kernel,) * 3 if isinstance(kernel, int) else tuple(kernel)
+    return nn.Conv3d(cin, cout, kernel, stride, tuple(k // 2 for k in kernel), groups=groups, bias=bias)
+
+
+class TDA(nn.Module):
+    """Temporal-based deep aggregation at one stage (Sec. 3.2, Fig. 2, Eq. 1-3).
+
+    `channels`: C of the main feature Z^i; the branch input Z_TDA^{i-1} has C/2 channels, so the concatenation
+    Z_c^i has 3C/2. `out_channels`: channels of Z_TDA^i (C_{i+1}/2 for stages 2-4, C at stage 5).
+    `last`: stage 5, eps has no pooling and its output is added to the main branch (zero-initialised BN).
+    Returns Z_t^i (Eq. 3), Z_TDA^i (Eq. 2) and the attention map A_t^i (B, T, T) for the constraint L_t.
+    """
+
+    def __init__(self, channels, out_channels, last=False):
+        super().__init__()
+        self.channels = channels
+        cat = channels + channels // 2                                             # 3C/2
+        # Choice: phi/omega are depthwise 3x1x1 convolutions: the paper names the 3x1x1 kernel and keeps the
+        # embedding at T x 3/2(CWH); a full 3C/2 -> 3C/2 conv would cost 11 GMACs at stage 2 of ResNet-50.
+        self.phi = conv3d(cat, cat, (3, 1, 1), groups=cat, bias=True)              # phi(.) in Eq. (1)
+        self.omega = conv3d(cat, cat, (3, 1, 1), groups=cat, bias=True)            # omega(.) in Eq. (1)
+        # Choice: Eq. (3) adds the aggregate through a zero-initialised scale (the insert starts as identity).
+        self.gamma = nn.Parameter(torch.zeros(1))
+        bn = nn.BatchNorm3d(out_channels)
+        if last:  # eps without pooling; fused into stage 5 by addition, so its BN starts at zero
+            self.epsilon = nn.Sequential(conv3d(cat, out_channels, (3, 1, 1)), bn)
+            nn.init.zeros_(bn.weight)
+        else:     # eps: 3x1x1 conv, BN, ReLU, then pooling to the next stage's resolution
+            # Choice: 3x3x3 max pool with stride 2 halves T, H, W exactly as the next stage's strided conv does.
+            self.epsilon = nn.Sequential(conv3d(cat, out_channels, (3, 1, 1)), bn, nn.ReLU(inplace=True),
+                                         nn.MaxPool3d(3, 2, 1))
+
+    def forward(self, z, branch):
+        B, C, T, H, W = z.shape
+        zc = torch.cat([z, branch], 1)                     # (B,C,T,H,W),(B,C/2,T,H,W) -> (B,3C/2,T,H,W) Z_c^i
+        d = zc.shape[1] * H * W
+        # Eq. (1): phi(Z_c) is T x d, omega(Z_c) is d x T; the product correlates every pair of time steps.
+        # Choice: logits scaled by 1/sqrt(d) (d ~ 3e5 at stage 2: unscaled, the softmax would be one-hot).
+        logits = torch.einsum("bcthw,bcshw->bts", self.phi(zc), self.omega(zc)) / math.sqrt(d)  # (B,T,T)
+        attn = logits.softmax(-1)                                                                # A_t^i
+        # A_t^i tau(Z_c^i): each time step becomes the attention-weighted sum of all time steps.
+        # Choice: no second softmax around this product (the text's "normalized using softmax" is read as
+        # Eq. (1)'s normalisation; a softmax over a feature map would scale it by ~1/(CHW)).
+        agg = torch.einsum("bts,bcshw->bcthw", attn, zc)                                         # (B,3C/2,T,H,W)
+        # Eq. (2): Z_TDA^i = eps(A_t^i tau(Z_c^i))
+        branch = self.epsilon(agg)                  # (B,C_{i+1}/2,T/2,H/2,W/2), or (B,C,T,H,W) at stage 5
+        # Eq. (3): Z_t^i = Z^i + (A_t^i sigma(Z^i)) reshaped back; A_t sigma(Z) = the first C channels of agg
+        z_t = z + self.gamma * agg[:, :C]
+        return z_t, branch, attn
+
+
+class SDA(nn.Module):
+    """Spatial-based deep aggregation at one stage (Sec. 3.3, Fig. 3, Eq. 4-5).
+
+    `channels`: C of Z^i. Features are reshaped to (HW, CT): every spatial position is described by its
+    features over all channels and time steps, and a HW x HW attention A_s^i relates the positions.
+    Memory: A_s^i is (B, HW, HW), 32 x 784 x 784 fp32 = 79 MB at stage 2 of a 112 px, batch-32 clip; no
+    (THW)^2 map is ever formed. A_s^i is needed explicitly for the constraint L_s, so it is materialised once.
+    Returns Z_s^i (Eq. 5) scaled by a zero-initialised gamma, and A_s^i.
+    """
+
+    def __init__(self, channels):
+        super().__init__()
+        # Choice: alpha/beta are depthwise 1x1x1 convolutions ("the commonly used 1x1x1 kernels", Sec. 3.2),
+        # keeping the paper's embedding shape WH x CT at negligible cost.
+        self.alpha = conv3d(channels, channels, 1, groups=channels, bias=True)   # alpha(.) in Eq. (4)
+        self.beta = conv3d(channels, channels, 1, groups=channels, bias=True)    # beta(.) in Eq. (4)
+        # Choice: Eq. (5) has no learned output layer; a zero-initialised scale (DANet's gamma) lets the insert
+        # start as identity.
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, z):
+        B, C, T, H, W = z.shape
+        q = self.alpha(z).reshape(B, C * T, H * W)         # (B,C,T,H,W) -> (B,CT,HW) = alpha(Z)^T
+        k = self.beta(z).reshape(B, C * T, H * W)          # (B,C,T,H,W) -> (B,CT,HW) = beta(Z)
+        # Eq. (4): A_s = softmax(alpha(Z) beta(Z) / sqrt(CT))  (Choice: scaled as in Eq. 1)
+        attn = torch.softmax(q.transpose(1, 2) @ k / math.sqrt(C * T), -1)     # (B,HW,HW)
+        v = z.reshape(B, C * T, H * W)                     # (B,C,T,H,W) -> (B,CT,HW) = eta(Z)^T
+        # Eq. (5): Z_s = pi(A_s eta(Z)); computed transposed, eta(Z)^T A_s^T, to keep the (B,CT,HW) layout
+        z_s = (v @ attn.transpose(1, 2)).view(B, C, T, H, W)  # (B,CT,HW) -> (B,C,T,H,W)
+        return self.gamma * z_s, attn
+
+
+def align_temporal(attn, size):
+    """Eq. (6) for A_t: (B, T, T) -> (B, t*t), adaptive average pooling over both time axes."""
+    return F.adaptive_avg_pool2d(attn.unsqueeze(1), (size, size)).flatten(1)  # (B,1,T,T) -> (B,1,t,t) -> (B,t*t)
+
+
+def align_spatial(attn, grid, size):
+    """Eq. (6) for A_s: (B, HW, HW) on an H x W grid -> (B, hw*hw) on an h x w grid.
+
+    Both position axes are H x W grids; each is adaptive-average-pooled to h x w (Choice: the paper names a
+    "downsampling function" only)."""
+    B = attn.shape[0]
+    (H, W), (h, w) = grid, size
+    x = F.adaptive_avg_pool2d(attn.reshape(B * H * W, 1, H, W), size)      # (B,HW,HW) -> (B*HW,1,h,w) keys
+    x = x.view(B, H * W, h * w).transpose(1, 2).reshape(B * h * w, 1, H, W)  # -> (B,hw,HW) -> (B*hw,1,H,W)
+    x = F.adaptive_avg_pool2d(x, size)                                     # -> (B*hw,1,h,w) queries
+    return x.view(B, h * w, h * w).transpose(1, 2).flatten(1)              # -> (B,hw_q,hw_k) -> (B,hw*hw)
+
+
+def diversity_loss(maps):
+    """Eq. (7): sum over ordered stage pairs (i, j), i != j, of the cosine similarity f(Ahat^i, Ahat^j) of the
+    aligned (flattened) attention maps, averaged over the batch. `maps`: list of (B, D) tensors."""
+    if len(maps) < 2:
+        return maps[0].new_zeros(()) if maps else torch.zeros(())
+    unit = F.normalize(torch.stack(maps, 1), dim=-1)   # S x (B,D) -> (B,S,D), unit rows
+    cos = unit @ unit.transpose(1, 2)                  # (B,S,S): f(Ahat^i, Ahat^j)
+    # theta = {(i,j) | 2 <= i,j <= 5, i != j}: every off-diagonal entry, both orders
+    return (cos.sum((1, 2)) - cos.diagonal(dim1=1, dim2=2).sum(-1)).mean()
+
+
+# ============================================================================================ backbone surgery
+LAYERS = ("layer1", "layer2", "layer3", "layer4")  # the paper's stages 2-5
+
+
+def kaiming_init(module):
+    """Kaiming initialisation (Sec. 4.1) of every convolution, BN at (1, 0)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv3d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm3d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class BasicBlock3d(nn.Module):
+    """Two 3x3x3 convolutions (3D ResNet-18/34)."""
+    expansion = 1
+
+    def __init__(self, cin, planes, stride=1):
+        super().__init__()
+        self.conv1, self.bn1 = conv3d(cin, planes, 3, stride), nn.BatchNorm3d(planes)
+        self.conv2, self.bn2 = conv3d(planes, planes, 3), nn.BatchNorm3d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or cin != planes:  # Hara et al.'s shortcut B: 1x1x1 conv + BN
+            self.downsample = nn.Sequential(conv3d(cin, planes, 1, stride), nn.BatchNorm3d(planes))
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class Bottleneck3d(nn.Module):
+    """1x1x1 -> 3x3x3 (stride) -> 1x1x1 (x4 channels), each with BN (Sec. 3.1 "Bottleneck Residual Block")."""
+    expansion = 4
+
+    def __init__(self, cin, planes, stride=1):
+        super().__init__()
+        self.conv1, self.bn1 = conv3d(cin, planes, 1), nn.BatchNorm3d(planes)
+        self.conv2, self.bn2 = conv3d(planes, planes, 3, stride), nn.BatchNorm3d(planes)
+        self.conv3, self.bn3 = conv3d(planes, planes * 4, 1), nn.BatchNorm3d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or cin != planes * 4:
+            self.downsample = nn.Sequential(conv3d(cin, planes * 4, 1, stride), nn.BatchNorm3d(planes * 4))
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet3d(nn.Module):
+    """3D ResNet (Sec. 3.1, Fig. 1), the layout of Hara et al.'s 3D-ResNets-PyTorch (shortcut B), whose
+    parameter names it shares so their Kinetics weights load with --pretrained PATH.
+
+    Stage 1: 7x7x7 conv, temporal stride 1, spatial stride 2, BN, ReLU. Stage 2 (layer1): 3x3x3 max pool with
+    stride 2, then blocks. Stages 3-5 (layer2-4): the first block strides 2 in T, H and W. Each stage 2-5 halves
+    T, H, W and doubles the channels: 32x112x112 -> (256,16,28,28), (512,8,14,14), (1024,4,7,7), (2048,2,4,4).
+    Choice: the paper does not give the stem kernel; 7x7x7 as in Hara et al.
+    """
+    configs = {"resnet18": (BasicBlock3d, (2, 2, 2, 2)), "resnet34": (BasicBlock3d, (3, 4, 6, 3)),
+               "resnet50": (Bottleneck3d, (3, 4, 6, 3))}
+
+    def __init__(self, arch="resnet50"):
+        super().__init__()
+        block, depths = self.configs[arch]
+        self.conv1 = conv3d(3, 64, 7, (1, 2, 2))
+        self.bn1 = nn.BatchNorm3d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool3d(3, 2, 1)
+        cin, self.widths = 64, []
+        for i, (planes, depth) in enumerate(zip((64, 128, 256, 512), depths)):
+            blocks = []
+            for j in range(depth):
+                blocks.append(block(cin, planes, 2 if i > 0 and j == 0 else 1))
+                cin = planes * block.expansion
+            setattr(self, LAYERS[i], nn.Sequential(*blocks))
+            self.widths.append(cin)
+        kaiming_init(self)
+
+    def stem(self, x):
+        """Stage 1 and stage 2's max pool: (B,3,T,H,W) -> (B,64,T/2,H/4,W/4)."""
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
+
+def load_backbone(backbone, path):
+    """3D ResNet weights from a file (Hara et al.'s checkpoints: {'state_dict': ...} with 'module.' prefixes)."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = state.get("model", state.get("state_dict", state))
+    state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
+    missing, unexpected = backbone.load_state_dict(state, strict=False)
+    run.print0(f"loaded {path}: {len(missing)} missing, {len(unexpected)} unexpected keys (classifier keys expected)")
+
+
+def insert_aggregation(backbone, tda=True, sda=True):
+    """Backbone surgery: walks layer1..layer4 (stages 2-5) and builds the TDA branch and one SDA per stage.
+
+    Returns (tda_entry, tda_modules, sda_modules), None where switched off. The TDA branch width at stage i is
+    C_i/2; its entry (Z_TDA^1) is a 3x1x1 conv + BN + ReLU on the stage-2 input (Choice: the paper has no stage-1
+    TDA). Every insert starts as identity (gamma = 0, last BN = 0), so the model equals the plain backbone at
+    initialisation (tested)."""
+    widths = [getattr(backbone, name)[-1].expansion * getattr(backbone, name)[-1].bn1.num_features
+              for name in LAYERS]
+    entry = tda_modules = sda_modules = None
+    if tda:
+        entry = nn.Sequential(conv3d(64, widths[0] // 2, (3, 1, 1)), nn.BatchNorm3d(widths[0] // 2),
+                              nn.ReLU(inplace=True))
+        outs = [w // 2 for w in widths[1:]] + [widths[-1]]          # C_{i+1}/2, and C_5 for the fused last one
+        tda_modules = nn.ModuleList(TDA(w, o, last=i == len(LAYERS) - 1)
+                                    for i, (w, o) in enumerate(zip(widths, outs)))
+    if sda:
+        sda_modules = nn.ModuleList(SDA(w) for w in widths)
+    for m in (entry, tda_modules, sda_modules):
+        if m is not None:
+            kaiming_init(m)
+    if tda:  # kaiming_init reset the zero-initialised BN of the fused last eps
+        nn.init.zeros_(tda_modules[-1].epsilon[1].weight)
+    return entry, tda_modules, sda_modules
+
+
+class STMANet(nn.Module):
+    """ST-MANet (Fig. 1): 3D ResNet + TDA + SDA per stage + multi-level fusion. With all three off it is the
+    plain 3D ResNet (global average pool of stage 5, classifier). Input (B, T, C, H, W) from the loader.
+    forward returns (logits, {"ls": L_s, "lt": L_t}); the constraints are computed in training mode only."""
+
+    def __init__(self, arch, num_classes, tda=True, sda=True, mf=True, dropout=0.0, pretrained="none"):
+        super().__init__()
+        self.backbone = ResNet3d(arch)
+        if pretrained != "none":
+            load_backbone(self.backbone, pretrained)
+        self.tda_entry, self.tda, self.sda = insert_aggregation(self.backbone, tda, sda)
+        self.mf = mf
+        widths = self.backbone.widths
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(sum(widths) if mf else widths[-1], num_classes)   # Choice: default (Kaiming-uniform)
+
+    def forward(self, x):
+        x = x.permute(0, 2, 1, 3, 4)                      # (B,T,C,H,W) -> (B,C,T,H,W)
+        z = self.backbone.stem(x)                         # (B,64,T/2,H/4,W/4)
+        branch = self.tda_entry(z) if self.tda is not None else None   # Z_TDA^1: (B,C_2/2,T/2,H/4,W/4)
+        pooled, maps_t, maps_s = [], [], []
+        for i, name in enumerate(LAYERS):
+            z = getattr(self.backbone, name)(z)           # Z^i: (B,C,T,H,W)
+            out = z
+            if self.tda is not None:
+                out, branch, a_t = self.tda[i](z, branch)    # Eq. (1)-(3): Z_t^i, Z_TDA^i, A_t^i
+                maps_t.append(a_t)
+            if self.sda is not None:
+                z_s, a_s = self.sda[i](z)                    # Eq. (4)-(5): Z_s^i, A_s^i
+                out = out + z_s                              # Eq. (8): Zhat^i = Z^i (+) Z_t^i (+) Z_s^i
+                maps_s.append((a_s, z.shape[-2:]))
+            if self.tda is not None and i == len(LAYERS) - 1:
+                out = out + branch                           # the last TDA (no pooling) fused into stage 5
+            z = out
+            pooled.append(z.mean((2, 3, 4)))              # (B,C,T,H,W) -> (B,C)
+        # Eq. (8): Z = Con(Z^2, Z^3, Z^4, Z^5) along channels (of the pooled stage outputs)
+        feature = torch.cat(pooled, 1) if self.mf else pooled[-1]   # (B, sum C_i) or (B, C_5)
+        logits = self.fc(self.dropout(feature))
+        zero = logits.new_zeros(())
+        losses = {"ls": zero, "lt": zero}
+        if self.training and self.mf:
+            if maps_t:   # Eq. (6)-(7), temporal: align to stage 5's T x T
+                t = maps_t[-1].shape[-1]
+                losses["lt"] = diversity_loss([align_temporal(a, t) for a in maps_t])
+            if maps_s:   # Eq. (6)-(7), spatial: align to stage 5's (HW) x (HW)
+                size = tuple(maps_s[-1][1])
+                losses["ls"] = diversity_loss([align_spatial(a, tuple(g), size) for a, g in maps_s])
+        return logits, losses
+
+
+# ======================================================================================================= data
+def frames_per_clip(args):
+    return args.num_segments
+
+
+def test_starts(num_frames, window):
+    """Sec. 4.1 test: consecutive windows of `window` frames over the whole video.
+    Choice: the last window is moved back to end at the last frame (the paper does not say what happens to the
+    remainder), so every window is a true run of consecutive frames; a video shorter than one window loops."""
+    return [min(s, max(num_frames - window, 0)) for s in whole_video_starts(num_frames, window)]
+
+
+def build_loaders(args, rank, world):
+    if args.data is None:
+        args.data = demo_dataset()
+    train_records, classes = load_split(args.data, "train")
+    val_records, _ = load_split(args.data, "val")
+    flip_labels = parse_label_map(args.flip_labels)
+    T, stride = args.num_segments, args.frame_stride
+    window = T * stride
+    # train: a random run of T*stride consecutive frames, every stride-th kept; crop 0.5-1 x the short side
+    train_set = VideoDataset(
+        train_records, lambda n, k, rng: dense_indices(n, T, stride, train=True, rng=rng),
+        TrainTransform(args.input_size, crop="side", flip=not args.no_flip, flip_labels=flip_labels),
+        frame_template=args.frame_template)
+    if args.test_clips == 0:   # the whole video, one clip per window
+        num_clips = lambda n: len(test_starts(n, window))
+        sample = lambda n, k, rng: (test_starts(n, window)[k] + np.arange(T) * stride) % n
+    else:
+        num_clips = args.test_clips
+        sample = lambda n, k, rng: dense_indices(n, T, stride, train=False, clip=k, num_clips=args.test_clips)
+    val_set = VideoDataset(val_records, sample, EvalTransform(args.input_size, crops=args.test_crops,
+                                                              frames_per_clip=T),
+                           num_clips=num_clips, frame_template=args.frame_template)
+    per_rank = max(1, args.batch_size // world)
+    kw = dict(num_workers=args.workers, pin_memory=torch.cuda.is_available(), persistent_workers=args.workers > 0)
+    train_sampler = EpochSampler(len(train_set), shuffle=True, seed=args.seed, rank=rank, world=world)
+    train_loader = torch.utils.data.DataLoader(train_set, per_rank, sampler=train_sampler, drop_last=True, **kw)
+    # videos have different numbers of views: concatenate them (collate_views) and average per video
+    val_loader = torch.utils.data.DataLoader(val_set, per_rank, collate_fn=collate_views,
+                                             sampler=EpochSampler(len(val_set), shuffle=False, rank=rank, world=world), **kw)
+    if len(train_loader) == 0:
+        raise AnnotationError(f"{args.data}/train.txt: fewer samples ({len(train_set)}) than --batch-size {per_rank}")
+    return train_loader, val_loader, classes
+
+
+def collate_views(batch):
+    """[(views (V_b,T,C,H,W), label, bad)] -> views of all videos (sum V_b, T,C,H,W), V_b per video, labels, bad."""
+    clips, labels, bad = zip(*batch)
+    return torch.cat(clips), torch.tensor([len(c) for c in clips]), torch.stack(labels), list(bad)
+
+
+# ============================================================================================ train/evaluate
+def param_groups(model, weight_decay):
+    """No weight decay on BatchNorm parameters, biases and the gammas (paper silent; TSM's policy)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def learning_rate(args, epoch):
+    return args.lr * 0.1 ** sum(epoch >= s for s in args.lr_steps)
+
+
+def autocast(args, device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp and device.type == "cuda")
+
+
+def train_one_epoch(model, loader, optimizer, args, device, epoch, state, bad):
+    model.train()
+    data_time, step_time, losses, seen, start = [], [], [], 0, time.perf_counter()
+    extra = {"ls": [], "lt": []}
+    for clips, targets, bad_paths in run.progress(loader, desc=f"epoch {epoch}", leave=False):
+        t_data = time.perf_counter() - start
+        bad.add(bad_paths)
+        clips = normalize(clips.to(device, non_blocking=True))                # uint8 -> float (B,T,C,H,W)
+        targets = targets.to(device, non_blocking=True)
+        with autocast(args, device):
+            logits, div = model(clips)
+        # Eq. (9): L = L_ce + lambda1 L_s + lambda2 L_t
+        loss = F.cross_entropy(logits.float(), targets) + args.lambda_s * div["ls"].float() \
+            + args.lambda_t * div["lt"].float()
+        if not torch.isfinite(loss):
+            run.cleanup_distributed()
+            sys.exit(f"error: non-finite loss ({loss.item()}) at epoch {epoch}, step {state['step']}; "
+                     f"the last good checkpoint is left untouched")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if args.clip_grad:
+            nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
+        optimizer.step()
+        state["step"] += 1
+        losses.append(loss.item())
+        for key in extra:
+            extra[key].append(div[key].item())
+        seen += len(targets)
+        data_time.append(t_data)
+        step_time.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        if args.max_steps and state["step"] >= args.max_steps:
+            break
+    loss_sum, ls_sum, lt_sum, count = run.all_reduce_sum(
+        [sum(losses) * 1.0, sum(extra["ls"]), sum(extra["lt"]), len(losses)], device)
+    count = max(count, 1)
+    return {"train_loss": loss_sum / count, "train_ls": ls_sum / count, "train_lt": lt_sum / count,
+            "data_time": float(np.mean(data_time or [0])), "time": float(np.mean(step_time or [0])), "samples": seen}
+
+
+@torch.no_grad()
+def evaluate(model, loader, args, device, bad):
+    """Softmax probabilities averaged over the views (windows x crops) of each video (Sec. 4.1)."""
+    model.eval()
+    preds = Predictions()
+    for clips, views, targets, bad_paths in run.progress(loader, desc="eval", leave=False):
+        bad.add(bad_paths)
+        probs = []
+        for chunk in clips.split(max(1, args.batch_size)):   # bounded memory for long videos
+            chunk = normalize(chunk.to(device, non_blocking=True))            # (n,T,C,H,W) float
+            with autocast(args, device):
+                logits, _ = model(chunk)
+            probs.append(logits.float().softmax(-1))
+        probs = torch.cat(probs)                                              # (sum V, K)
+        views = views.to(device)
+        video = torch.repeat_interleave(torch.arange(len(views), device=device), views)  # (sum V,) video of view
+        scores = probs.new_zeros(len(views), probs.shape[1]).index_add_(0, video, probs) / views[:, None]  # (B,K)
+        preds.update(scores, targets)
+    return preds.compute()
+
+
+# ======================================================================================================= main
+def protocol(args):
+    clips = (f"whole-video windows of {args.num_segments * args.frame_stride} frames" if args.test_clips == 0
+             else f"{args.test_clips} clips")
+    return f"{args.num_segments} frames (stride {args.frame_stride}) x {clips} x {args.test_crops} crops"
+
+
+def build_model(args, num_classes):
+    if args.baseline:
+        return STMANet(args.arch, num_classes, tda=False, sda=False, mf=False, dropout=args.dropout,
+                       pretrained=args.pretrained)
+    return STMANet(args.arch, num_classes, tda=not args.no_tda, sda=not args.no_sda, mf=not args.no_mf,
+                   dropout=args.dropout, pretrained=args.pretrained)
+
+
+def clip_shape(args):
+    return (frames_per_clip(args), 3, args.input_size, args.input_size)
+
+
+def report_complexity(args):
+    x = torch.zeros(1, *clip_shape(args))
+    out = {"script": SCRIPT}
+    for prefix, base in (("", args.baseline), ("baseline_", "r3d")):
+        model = build_model(argparse.Namespace(**{**vars(args), "baseline": base}), args.num_classes)
+        out[prefix + "params_m"] = round(complexity.params_m(model), 2)
+        out[prefix + "gflops"] = round(complexity.gmacs(model, x), 2)
+    out["gflops_overhead_pct"] = round(100 * (out["gflops"] / out["baseline_gflops"] - 1), 1)
+    out.update({"arch": args.arch, "num_segments": args.num_segments, "input_size": args.input_size,
+                "num_classes": args.num_classes, "frames_per_clip": frames_per_clip(args),
+                "modules": "+".join(m for m, off in (("tda", args.no_tda), ("sda", args.no_sda), ("mf", args.no_mf))
+                                    if not off and not args.baseline) or "none"})
+    print(json.dumps(out))
+
+
+def report_benchmark(args, device):
+    torch.backends.cudnn.benchmark = True
+    dtype = torch.bfloat16 if args.amp and device.type == "cuda" else None
+    make = lambda b: torch.randn(b, *clip_shape(args))
+    result = {"script": SCRIPT, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+              "dtype": "bf16" if dtype else "fp32", "batch": args.batch_size}
+    for prefix, base in (("", args.baseline), ("baseline_", "r3d")):
+        cfg = argparse.Namespace(**{**vars(args), "baseline": base})
+        model = build_model(cfg, args.num_classes).to(device)
+        result[prefix + "gflops"] = round(complexity.gmacs(model, make(1).to(device)), 2)
+        for k, v in complexity.benchmark(model, make, device, args.batch_size, dtype).items():
+            result[prefix + k] = v
+    print(json.dumps(result))
+
+
+def main(argv=None):
+    args = get_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.complexity:
+        return report_complexity(args)
+    rank, world, device = run.init_distributed(args.device)
+    if args.benchmark:
+        return report_benchmark(args, device)
+    run.seed_everything(args.seed + rank)
+    if args.demo:
+        run.print0(f"demo profile (no --data): {json.dumps({k: getattr(args, k) for k in DEMO_PROFILE})}")
+    try:
+        train_loader, val_loader, classes = build_loaders(args, rank, world)
+    except AnnotationError as e:
+        sys.exit(f"error: {e}")
+    model = build_model(args, len(classes)).to(device)
+    if args.evaluate:
+        model.load_state_dict(run.load_checkpoint(args.checkpoint or args.resume)["model"])
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)
+    bad = run.BadSamples(args.max_bad_fraction)
+    t0 = time.time()
+    if args.evaluate:
+        metrics = evaluate(ddp, val_loader, args, device, bad)
+        run.print0(f"protocol: {protocol(args)}")
+        run.print0(json.dumps({**metrics, "protocol": protocol(args), "bad_samples": len(bad.check(metrics["samples"], True)),
+                               "seconds": round(time.time() - t0, 1)}))
+        return metrics
+
+    output = args.output or os.path.join("runs", f"{SCRIPT}-{time.strftime('%Y%m%d-%H%M%S')}")
+    state = {"epoch": 0, "step": 0, "best": -math.inf}
+    if args.resume:
+        ckpt = run.load_checkpoint(args.resume)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state = ckpt["state"]
+        output = args.output or os.path.dirname(os.path.abspath(args.resume))
+        run.set_rng_state(ckpt["rng"])
+    if run.is_main():
+        os.makedirs(output, exist_ok=True)
+        with open(os.path.join(output, "args.json"), "w") as f:
+            json.dump(vars(args), f, indent=1)
+    log = run.JsonlLog(os.path.join(output, "log.jsonl"))
+    metrics, total_bad = {}, 0
+    while state["epoch"] < args.epochs and not (args.max_steps and state["step"] >= args.max_steps):
+        epoch = state["epoch"]
+        lr = learning_rate(args, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        train_loader.sampler.set_epoch(epoch)
+        bad.new_epoch()
+        train_stats = train_one_epoch(ddp, train_loader, optimizer, args, device, epoch, state, bad)
+        metrics = evaluate(ddp, val_loader, args, device, bad)
+        bad_paths = bad.check(train_stats["samples"] + metrics["samples"], final=True)
+        total_bad += len(bad_paths)
+        key = "val_map" if "val_map" in metrics else "val_top1"
+        state["epoch"] += 1
+        is_best = metrics[key] > state["best"]
+        state["best"] = max(state["best"], metrics[key])
+        record = {"epoch": epoch, "lr": lr, **train_stats, **metrics, "bad_samples": len(bad_paths),
+                  "bad_paths": bad_paths, "step": state["step"]}
+        log.write(record)
+        run.print0(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items() if k != "bad_paths"}))
+        if run.is_main():
+            ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
+                    "args": vars(args), "rng": run.rng_state()}
+            run.save_checkpoint(ckpt, os.path.join(output, "last.pt"))
+            if is_best:
+                run.save_checkpoint(ckpt, os.path.join(output, "best.pt"))
+    final = {k: metrics.get(k) for k in ("val_top1", "val_top5", "val_map") if k in metrics}
+    final.update({"epochs": state["epoch"], "seconds": round(time.time() - t0, 1), "bad_samples": total_bad,
+                  "protocol": protocol(args), "output": output})
+    run.print0(json.dumps(final))
+    run.cleanup_distributed()
+    return final
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,638 @@
+"""A Novel Spatio-Temporal-Wise Network for Action Recognition (STW).
+
+Zhengbao Cai. IEEE Access (the text at ../shared/papers/stw.txt gives no year or DOI; it cites 2022 work).
+Official code: none published; this file follows the paper's text, figures and tables.
+
+Idea: an STW block sits at the start of the residual branch of every ResNet-50 bottleneck (where TSM shifts,
+Sec. III-C, Fig. 2) and feeds conv1 with the element-wise sum of two same-shape modules:
+  * STFM, Spatio-Temporal Fusion Module (Sec. III-A, Eq. 1-2): 2D convolutions encode x_{t-1}, x_t, x_{t+1}
+    to C/alpha, C/beta, C/gamma channels (4:2:4), concatenated back to C channels;
+  * TWM, Temporal-Wise Module (Sec. III-B, Eq. 3-6): a 3x1x1 Conv3D to one channel, a sigmoid weight S,
+    V = X*S, and the motion feature Z = X - V.
+This file implements Eq. 1-6, Fig. 2 (parallel block), Fig. 3 (vertical variants), the ablation switches of
+Tables 5-8, the TSN/TSM baselines, fine-tuning (Sec. IV-B) and the 16f+8f score ensemble (Tables 1-2).
+
+Run:  python stw.py --data DIR [--num-segments 16]          (Something-Something: 1 clip x 1 centre crop)
+      python stw.py --data DIR --finetune K400.pt --num-segments 16 --test-clips 10 --test-crops 3  (UCF/HMDB)
+      python stw.py --evaluate --ensemble stw16f/best.pt stw8f/best.pt --data DIR      (Tables 1-2 "16f+8f")
+      python stw.py --complexity                              (8 x 224^2, 174 classes)
+
+Expected results (Something-Something V1 val, ResNet-50 ImageNet, 1 clip x 1 crop, Table 1 / Tables 5-8):
+| model                    | paper top-1 | GFLOPs paper | ours: params / GMACs (--complexity) | ours top-1 |
+|--------------------------|-------------|--------------|-------------------------------------|------------|
+| TSN 8f (--baseline)      | 19.7        | 33           | 23.87M / 32.70                      | not run    |
+| TSM 8f (--baseline tsm)  | 42.1 (T6)   | 33           | 23.87M / 32.70                      | not run    |
+| STW 8f                   | 46.3        | 33.5 ("34")  | 23.96M / 33.01                      | not run    |
+| STW 16f                  | 48.7        | 67           | 23.96M / 66.03                      | not run    |
+| STW 16f+8f (--ensemble)  | 49.9        | 100          | -                                   | not run    |
+Demo (no --data, CPU, resnet18 64px, order-only classes, chance 25%): see the README's results table.
+"""
+# ==================================================================================================== imports
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from fractions import Fraction
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+from common import complexity, run
+from common.data import AnnotationError, EpochSampler, VideoDataset, load_split
+from common.demo import demo_dataset
+from common.metrics import Predictions
+from common.sampling import segment_indices
+from common.transforms import EvalTransform, TrainTransform, normalize, parse_label_map
+
+SCRIPT = "stw"
+
+# ================================================================================================== arguments
+# The CPU-sized profile used when no --data is given (CONVENTIONS.md "The demo dataset"); flags given on the
+# command line win over it.
+DEMO_PROFILE = dict(arch="resnet18", pretrained="none", input_size=64, epochs=12, batch_size=16, lr=0.02,
+                    lr_steps=[8, 11], weight_decay=5e-4, dropout=0.0, workers=2,
+                    flip_labels="0:1,1:0,2:3,3:2")  # a flipped "moving right" clip is "moving left"
+
+
+def get_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default=None, help="dataset root (CONVENTIONS.md layout); omitted: the demo dataset")
+    p.add_argument("--frame-template", default="img_{:05d}.jpg", help="file names inside frame folders (1-based)")
+    # optimisation (paper Sec. IV-B "Training")
+    p.add_argument("--epochs", type=int, default=50, help="Sec. IV-B")
+    p.add_argument("--batch-size", type=int, default=64, help="clips per step over all GPUs (Sec. IV-B)")
+    p.add_argument("--lr", type=float, default=0.01, help="for --batch-size 64 (Sec. IV-B); --finetune: 0.001")
+    p.add_argument("--lr-steps", type=int, nargs="+", default=[30, 40, 45],
+                   help="epochs where lr x0.1 (Sec. IV-B); --finetune: every 15 epochs")
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="Sec. IV-B")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Sec. IV-B)")
+    p.add_argument("--dropout", type=float, default=0.5, help="before the classifier (Choice: TSM's; paper silent)")
+    p.add_argument("--clip-grad", type=float, default=20.0, help="gradient-norm clipping (Choice: TSM's; paper silent)")
+    p.add_argument("--finetune", default=None, metavar="PATH",
+                   help="start from a checkpoint of another dataset (classifier dropped if K differs); sets "
+                        "lr 0.001, x0.1 every 15 epochs unless given (Sec. IV-B, UCF101/HMDB51 from Kinetics)")
+    # model
+    p.add_argument("--num-segments", type=int, default=8, help="T, segments per clip: 8 or 16 (Sec. IV-B, Table 1)")
+    p.add_argument("--arch", default="resnet50", choices=["resnet18", "resnet34", "resnet50"])
+    p.add_argument("--pretrained", default="imagenet", help="none | imagenet (IMAGENET1K_V1) | PATH")
+    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--num-classes", type=int, default=174, help="when no dataset is given (SSv1/v2: 174)")
+    p.add_argument("--baseline", nargs="?", const="tsn", default=None, choices=["tsn", "tsm"],
+                   help="no STW blocks: 'tsn' (bare flag, Table 1) or 'tsm' (residual shift, Table 6)")
+    p.add_argument("--flip-labels", default="ssv2",
+                   help="labels swapped by a horizontal flip: 'ssv2' (86<->87, 93<->94, 166<->167), 'A:B,...' or ''")
+    p.add_argument("--no-flip", action="store_true", help="no horizontal flip in training")
+    # run
+    p.add_argument("--workers", type=int, default=8)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", default=None, help="run directory (default runs/<script>-<time>)")
+    p.add_argument("--resume", default=None, help="continue a run from its last.pt")
+    p.add_argument("--evaluate", action="store_true", help="evaluation only (with --checkpoint)")
+    p.add_argument("--checkpoint", default=None, help="weights to evaluate")
+    p.add_argument("--test-clips", type=int, default=1, help="clips per video at test time")
+    p.add_argument("--test-crops", type=int, default=1, choices=[1, 3, 10], help="crops per clip at test time")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after N optimisation steps (smoke runs)")
+    p.add_argument("--max-bad-fraction", type=float, default=0.05, help="stop past this fraction of bad samples")
+    p.add_argument("--complexity", action="store_true", help="print params and GFLOPs of one clip and exit")
+    p.add_argument("--benchmark", action="store_true", help="print latency/throughput (and the baseline's), exit")
+    # paper switches
+    p.add_argument("--stfm-ratio", default="4:2:4", choices=["4:2:4", "8:4/3:8", "16:8/7:16", "avg"],
+                   help="STFM alpha:beta:gamma of Eq. (1), or 'avg' = average pooling of the 3 frames (Table 5)")
+    p.add_argument("--no-stfm", action="store_true", help="TWM only (Table 6)")
+    p.add_argument("--no-twm", action="store_true", help="STFM only (Table 6)")
+    p.add_argument("--combine", default="parallel", choices=["parallel", "stfm-twm", "twm-stfm"],
+                   help="parallel sum (Fig. 3a) or vertical STFM=>TWM / TWM=>STFM (Fig. 3b/c, Table 8)")
+    p.add_argument("--stages", type=int, nargs="+", default=[2, 3, 4, 5], choices=[2, 3, 4, 5],
+                   help="ResNet stages (2-5 = layer1-layer4) whose blocks get an STW block (Table 7)")
+    p.add_argument("--ensemble", nargs="+", default=None, metavar="CKPT",
+                   help="evaluate several checkpoints (each with its own T, e.g. 16f and 8f) and average their "
+                        "softmax scores (Tables 1-2 'STW 16f+8f'); needs --data or the demo set")
+    args = p.parse_args(argv)
+    args.demo = args.data is None and not (args.complexity or args.benchmark)
+    if args.complexity or args.benchmark:
+        args.pretrained = "none"  # weights change neither FLOPs nor speed
+    if args.demo:
+        for key, value in DEMO_PROFILE.items():
+            if getattr(args, key) == p.get_default(key):
+                setattr(args, key, value)
+    if args.evaluate and not (args.checkpoint or args.resume or args.ensemble):
+        p.error("--evaluate needs --checkpoint PATH")
+    if args.no_stfm and args.no_twm:
+        p.error("--no-stfm with --no-twm removes the STW block: use --baseline")
+    if args.finetune:  # Sec. IV-B: lr 0.001, x0.1 every 15 epochs (of 50)
+        if args.lr == p.get_default("lr"):
+            args.lr = 0.001
+        if args.lr_steps == p.get_default("lr_steps"):
+            args.lr_steps = list(range(15, args.epochs, 15))
+    return args
+
+
+# ============================================================================================== paper modules
+def from_frame(x, d):
+    """x (B, T, ...) -> out[:, t] = x[:, t + d], zeros where t + d falls outside the clip (TSM's zero padding)."""
+    if d == 0:
+        return x
+    zeros = torch.zeros_like(x[:, : abs(d)])
+    return torch.cat([x[:, d:], zeros], 1) if d > 0 else torch.cat([zeros, x[:, :d]], 1)
+
+
+def parse_ratio(text):
+    """Table 5 setting 'alpha:beta:gamma' -> the channel fractions (1/alpha, 1/beta, 1/gamma), summing to 1."""
+    fractions = tuple(1 / Fraction(a) for a in text.split(":"))
+    if len(fractions) != 3 or sum(fractions) != 1:
+        raise ValueError(f"--stfm-ratio {text}: need alpha:beta:gamma with 1/alpha + 1/beta + 1/gamma = 1")
+    return fractions
+
+
+class STFM(nn.Module):
+    """Spatio-Temporal Fusion Module (Sec. III-A, Eq. 1-2, Fig. 2); input/output (B*T, C, H, W).
+
+    `channels`: C; `num_segments`: T; `ratio`: 'alpha:beta:gamma' of Eq. (1) (Table 5: '4:2:4' default,
+    '8:4/3:8', '16:8/7:16') or 'avg', Table 5's "Average Pooling" row, y_t = (x_{t-1} + x_t + x_{t+1}) / 3.
+
+    Choice (the encoders' form; the paper only says "2D convolution", Eq. 1): a 1x1 convolution with channel
+    groups of b channels (b = 4 for 4:2:4; b = lcm of the ratio's denominators), each group of x_{t-1} giving
+    b/alpha channels of l_t, each group of x_t b/beta channels of m_t, each group of x_{t+1} b/gamma channels
+    of r_t. The cost figures decide it:
+      * the paper gives 33 G (TSN) vs 33.5 G (STW) and "less than 2 %" extra (Tables 1-2, Sec. IV-C), i.e. at
+        most ~0.65 G over the 32.70 G TSN-R50 (8 x 224^2) for STFM + TWM, and TWM alone costs 0.13 G;
+      * a dense 1x1 Conv2D C -> C/alpha (+ C/beta + C/gamma) at each block input costs C^2 per pixel:
+        STW 57.6 G and 39.8M parameters (measured), so it is excluded;
+      * grouped 3x3 encoders cost 9b MACs per input element: STW 34.45 G (+5.4 %) and 24.38M parameters
+        (+2.1 %), also beyond "less than 2 %";
+      * grouped 1x1 encoders cost b = 4 MACs per element: STW 33.01 G (+0.96 %; the paper's 33.5 G within
+        1.5 %) and 23.96M parameters (+92k with TWM, +0.4 %), and every channel of all three frames still
+        reaches y_t, the property the paper claims over TSM ("encodes and stacks all channels of three
+        adjacent frames, preserving all information").
+    One grouped conv computes all three encoders on every frame (a per-frame conv commutes with picking the
+    neighbour frame afterwards): output slots [0, b/alpha) of each group are theta (taken from frame t-1),
+    the middle b/beta slots phi (frame t), the last b/gamma slots varphi (frame t+1).
+    Choice (Concat order, Eq. 2): l, m, r are concatenated inside each group of b channels, so every output
+    channel sits at the index of an input channel of its group; the encoders start as the copy of that channel
+    (weight 1, rest 0), i.e. STFM starts as a TSM-style shift of 1/alpha and 1/gamma of the channels and the
+    ImageNet conv1 that follows sees its own features at step 0. Frames outside the clip are zeros (as TSM).
+    """
+
+    def __init__(self, channels, num_segments, ratio="4:2:4"):
+        super().__init__()
+        self.num_segments, self.average = num_segments, ratio == "avg"
+        if self.average:
+            return
+        fractions = parse_ratio(ratio)
+        self.b = math.lcm(*(f.denominator for f in fractions))          # channels per group
+        if channels % self.b:
+            raise ValueError(f"STFM: C={channels} is not a multiple of the group size {self.b} ({ratio})")
+        self.n_l, self.n_m, self.n_r = (int(f * self.b) for f in fractions)  # slots per group: b/alpha, ...
+        # theta, phi, varphi of Eq. (1) as the slot ranges of one grouped 1x1 conv (C -> C, groups C/b)
+        self.encode = nn.Conv2d(channels, channels, 1, groups=channels // self.b, bias=False)
+        with torch.no_grad():  # each output channel starts as a copy of the input channel at its index
+            w = torch.zeros_like(self.encode.weight)                      # (C, b, 1, 1)
+            w[torch.arange(channels), torch.arange(channels) % self.b] = 1.0
+            self.encode.weight.copy_(w)
+
+    def forward(self, x):
+        T = self.num_segments
+        BT, C, H, W = x.shape
+        if self.average:  # Table 5 "Average Pooling"
+            x = x.view(BT // T, T, C, H, W)                               # (B*T,C,H,W) -> (B,T,C,H,W)
+            y = (from_frame(x, -1) + x + from_frame(x, 1)) / 3
+            return y.view(BT, C, H, W)                                    # (B,T,C,H,W) -> (B*T,C,H,W)
+        e = self.encode(x)                                                # every frame through theta|phi|varphi
+        e = e.view(BT // T, T, C // self.b, self.b, H, W)                 # (B*T,C,H,W) -> (B,T,C/b,b,H,W)
+        # Eq. (1): l_t = Conv2D(x_{t-1}, theta), m_t = Conv2D(x_t, phi), r_t = Conv2D(x_{t+1}, varphi)
+        l_t = from_frame(e[:, :, :, : self.n_l], -1)                      # (B,T,C/b,b/alpha,H,W)
+        m_t = e[:, :, :, self.n_l: self.n_l + self.n_m]                   # (B,T,C/b,b/beta,H,W)
+        r_t = from_frame(e[:, :, :, self.n_l + self.n_m:], 1)             # (B,T,C/b,b/gamma,H,W)
+        # Eq. (2): y_t = Concat(l_t, m_t, r_t)
+        y = torch.cat([l_t, m_t, r_t], dim=3)                             # -> (B,T,C/b,b,H,W)
+        return y.view(BT, C, H, W)                                        # (B,T,C/b,b,H,W) -> (B*T,C,H,W)
+
+
+class TWM(nn.Module):
+    """Temporal-Wise Module (Sec. III-B, Eq. 3-6); input/output (B*T, C, H, W).
+
+    `channels`: C; `num_segments`: T. The Conv3D of Eq. (4) has parameters lambda, kernel 3x1x1 and one output
+    channel (3C weights, 3C MACs per position: "the same as depth-wise convolution").
+    Choice: no bias (the paper writes Conv3D(X, lambda) only) and zero padding in time (frames 0 and T-1 see a
+    zero neighbour, as STFM and TSM). Choice: lambda starts at zero, so S = 1/2 and Z = X/2 for every frame at
+    step 0 (no arbitrary motion gating of the pretrained features); the gradient on lambda is non-zero.
+    """
+
+    def __init__(self, channels, num_segments):
+        super().__init__()
+        self.num_segments = num_segments
+        self.conv = nn.Conv3d(channels, 1, (3, 1, 1), padding=(1, 0, 0), bias=False)
+        nn.init.zeros_(self.conv.weight)
+
+    def forward(self, x):
+        T = self.num_segments
+        BT, C, H, W = x.shape
+        # Eq. (3): T x C x H x W -> C x T x H x W
+        x_tilde = x.view(BT // T, T, C, H, W).transpose(1, 2)             # (B*T,C,H,W) -> (B,C,T,H,W)
+        # Eq. (4): U = Conv3D(X~, lambda)
+        u = self.conv(x_tilde)                                            # (B,1,T,H,W)
+        # Eq. (5): S = Sigmoid(U), V = X~ . S (broadcast over the C channels)
+        s = torch.sigmoid(u).transpose(1, 2).reshape(BT, 1, H, W)         # (B,1,T,H,W) -> (B*T,1,H,W)
+        v = x * s
+        # Eq. (6): Z = X~ - V, reshaped back to T x C x H x W (x is already in that layout)
+        return x - v
+
+
+class STWBlock(nn.Module):
+    """The STW block (Sec. III-C, Fig. 2; Fig. 3 for the vertical variants), in front of a bottleneck's conv1.
+
+    `combine`: 'parallel' = STFM(x) + TWM(x) (Fig. 3a, the paper's model), 'stfm-twm' = TWM(STFM(x)) (Fig. 3b),
+    'twm-stfm' = STFM(TWM(x)) (Fig. 3c); `use_stfm`/`use_twm` off give the single-module rows of Table 6.
+    """
+
+    def __init__(self, channels, num_segments, ratio="4:2:4", use_stfm=True, use_twm=True, combine="parallel"):
+        super().__init__()
+        self.stfm = STFM(channels, num_segments, ratio) if use_stfm else None
+        self.twm = TWM(channels, num_segments) if use_twm else None
+        self.combine = combine
+
+    def forward(self, x):
+        if self.twm is None:
+            return self.stfm(x)
+        if self.stfm is None:
+            return self.twm(x)
+        if self.combine == "stfm-twm":
+            return self.twm(self.stfm(x))
+        if self.combine == "twm-stfm":
+            return self.stfm(self.twm(x))
+        return self.stfm(x) + self.twm(x)                                 # Fig. 2: element-wise sum
+
+
+class TemporalShift(nn.Module):
+    """TSM's residual shift (Table 6 "TSM" row, `--baseline tsm`): of C channels, C/8 take frame t+1, C/8 take
+    frame t-1, zeros at the clip ends; no parameters, no FLOPs (notes/tsm-family-reference.md Sec. 1.5)."""
+
+    def __init__(self, num_segments, n_div=8):
+        super().__init__()
+        self.num_segments, self.n_div = num_segments, n_div
+
+    def forward(self, x):
+        T = self.num_segments
+        BT, C, H, W = x.shape
+        fold = C // self.n_div
+        x = x.view(BT // T, T, C, H, W)                                   # (B*T,C,H,W) -> (B,T,C,H,W)
+        out = torch.cat([from_frame(x[:, :, :fold], 1), from_frame(x[:, :, fold: 2 * fold], -1),
+                         x[:, :, 2 * fold:]], dim=2)                      # -> (B,T,C,H,W)
+        return out.view(BT, C, H, W)                                      # (B,T,C,H,W) -> (B*T,C,H,W)
+
+
+# ============================================================================================== paper modules
+# (the EAN helper writes EAB, SOI-Tr, LMC here)
+
+
+# ============================================================================================ backbone surgery
+def build_resnet(arch, pretrained):
+    """torchvision ResNet without its classifier; `imagenet` = IMAGENET1K_V1 (the weights the papers used)."""
+    weights = None
+    if pretrained == "imagenet":
+        weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
+    try:
+        net = torchvision.models.get_model(arch, weights=weights)
+    except OSError as e:  # no network and no cached file
+        sys.exit(f"error: cannot load {weights} ({e}); put the file in $TORCH_HOME/hub/checkpoints, "
+                 f"pass --pretrained PATH, or --pretrained none")
+    if pretrained not in ("none", "imagenet"):
+        state = torch.load(pretrained, map_location="cpu")
+        state = state.get("model", state.get("state_dict", state))
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        run.print0(f"loaded {pretrained}: {len(missing)} missing, {len(unexpected)} unexpected keys")
+    net.fc = nn.Identity()
+    return net
+
+
+STAGES = {2: "layer1", 3: "layer2", 4: "layer3", 5: "layer4"}  # the paper's stage numbers (Table 7)
+
+
+def insert_stw(backbone, num_segments, stages=(2, 3, 4, 5), ratio="4:2:4", use_stfm=True, use_twm=True,
+               combine="parallel"):
+    """Put an STW block at the start of the residual branch of every block of `stages` (Sec. III-C, Fig. 2:
+    "similar to TSM, we place the STW block inside the residual branch"; Sec. IV-B: "all residual blocks"):
+    block.conv1 becomes Sequential(STWBlock, conv1), the identity path is untouched. Returns the blocks' count.
+    No zero-init is needed to keep the pretrained network usable: STFM starts as a channel shift (see STFM)."""
+    count = 0
+    for stage in stages:
+        for block in getattr(backbone, STAGES[stage]):
+            stw = STWBlock(block.conv1.in_channels, num_segments, ratio, use_stfm, use_twm, combine)
+            block.conv1 = nn.Sequential(stw, block.conv1)
+            count += 1
+    return count
+
+
+def insert_tsm(backbone, num_segments):
+    """TSM baseline (`--baseline tsm`): the residual shift in front of conv1 of all 16 blocks (TSM 'blockres')."""
+    for stage in STAGES.values():
+        for block in getattr(backbone, stage):
+            block.conv1 = nn.Sequential(TemporalShift(num_segments), block.conv1)
+
+
+def load_finetune(model, path):
+    """`--finetune`: weights of a model trained on another dataset; tensors whose shape differs (the classifier
+    when K differs) keep their fresh initialisation."""
+    state = run.load_checkpoint(path)
+    state = state.get("model", state)
+    own = model.state_dict()
+    kept = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(kept, strict=False)
+    run.print0(f"finetune from {path}: {len(kept)} of {len(own)} tensors loaded, fresh: "
+               f"{sorted(set(own) - set(kept)) or 'none'}")
+
+
+class Model(nn.Module):
+    """TSN (`--baseline`), TSM (`--baseline tsm`) or STW: a 2D ResNet on every frame, a classifier, logits
+    averaged over the T segments (Sec. IV-B: "The outputs of the T frames were averaged")."""
+
+    def __init__(self, args, num_classes):
+        super().__init__()
+        self.num_segments = args.num_segments
+        self.backbone = build_resnet(args.arch, args.pretrained)
+        if args.baseline == "tsm":
+            insert_tsm(self.backbone, args.num_segments)
+        elif args.baseline is None:
+            insert_stw(self.backbone, args.num_segments, args.stages, args.stfm_ratio, not args.no_stfm,
+                       not args.no_twm, args.combine)
+        width = 512 if args.arch in ("resnet18", "resnet34") else 2048
+        self.dropout = nn.Dropout(args.dropout)
+        self.fc = nn.Linear(width, num_classes)
+        nn.init.normal_(self.fc.weight, 0, 0.001)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x):
+        B, T = x.shape[:2]
+        assert T == self.num_segments, f"clip has {T} frames, the model was built for {self.num_segments}"
+        x = x.flatten(0, 1)                                 # (B,T,C,H,W) -> (B*T,C,H,W)
+        x = self.backbone(x)                                # (B*T, D)
+        x = self.fc(self.dropout(x))                        # (B*T, K)
+        return x.view(B, T, -1).mean(1)                     # (B*T,K) -> (B,T,K) -> (B,K) segment consensus
+
+
+# ======================================================================================================= data
+def frames_per_clip(args):
+    return args.num_segments
+
+
+def build_loaders(args, rank, world):
+    if args.data is None:
+        args.data = demo_dataset()
+    train_records, classes = load_split(args.data, "train")
+    val_records, _ = load_split(args.data, "val")
+    flip_labels = parse_label_map(args.flip_labels)
+    train_set = VideoDataset(
+        train_records, lambda n, k, rng: segment_indices(n, args.num_segments, train=True, rng=rng),
+        TrainTransform(args.input_size, flip=not args.no_flip, flip_labels=flip_labels),
+        frame_template=args.frame_template)
+    val_set = VideoDataset(
+        val_records, lambda n, k, rng: segment_indices(n, args.num_segments, train=False, clip=k, num_clips=args.test_clips),
+        EvalTransform(args.input_size, crops=args.test_crops, frames_per_clip=frames_per_clip(args)),
+        num_clips=args.test_clips, frame_template=args.frame_template)
+    per_rank = max(1, args.batch_size // world)
+    kw = dict(num_workers=args.workers, pin_memory=torch.cuda.is_available(), persistent_workers=args.workers > 0)
+    train_sampler = EpochSampler(len(train_set), shuffle=True, seed=args.seed, rank=rank, world=world)
+    train_loader = torch.utils.data.DataLoader(train_set, per_rank, sampler=train_sampler, drop_last=True, **kw)
+    val_loader = torch.utils.data.DataLoader(val_set, max(1, per_rank // (args.test_clips * args.test_crops)),
+                                             sampler=EpochSampler(len(val_set), shuffle=False, rank=rank, world=world), **kw)
+    if len(train_loader) == 0:
+        raise AnnotationError(f"{args.data}/train.txt: fewer samples ({len(train_set)}) than --batch-size {per_rank}")
+    return train_loader, val_loader, classes
+
+
+# ============================================================================================ train/evaluate
+def param_groups(model, weight_decay):
+    """No weight decay on BatchNorm/LayerNorm parameters and biases (TSM's optimisation policy)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def learning_rate(args, epoch):
+    return args.lr * 0.1 ** sum(epoch >= s for s in args.lr_steps)
+
+
+def autocast(args, device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp and device.type == "cuda")
+
+
+def train_one_epoch(model, loader, optimizer, args, device, epoch, state, bad):
+    model.train()
+    data_time, step_time, losses, seen, start = [], [], [], 0, time.perf_counter()
+    for clips, targets, bad_paths in run.progress(loader, desc=f"epoch {epoch}", leave=False):
+        t_data = time.perf_counter() - start
+        bad.add(bad_paths)
+        clips = normalize(clips.to(device, non_blocking=True))                # uint8 -> float (B,T,C,H,W)
+        targets = targets.to(device, non_blocking=True)
+        with autocast(args, device):
+            logits = model(clips)
+        loss = F.cross_entropy(logits.float(), targets)
+        if not torch.isfinite(loss):
+            run.cleanup_distributed()
+            sys.exit(f"error: non-finite loss ({loss.item()}) at epoch {epoch}, step {state['step']}; "
+                     f"the last good checkpoint is left untouched")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if args.clip_grad:
+            nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
+        optimizer.step()
+        state["step"] += 1
+        losses.append(loss.item())
+        seen += len(targets)
+        data_time.append(t_data)
+        step_time.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        if args.max_steps and state["step"] >= args.max_steps:
+            break
+    loss_sum, count = run.all_reduce_sum([sum(losses) * 1.0, len(losses)], device)
+    return {"train_loss": loss_sum / max(count, 1), "data_time": float(np.mean(data_time or [0])),
+            "time": float(np.mean(step_time or [0])), "samples": seen}
+
+
+@torch.no_grad()
+def predict(model, loader, args, device, bad):
+    """Softmax probabilities averaged over the views (clips x crops) of each video, as `Predictions`."""
+    model.eval()
+    preds = Predictions()
+    for clips, targets, bad_paths in run.progress(loader, desc="eval", leave=False):
+        bad.add(bad_paths)
+        B, V = clips.shape[:2]
+        clips = normalize(clips.to(device, non_blocking=True)).flatten(0, 1)  # (B,V,T,C,H,W) -> (B*V,T,C,H,W)
+        with autocast(args, device):
+            logits = model(clips)
+        probs = logits.float().softmax(-1).view(B, V, -1).mean(1)            # (B*V,K) -> (B,V,K) -> (B,K)
+        preds.update(probs, targets)
+    return preds
+
+
+def evaluate(model, loader, args, device, bad):
+    return predict(model, loader, args, device, bad).compute()
+
+
+# what a checkpoint decides about its model in an ensemble (data and test flags come from the command line)
+MODEL_KEYS = ("arch", "num_segments", "baseline", "stfm_ratio", "no_stfm", "no_twm", "combine", "stages", "dropout")
+
+
+def evaluate_ensemble(args, rank, world, device):
+    """`--ensemble CKPT...` (Tables 1-2 "STW 16f+8f"): each checkpoint is evaluated with its own model and
+    frames per clip, and the per-video softmax scores are averaged over the checkpoints."""
+    bad, members, shard_scores, shard_targets, t0 = run.BadSamples(args.max_bad_fraction), [], [], None, time.time()
+    for path in args.ensemble:
+        ckpt = run.load_checkpoint(path)
+        saved = ckpt.get("args", {})
+        cfg = argparse.Namespace(**{**vars(args), **{k: saved[k] for k in MODEL_KEYS if k in saved}, "pretrained": "none"})
+        _, val_loader, classes = build_loaders(cfg, rank, world)
+        model = build_model(cfg, len(classes)).to(device)
+        model.load_state_dict(ckpt["model"])
+        preds = predict(model, val_loader, cfg, device, bad)
+        scores, targets = torch.cat(preds.scores), torch.cat(preds.targets)  # this rank's shard, fixed order
+        if shard_targets is not None and not torch.equal(targets, shard_targets):
+            sys.exit(f"error: {path} saw the videos in another order than {args.ensemble[0]}")
+        shard_scores.append(scores)
+        shard_targets = targets
+        members.append({"checkpoint": path, "frames": cfg.num_segments, **preds.compute()})
+        run.print0(json.dumps(members[-1]))
+    ensemble = Predictions()
+    ensemble.update(torch.stack(shard_scores).mean(0), shard_targets)         # (M,N,K) -> (N,K)
+    metrics = ensemble.compute()
+    frames = "+".join(str(m["frames"]) for m in members)
+    result = {**metrics, "members": members, "bad_samples": len(bad.check(metrics["samples"], True)),
+              "protocol": f"{frames} frames x {args.test_clips} clips x {args.test_crops} crops",
+              "seconds": round(time.time() - t0, 1)}
+    run.print0(f"protocol: {result['protocol']}")
+    run.print0(json.dumps(result))
+    return result
+
+
+# ======================================================================================================= main
+def protocol(args):
+    return f"{args.num_segments} frames x {args.test_clips} clips x {args.test_crops} crops"
+
+
+def build_model(args, num_classes):
+    return Model(args, num_classes)
+
+
+def clip_shape(args):
+    return (frames_per_clip(args), 3, args.input_size, args.input_size)
+
+
+def report_complexity(args):
+    model = build_model(args, args.num_classes)
+    x = torch.zeros(1, *clip_shape(args))
+    out = {"script": SCRIPT, "params_m": round(complexity.params_m(model), 2),
+           "gflops": round(complexity.gmacs(model, x), 2), "num_segments": args.num_segments,
+           "input_size": args.input_size, "num_classes": args.num_classes, "frames_per_clip": frames_per_clip(args)}
+    print(json.dumps(out))
+
+
+def report_benchmark(args, device):
+    torch.backends.cudnn.benchmark = True
+    dtype = torch.bfloat16 if args.amp and device.type == "cuda" else None
+    make = lambda b: torch.randn(b, *clip_shape(args))
+    result = {"script": SCRIPT, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+              "dtype": "bf16" if dtype else "fp32", "batch": args.batch_size}
+    for prefix, base in (("", args.baseline), ("baseline_", "tsn")):
+        cfg = argparse.Namespace(**{**vars(args), "baseline": base})
+        model = build_model(cfg, args.num_classes).to(device)
+        result[prefix + "gflops"] = round(complexity.gmacs(model, make(1).to(device)), 2)
+        for k, v in complexity.benchmark(model, make, device, args.batch_size, dtype).items():
+            result[prefix + k] = v
+    print(json.dumps(result))
+
+
+def main(argv=None):
+    args = get_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.complexity:
+        return report_complexity(args)
+    rank, world, device = run.init_distributed(args.device)
+    if args.benchmark:
+        return report_benchmark(args, device)
+    run.seed_everything(args.seed + rank)
+    if args.demo:
+        run.print0(f"demo profile (no --data): {json.dumps({k: getattr(args, k) for k in DEMO_PROFILE})}")
+    if args.ensemble:
+        try:
+            return evaluate_ensemble(args, rank, world, device)
+        except AnnotationError as e:
+            sys.exit(f"error: {e}")
+    try:
+        train_loader, val_loader, classes = build_loaders(args, rank, world)
+    except AnnotationError as e:
+        sys.exit(f"error: {e}")
+    model = build_model(args, len(classes)).to(device)
+    if args.evaluate:
+        model.load_state_dict(run.load_checkpoint(args.checkpoint or args.resume)["model"])
+    elif args.finetune and not args.resume:
+        load_finetune(model, args.finetune)
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)
+    bad = run.BadSamples(args.max_bad_fraction)
+    t0 = time.time()
+    if args.evaluate:
+        metrics = evaluate(ddp, val_loader, args, device, bad)
+        run.print0(f"protocol: {protocol(args)}")
+        run.print0(json.dumps({**metrics, "protocol": protocol(args), "bad_samples": len(bad.check(metrics["samples"], True)),
+                               "seconds": round(time.time() - t0, 1)}))
+        return metrics
+
+    output = args.output or os.path.join("runs", f"{SCRIPT}-{time.strftime('%Y%m%d-%H%M%S')}")
+    state = {"epoch": 0, "step": 0, "best": -math.inf}
+    if args.resume:
+        ckpt = run.load_checkpoint(args.resume)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state = ckpt["state"]
+        output = args.output or os.path.dirname(os.path.abspath(args.resume))
+        run.set_rng_state(ckpt["rng"])
+    if run.is_main():
+        os.makedirs(output, exist_ok=True)
+        with open(os.path.join(output, "args.json"), "w") as f:
+            json.dump(vars(args), f, indent=1)
+    log = run.JsonlLog(os.path.join(output, "log.jsonl"))
+    metrics, total_bad = {}, 0
+    while state["epoch"] < args.epochs and not (args.max_steps and state["step"] >= args.max_steps):
+        epoch = state["epoch"]
+        lr = learning_rate(args, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        train_loader.sampler.set_epoch(epoch)
+        bad.new_epoch()
+        train_stats = train_one_epoch(ddp, train_loader, optimizer, args, device, epoch, state, bad)
+        metrics = evaluate(ddp, val_loader, args, device, bad)
+        bad_paths = bad.check(train_stats["samples"] + metrics["samples"], final=True)
+        total_bad += len(bad_paths)
+        key = "val_map" if "val_map" in metrics else "val_top1"
+        state["epoch"] += 1
+        is_best = metrics[key] > state["best"]
+        state["best"] = max(state["best"], metrics[key])
+        record = {"epoch": epoch, "lr": lr, **train_stats, **metrics, "bad_samples": len(bad_paths),
+                  "bad_paths": bad_paths, "step": state["step"]}
+        log.write(record)
+        run.print0(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items() if k != "bad_paths"}))
+        if run.is_main():
+            ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
+                    "args": vars(args), "rng": run.rng_state()}
+            run.save_checkpoint(ckpt, os.path.join(output, "last.pt"))
+            if is_best:
+                run.save_checkpoint(ckpt, os.path.join(output, "best.pt"))
+    final = {k: metrics.get(k) for k in ("val_top1", "val_top5", "val_map") if k in metrics}
+    final.update({"epochs": state["epoch"], "seconds": round(time.time() - t0, 1), "bad_samples": total_bad,
+                  "protocol": protocol(args), "output": output})
+    run.print0(json.dumps(final))
+    run.cleanup_distributed()
+    return final
+
+
+if __name__ == "__main__":
+    main()

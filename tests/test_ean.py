@@ -1,0 +1,217 @@
+"""ean.py: module shapes, vectorised == naive references, parity at init, backward, surgery, CLI run, complexity."""
+import json
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import ean
+
+SMALL = ["--arch", "resnet18", "--pretrained", "none", "--input-size", "64", "--num-classes", "4", "--data", "unused"]
+
+
+def small_args(*extra):
+    return ean.get_args(SMALL + list(extra))
+
+
+def randomise_zero_inits(model):
+    """Give the zero-initialised last layers (EAB expand, SOI-Tr proj, LMC decoder) random weights."""
+    torch.manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, ean.EAB):
+            torch.nn.init.normal_(m.expand.weight, 0, 0.1)
+        elif isinstance(m, ean.SOITr):
+            torch.nn.init.normal_(m.proj.weight, 0, 0.1)
+        elif isinstance(m, ean.LMC):
+            torch.nn.init.normal_(m.decode.weight, 0, 0.01)
+
+
+# ------------------------------------------------------------------------------------------------ shapes
+def test_module_shapes():
+    B, T = 2, 4
+    x = torch.randn(B * T, 32, 8, 8)
+    assert ean.ME(32, T)(x).shape == x.shape
+    assert ean.TemporalConv(32, T)(x).shape == x.shape
+    assert ean.ESPNet(16)(torch.randn(B, 16, T, 8, 8)).shape == (B, 16, 16)
+    for fusion in ["dynamic", "static", "shuffle", "identity"]:
+        assert ean.EAB(64, T, fusion=fusion)(torch.randn(B * T, 64, 8, 8)).shape == (B * T, 64, 8, 8)
+    assert ean.SaliencyNet(64, 4)(torch.randn(B, 64, T, 5, 5)).shape == (B, 4, T, 5, 5)
+    for regions in ["saliency", "fixed", "all"]:
+        soi = ean.SOITr(256, (T, 5, 5), 4, regions)
+        assert soi(torch.randn(B * T, 256, 5, 5)).shape == (B * T, 256, 5, 5)
+    m = ean.LMC()(torch.randn(B, T, 5, 3, 64, 96))
+    assert m.shape == (B * T, 64, 16, 24)  # (B*T, 64, H/4, W/4): the stem output size
+
+
+def test_stage_shapes_match_backbone():
+    for arch, size in [("resnet18", 64), ("resnet50", 96)]:
+        args = ean.get_args(["--arch", arch, "--pretrained", "none", "--input-size", str(size), "--num-classes", "4",
+                             "--data", "x", "--no-lmc", "--num-segments", "2"])
+        model = ean.build_model(args, 4).eval()
+        seen = []
+        for stage, mods in model.inserts.items():
+            mods.register_forward_hook(lambda mod, inp, out: seen.append((out.shape[1], out.shape[-1])))
+        with torch.no_grad():
+            model(torch.randn(1, 2, 3, size, size))
+        expected = [(c, s[-1]) for c, s in ean.stage_shapes(arch, size, 2)]
+        assert seen == expected
+
+
+# ------------------------------------------------------------------------------------------- references
+def test_temporal_conv_is_a_shift_at_init():
+    T, C = 5, 16
+    x = torch.randn(2 * T, C, 3, 3)
+    y = ean.TemporalConv(C, T)(x).view(2, T, C, 3, 3)
+    x = x.view(2, T, C, 3, 3)
+    fold = C // 8
+    ref = x.clone()
+    ref[:, :, :fold] = torch.cat([x[:, 1:, :fold], torch.zeros_like(x[:, :1, :fold])], 1)  # from t+1
+    ref[:, :, fold:2 * fold] = torch.cat([torch.zeros_like(x[:, :1, fold:2 * fold]), x[:, :-1, fold:2 * fold]], 1)
+    torch.testing.assert_close(y, ref)
+
+
+def test_me_matches_naive_loop():
+    torch.manual_seed(0)
+    T, C = 4, 32
+    me = ean.ME(C, T).eval()
+    x = torch.randn(2 * T, C, 6, 6)
+    out = me(x).view(2, T, C, 6, 6)
+    xs = x.view(2, T, C, 6, 6)
+    for b in range(2):
+        for t in range(T):
+            r_t = me.reduce(xs[b, t:t + 1])
+            d = me.transform(me.reduce(xs[b, t + 1:t + 2])) - r_t if t < T - 1 else torch.zeros_like(r_t)
+            a = torch.sigmoid(me.expand(d.mean((2, 3), keepdim=True))) - 0.5
+            torch.testing.assert_close(out[b, t], (xs[b, t:t + 1] * (1 + a))[0], atol=1e-5, rtol=1e-5)
+
+
+def test_dynamic_fusion_matches_per_video_loop():
+    torch.manual_seed(0)
+    eab = ean.EAB(64, 4).eval()
+    z, s = torch.randn(3, 16, 4, 6, 6), torch.randn(3, 16, 4, 6, 6)
+    fused = eab.fuse(s, z)
+    M = eab.esp(z)
+    for b in range(3):
+        ref = torch.einsum("oi,ithw->othw", M[b], s[b])
+        torch.testing.assert_close(fused[b], ref, atol=1e-5, rtol=1e-5)
+
+
+def test_shuffle_is_a_permutation_interleaving_groups():
+    eab = ean.EAB(64, 2, fusion="shuffle")  # Cr = 16, groups 5/5/6
+    perm = eab.perm.tolist()
+    assert sorted(perm) == list(range(16))
+    assert perm[:3] == [0, 5, 10]
+
+
+def test_soi_pooling_matches_naive_sum():
+    torch.manual_seed(0)
+    T, H = 2, 3
+    soi = ean.SOITr(256, (T, H, H), 4, "saliency").eval()
+    captured = {}
+    soi.blocks.register_forward_hook(lambda m, i, o: captured.setdefault("tokens", i[0]))
+    x = torch.randn(2 * T, 256, H, H)
+    soi(x)
+    f = soi.squeeze(x.view(2, T, 256, H, H).transpose(1, 2)) + soi.pos
+    o = soi.saliency(soi.squeeze(x.view(2, T, 256, H, H).transpose(1, 2)))
+    torch.testing.assert_close(o.sum((3, 4)), torch.ones(2, 4, T))  # spatial softmax
+    for b in range(2):
+        for n in range(4):
+            for t in range(T):
+                ref = (f[b, :, t] * o[b, n, t]).sum((1, 2))   # Eq. (5)
+                torch.testing.assert_close(captured["tokens"][b, n * T + t], ref, atol=1e-4, rtol=1e-4)
+
+
+def test_fixed_regions_are_normalised_quadrants():
+    q = ean.SOITr.quadrants((2, 7, 7))
+    torch.testing.assert_close(q.sum((2, 3)), torch.ones(4, 2))
+    assert (q[0, 0, :4, :4] > 0).all() and q[0, 0, 4:].sum() == 0
+
+
+# ------------------------------------------------------------------------------------------------ parity
+def test_eab_and_soi_start_as_identity():
+    torch.manual_seed(0)
+    model = ean.build_model(small_args("--no-lmc", "--eab-stages", "1", "2", "3", "4", "5",
+                                       "--soi-stages", "3", "4", "5"), 4).eval()
+    x = torch.randn(2, 8, 3, 64, 64)
+    with torch.no_grad():
+        y = model(x)
+        for key in model.inserts:                      # the plain backbone (ME + temporal conv): no inserts
+            model.inserts[key] = torch.nn.Sequential()
+        y_plain = model(x)
+    torch.testing.assert_close(y, y_plain)
+
+
+@pytest.mark.parametrize("cls,args", [(ean.EAB, (64, 4)), (ean.SOITr, (64, (4, 5, 5)))])
+def test_module_identity_at_init_in_train_mode(cls, args):
+    torch.manual_seed(0)
+    x = torch.randn(8, 64, 5, 5)
+    torch.testing.assert_close(cls(*args).train()(x), x)
+
+
+def test_lmc_starts_as_ean_rgb_on_the_rgb_frames():
+    torch.manual_seed(0)
+    with_lmc = ean.build_model(small_args(), 4).eval()
+    rgb = ean.build_model(small_args("--no-lmc"), 4).eval()
+    missing, unexpected = rgb.load_state_dict(with_lmc.state_dict(), strict=False)
+    assert not missing and all(k.startswith("lmc.") for k in unexpected)
+    x = torch.randn(2, 40, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(with_lmc(x), rgb(x.view(2, 8, 5, 3, 64, 64)[:, :, 2]))
+
+
+# ------------------------------------------------------------------------------------------------ backward
+def test_backward_reaches_every_parameter():
+    torch.manual_seed(0)
+    model = ean.build_model(small_args(), 4).train()
+    randomise_zero_inits(model)
+    x = torch.randn(2, 40, 3, 64, 64)
+    F.cross_entropy(model(x), torch.tensor([0, 3])).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_surgery_inserts_me_and_temporal_conv_everywhere():
+    model = ean.build_model(small_args("--no-lmc"), 4)
+    blocks = [b for name in ean.STAGES for b in getattr(model.backbone, name)]
+    assert len(blocks) == 8
+    for b in blocks:
+        assert isinstance(b.conv2[0], ean.ME) and isinstance(b.conv2[1], ean.TemporalConv)
+    kinds = {k: [type(m).__name__ for m in v] for k, v in model.inserts.items()}
+    assert kinds == {"1": ["EAB"], "2": ["EAB"], "3": ["EAB"], "4": ["EAB"], "5": ["SOITr"]}
+    assert ean.frames_per_clip(small_args()) == 40 and ean.frames_per_clip(small_args("--no-lmc")) == 8
+    assert ean.frames_per_clip(small_args("--baseline")) == 8
+
+
+# ----------------------------------------------------------------------------------------- command line
+def test_command_line_train_resume_evaluate(tiny_data, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    common = ["--data", tiny_data, "--arch", "resnet18", "--input-size", "64", "--pretrained", "none",
+              "--batch-size", "4", "--workers", "0", "--num-segments", "4"]
+    final = ean.main(common + ["--epochs", "2", "--output", out])
+    for f in ["args.json", "log.jsonl", "last.pt", "best.pt"]:
+        assert os.path.isfile(os.path.join(out, f)), f
+    log = [json.loads(line) for line in open(os.path.join(out, "log.jsonl"))]
+    assert len(log) == 2 and all(r["train_loss"] == r["train_loss"] for r in log)
+    assert final["epochs"] == 2 and 0 <= final["val_top1"] <= 100 and final["bad_samples"] == 0
+    assert final["protocol"] == "4x5 frames x 1 clips x 1 crops"
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["val_top1"] == final["val_top1"]
+    final = ean.main(common + ["--epochs", "3", "--resume", os.path.join(out, "last.pt")])
+    assert final["epochs"] == 3
+    assert len(open(os.path.join(out, "log.jsonl")).read().splitlines()) == 3
+    metrics = ean.main(common + ["--evaluate", "--checkpoint", os.path.join(out, "best.pt"), "--test-clips", "2"])
+    assert 0 <= metrics["val_top1"] <= 100
+
+
+# ----------------------------------------------------------------------------------------- complexity
+def test_complexity_matches_paper(capsys):
+    ean.main(["--complexity", "--no-lmc"])                       # EAN_RGB 8F: 36.0M / 36.1G (Table 5)
+    rgb = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert abs(rgb["params_m"] / 36.0 - 1) < 0.03 and abs(rgb["gflops"] / 36.1 - 1) < 0.03, rgb
+    assert rgb["frames_per_clip"] == 8
+    ean.main(["--complexity"])                                   # EAN_RGB+LMC 8F: 37G (Table 1)
+    lmc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert abs(lmc["gflops"] / 37 - 1) < 0.03 and lmc["frames_per_clip"] == 40, lmc
