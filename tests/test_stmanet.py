@@ -57,7 +57,7 @@ def test_tda_matches_naive_loop():
     zc = torch.cat([z, branch], 1)[0]                     # (3C/2,T,H,W)
     q, k = tda.phi(zc[None])[0], tda.omega(zc[None])[0]
     T, d = zc.shape[1], zc[:, 0].numel()
-    logits = torch.tensor([[float((q[:, t] * k[:, s]).sum()) for s in range(T)] for t in range(T)]) / math.sqrt(d)
+    logits = torch.tensor([[(q[:, t] * k[:, s]).sum().item() for s in range(T)] for t in range(T)]) / math.sqrt(d)
     a = logits.softmax(-1)
     assert torch.allclose(attn[0], a, atol=1e-5)
     for t in range(T):                                    # Eq. (3), one time step at a time
@@ -74,7 +74,7 @@ def test_sda_matches_naive_loop():
     C, T, H, W = z.shape[1:]
     q, k = sda.alpha(z)[0], sda.beta(z)[0]
     pos = [(h, w) for h in range(H) for w in range(W)]
-    logits = torch.tensor([[float((q[:, :, p[0], p[1]] * k[:, :, r[0], r[1]]).sum()) for r in pos] for p in pos])
+    logits = torch.tensor([[(q[:, :, p[0], p[1]] * k[:, :, r[0], r[1]]).sum().item() for r in pos] for p in pos])
     a = (logits / math.sqrt(C * T)).softmax(-1)           # Eq. (4)
     assert torch.allclose(attn[0], a, atol=1e-5)
     for i, (h, w) in enumerate(pos):                      # Eq. (5)
@@ -144,7 +144,7 @@ def test_backward_reaches_every_parameter():
             torch.nn.init.constant_(m.gamma, 0.5)
     torch.nn.init.ones_(model.tda[-1].epsilon[1].weight)
     model.train()
-    logits, div = model(torch.randn(2, 32, 3, 32, 32))    # T=32 so stage 5 keeps 2 time steps
+    logits, div = model(torch.randn(2, 32, 3, 48, 48))    # stage 5 keeps 2 time steps and a 2x2 grid
     assert div["ls"] > 0 and div["lt"] > 0
     loss = F.cross_entropy(logits, torch.tensor([0, 1])) + 0.01 * div["ls"] + 0.001 * div["lt"]
     loss.backward()
