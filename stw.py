@@ -20,11 +20,14 @@ Run:  python stw.py --data DIR [--num-segments 16]          (Something-Something
 Expected results (Something-Something V1 val, ResNet-50 ImageNet, 1 clip x 1 crop, Table 1 / Tables 5-8):
 | model                    | paper top-1 | GFLOPs paper | ours: params / GMACs (--complexity) | ours top-1 |
 |--------------------------|-------------|--------------|-------------------------------------|------------|
-| TSN 8f (--baseline)      | 19.7        | 33           | 23.87M / 32.70                      | not run    |
-| TSM 8f (--baseline tsm)  | 42.1 (T6)   | 33           | 23.87M / 32.70                      | not run    |
+| TSN 8f (--baseline)      | 19.7        | 33           | 23.86M / 32.70                      | not run    |
+| TSM 8f (--baseline tsm)  | 42.1 (T6)   | 33           | 23.86M / 32.70                      | not run    |
 | STW 8f                   | 46.3        | 33.5 ("34")  | 23.96M / 33.01                      | not run    |
 | STW 16f                  | 48.7        | 67           | 23.96M / 66.03                      | not run    |
 | STW 16f+8f (--ensemble)  | 49.9        | 100          | -                                   | not run    |
+Ablations, ours params / GMACs at 8f: STFM only (--no-twm, T6 42.6) 23.92M / 32.88; TWM only (--no-stfm, T6 41.9)
+23.90M / 32.83; --stfm-ratio 8:4/3:8 (T5 41.5) 24.01M / 33.19; 16:8/7:16 (T5 39.2) 24.11M / 33.55; avg (T5 32.8)
+23.90M / 32.83; --stages 4 5 (T7 45.6) 23.94M / 32.80.
 Demo (no --data, CPU, resnet18 64px, order-only classes, chance 25%): see the README's results table.
 """
 # ==================================================================================================== imports
