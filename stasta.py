@@ -27,13 +27,15 @@ Expected results (SSv1 val, 1 clip x 1 crop unless noted; ours: not run at full 
 | model (paper Table 1/3)        | frames | params | GFLOPs | top-1 | top-5 | ours |
 |--------------------------------|--------|--------|--------|-------|-------|------|
 | TCM baseline (`--baseline tcm`)| 8      | 24.5M  | 35     | 52.2  | 80.4  | 23.94M, 33.29G (--complexity) |
-| STASTA                         | 8      | 24.8M  | 40     | 53.8  | 81.3  | 25.09M, 39.60G (--complexity) |
-| STASTA                         | 16     | 24.8M  | 80     | 54.5  | 82.9  | 25.09M, 79.22G (--complexity) |
+| STASTA                         | 8      | 24.8M  | 40     | 53.8  | 81.3  | 25.09M, 39.61G (--complexity) |
+| STASTA                         | 16     | 24.8M  | 80     | 54.5  | 82.9  | 25.09M, 79.36G (--complexity) |
 | STASTA 16+8, 10 clips          | 16+8   | 49.3M  | 118x10 | 57.9  | 86.4  | - |
-| `--no-dmta` (ST-AFS-FF only)   | 8      |        |        | 53.4  |       | - |
-| `--no-afs` (DM-TA only)        | 8      |        |        | 52.6  |       | - |
-| `--order dmta-afs` (Table 4)   | 8      |        |        | 53.6  |       | - |
+| `--no-dmta` (ST-AFS-FF only)   | 8      |        |        | 53.4  | 64.1  | 24.92M, 39.10G |
+| `--no-afs` (DM-TA only)        | 8      |        |        | 52.6  | 63.4  | 24.18M, 34.22G |
+| `--order dmta-afs` (Table 4)   | 8      |        |        | 53.6  | 64.3  | 25.09M, 39.61G |
 | Charades mAP (Table 2)         | 8 / 16 |        | 40     | 39.5 / 41.3 |  | - |
+Table 3/4's top-5 (62.7 ... 64.8) disagree with Table 1's (80.4 for TCM, 81.3 for STASTA); both are copied as printed.
+The 16+8 ensemble averages the scores of an 8- and a 16-frame model; this script trains and evaluates one model.
 Demo (CPU, ResNet-18, 64 px): see README (val top-1 of `python stasta.py` and `python stasta.py --baseline`).
 """
 # ==================================================================================================== imports
@@ -93,7 +95,8 @@ def get_args(argv=None):
                    help="tsn: plain ResNet, no shift, no module; tcm: TSM + TCM after layer2 (Table 3 baseline)")
     p.add_argument("--flip-labels", default="ssv2",
                    help="labels swapped by a horizontal flip: 'ssv2' (86<->87, 93<->94, 166<->167), 'A:B,...' or ''")
-    p.add_argument("--no-flip", action="store_true", help="no horizontal flip in training")
+    p.add_argument("--no-flip", action="store_true",
+                   help="no horizontal flip in training (TSM's own SS recipe; default: flip with the label swap)")
     # run
     p.add_argument("--workers", type=int, default=8)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -145,16 +148,21 @@ def l2_normalize(x, dim=1):
     return x / torch.sqrt((x * x).sum(dim, keepdim=True) + 1e-6)
 
 
-def correlation(f1, f2, patch=PATCH):
+def correlation(f1, f2, patch=PATCH, max_elements=2 ** 28):
     """Local correlation: (N,C,H,W), (N,C,H,W) -> (N, patch*patch, H, W) with
     out[n, (dy+r)*patch + (dx+r), y, x] = sum_c f1[n,c,y,x] * f2[n,c,y+dy,x+dx], zero outside the image, r = patch//2
     (the semantics of SpatialCorrelationSampler(kernel_size=1, patch_size=15)). One `unfold` gathers the window of
-    every pixel; the multiply-sum is invisible to the flop counter, so its MACs are reported with count_macs."""
+    every pixel; the multiply-sum is invisible to the flop counter, so its MACs are reported with count_macs.
+    The window tensor holds C*225 values per pixel (45 MB per frame pair at 28x28x64), so the pairs are processed
+    in chunks of at most `max_elements` window values (memory only: the same operations, the same result)."""
     N, C, H, W = f1.shape
+    chunk = max(1, max_elements // (C * patch * patch * H * W))
+    if N > chunk:
+        return torch.cat([correlation(a, b, patch, max_elements) for a, b in zip(f1.split(chunk), f2.split(chunk))])
+    complexity.count_macs(N * C * patch * patch * H * W)
     windows = F.unfold(f2, patch, padding=patch // 2)                     # (N, C*P*P, H*W)
     windows = windows.view(N, C, patch * patch, H * W)                    # (N,C*P*P,HW) -> (N,C,P*P,HW)
     out = (f1.view(N, C, 1, H * W) * windows).sum(1)                      # (N,C,HW) -> (N,C,1,HW); sum -> (N,P*P,HW)
-    complexity.count_macs(N * C * patch * patch * H * W)
     return out.view(N, patch * patch, H, W)                               # (N,P*P,HW) -> (N,P*P,H,W)
 
 
@@ -614,7 +622,8 @@ def evaluate(model, loader, args, device, bad):
         with autocast(args, device):
             logits = model(clips)
         if args.multi_label:
-            probs = logits.float().sigmoid().view(B, args.test_clips, V // args.test_clips, -1)  # (B*V,K) -> (B,clips,crops,K)
+            probs = logits.float().sigmoid()                                  # (B*V, K)
+            probs = probs.view(B, args.test_clips, V // args.test_clips, -1)  # -> (B,clips,crops,K), clips major
             probs = probs.mean(2).amax(1)                                     # -> (B,clips,K) -> (B,K)
         else:
             probs = logits.float().softmax(-1).view(B, V, -1).mean(1)        # (B*V,K) -> (B,V,K) -> (B,K)
