@@ -16,16 +16,18 @@ Run:  python can.py --data DIR --pretrained imagenet            (Sec. 4.2 recipe
       python can.py                                              (demo dataset, CPU profile)
 
 Expected results (paper; ours where measured):
-| setting (8 frames, 224^2, 1 clip x 1 crop)      | paper params / FLOPs | ours params / GMACs   | paper top-1     |
-|--------------------------------------------------|----------------------|-----------------------|-----------------|
-| TSN R50 (Diving48, Table 10 "-")                 | 23.6M / 33.1G        | 23.61M / 32.70G       | 72.7 (Diving48) |
-| GSCM only (--no-mtcm)                            | 24.3M / 33.3G        | see README / report   | 80.1            |
-| MTCM only (--no-gscm)                            | 24.9M / 34.8G        | see README / report   | 81.0            |
-| CAN (GSCM -> MTCM, position c)                   | 25.3M / 35.1G        | see README / report   | 82.7 (D48), 50.4 (SSv1) |
-| CAN MobileNetV2 / ShuffleNetV2 (Table 12)        | 2.5M/2.8G, 5.8M/5.6G | see README / report   | 77.7 / 77.9     |
+| setting (8 frames, 224^2, 1 clip x 1 crop, 48 classes) | paper params / FLOPs | ours params / GMACs | paper top-1 |
+|--------------------------------------------------------|----------------------|---------------------|-------------|
+| TSN R50 (`--baseline`, Table 10 "-")                   | 23.6M / 33.1G        | 23.61M / 32.70G     | 72.7 (D48)  |
+| GSCM only (`--no-mtcm`, Table 10)                      | 24.3M / 33.3G        | 24.00M / 32.96G     | 80.1        |
+| MTCM only (`--no-gscm`, Table 10)                      | 24.9M / 34.8G        | 24.88M / 34.39G     | 81.0        |
+| CAN (GSCM -> MTCM, position c, Table 10)               | 25.3M / 35.1G        | 25.28M / 34.65G     | 82.7 (D48)  |
+| CAN 16 frames, 174 classes (Table 2)                   | 25.3M / 70G          | 25.54M / 69.31G     | 53.9 (SSv1) |
+| TSM / CAN MobileNetV2 (`--arch mobilenet_v2`, Table 12) | 2.3M/2.6G, 2.5M/2.8G | 2.29M/2.40G, 2.46M/2.76G | 74.6 / 77.7 |
+| TSM / CAN ShuffleNetV2 x2.0 (Table 12)                 | 5.4M/4.8G, 5.8M/5.6G | 5.44M/4.65G, 6.06M/5.75G | 76.9 / 77.9 |
 The paper's FLOPs read like thop counts (BN included: its TSN R50 is 33.05G, thop gives 33.06G); ours are
 conv+linear multiply-accumulates (TSN R50 = 32.70G), so ours sit about 0.35G below the paper at equal models.
-Demo (CPU, `python can.py` vs `python can.py --baseline`): see README.
+Demo (CPU, `python can.py` vs `python can.py --baseline`): not yet run (deferred; CPU shared).
 """
 # ==================================================================================================== imports
 import argparse
@@ -211,10 +213,12 @@ class PMM(nn.Module):
     def forward(self, f):
         BT, _, H, W = f.shape
         B = BT // self.T
+        # Eq. (8): G_2^r = Conv_1x1x1(F_2); G_2^s = Concat(G_2^r; G_2^r(t+1) - G_2^r(t))
         g_r = self.reduce(f).view(B, self.T, -1, H, W)                                # G_2^r (B*T,c,H,W) -> (B,T,c,H,W)
         g_s = torch.cat([g_r, temporal_difference(g_r)], dim=2)                       # G_2^s (B, T, 2c, H, W)
         g_s = self.temporal(g_s.transpose(1, 2))                                      # (B,2c,T,H,W) -> (B,c,T,H,W)
         g_s = g_s.transpose(1, 2).reshape(BT, -1, H, W)                               # -> (B*T, c, H, W)
+        # Eq. (8): G_2^PMM = sigma(Conv_1x1x1(Conv_3x1x1(G_2^s))); G_2^o = G_2^PMM * F_2 + F_2
         attention = torch.sigmoid(self.expand(g_s))                                   # G_2^PMM
         return attention * f + f
 
@@ -235,6 +239,7 @@ class LMM(nn.Module):
 
     def forward(self, f):
         BT, _, H, W = f.shape
+        # Eq. (9): G_3^pool = ChannelPool(F_3); G_3^LMM = sigma(Conv_3x3x3(G_3^pool)); G_3^o = G_3^LMM * F_3 + F_3
         pooled = f.mean(1).view(BT // self.T, 1, self.T, H, W)                        # G_3^pool (B*T,H,W) -> (B,1,T,H,W)
         attention = torch.sigmoid(self.conv(pooled))                                  # G_3^LMM (B, 1, T, H, W)
         attention = attention.transpose(1, 2).reshape(BT, 1, H, W)                   # -> (B*T, 1, H, W)
@@ -258,9 +263,11 @@ class GMM(nn.Module):
 
     def forward(self, f):
         BT, C, H, W = f.shape
+        # Eq. (10): G_4^r = Conv_1(SpatialPool(F_4)); G_4^c = Concat(G_4^r; G_4^r(t+1) - G_4^r(t))
         pooled = f.mean((2, 3)).view(BT // self.T, self.T, C).transpose(1, 2)        # SpatialPool (B*T,C) -> (B,C,T)
         g_r = self.reduce(pooled)                                                     # G_4^r (B, c, T)
         g_c = torch.cat([g_r, temporal_difference(g_r.transpose(1, 2)).transpose(1, 2)], dim=1)  # G_4^c (B, 2c, T)
+        # Eq. (10): G_4^GMM = sigma(Conv_1(Conv_3(G_4^c))); G_4^o = G_4^GMM * F_4 + F_4
         attention = torch.sigmoid(self.expand(self.temporal(g_c)))                    # G_4^GMM (B, C, T)
         attention = attention.transpose(1, 2).reshape(BT, C, 1, 1)                   # (B,C,T) -> (B*T, C, 1, 1)
         return attention * f + f

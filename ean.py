@@ -16,13 +16,20 @@ Run:   python ean.py --data DIR                 (EAN_RGB+LMC, 8x5 frames, the pa
        python ean.py --data DIR --no-lmc        (EAN_RGB, 8 frames)          python ean.py --baseline  (TSN)
        python ean.py --complexity [--no-lmc]    python ean.py                (demo dataset, CPU profile)
 
-Expected results (Something-Something V1, 1 clip x 1 centre crop; params with the 174-way classifier):
-| model                         | paper params / GFLOPs / top-1 | ours: params / GFLOPs (--complexity) | ours top-1 |
-|-------------------------------|-------------------------------|--------------------------------------|------------|
-| ResNet baseline (Table 5)     | 24.0M / 33.1G / 48.6          | 24.03M / 32.91G (--no-eab --no-soi --no-lmc) | -  |
-| EAN_RGB 8F (Table 5, Table 1) | 36.0M / 36.1G / 51.9          | see CHECK below                      | -          |
-| EAN_RGB+LMC 8F (Table 1)      | -     / 37G   / 53.4          | see CHECK below                      | -          |
-| demo dataset (4 order classes)| TSN is at chance (25 %)       | `python ean.py`, `python ean.py --baseline` | see README |
+Expected results (Something-Something V1, 1 clip x 1 centre crop; params with the 174-way classifier; our
+params/GFLOPs from `python ean.py --complexity ...`, FLOPs = multiply-accumulates incl. matmuls; accuracy not run):
+| model (flags)                                         | paper params / GFLOPs / top-1 | ours params / GFLOPs |
+|-------------------------------------------------------|-------------------------------|----------------------|
+| ResNet baseline, ME + temporal conv (--no-eab --no-soi --no-lmc) | 24.0M / 33.1G / 48.6 (Tab. 5) | 24.04M / 32.91G |
+| ResNet+EABs (--no-soi --no-lmc)                       | 29.5M / 35.3G / 50.8 (Tab. 5) | 29.85M / 35.17G      |
+| ResNet+SOI-Tr (--no-eab --no-lmc)                     | 30.3M / 33.8G / 49.3 (Tab. 5) | 30.17M / 33.50G      |
+| EAN_RGB 8F (--no-lmc)                                 | 36.0M / 36.1G / 51.9 (Tab. 5) | 35.98M / 35.76G      |
+| EAN_RGB+LMC 8F (default)                              | -     / 37G   / 53.4 (Tab. 1) | 36.56M / 36.67G      |
+| EAB stages 1-5, no SOI-Tr (--eab-stages 1 2 3 4 5 --soi-stages --no-lmc) | 65.8M / 36.2G (Tab. 6) | 66.51M / 35.95G |
+| Incep-Block (--eab-fusion identity --no-lmc)          | 30.9M / 36.0G / 50.8 (Tab. 9) | 30.68M / 35.37G      |
+| TSN (--baseline)                                      | -                             | 23.86M / 32.70G      |
+Demo dataset (4 classes that differ only in temporal order; TSN is at chance, 25 %): `python ean.py` and
+`python ean.py --baseline` (resnet18, 64 px, 12 epochs, 2-core CPU): val top-1 reported in the README.
 
 Implementation details (paper by default; `# Choice:` marks where the paper is silent; differences from the
 official release, notes/ean-official-reference.md, listed here):
@@ -104,7 +111,8 @@ def get_args(argv=None):
     p.add_argument("--weight-decay", type=float, default=5e-4, help="5e-4 Something/Diving48, 1e-4 Kinetics (Sec. 4)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Sec. 4; TDN's settings)")
     p.add_argument("--dropout", type=float, default=0.5, help="before the classifier (Sec. 4)")
-    p.add_argument("--clip-grad", type=float, default=20.0, help="gradient-norm clipping (TDN's settings, Sec. 4 fn. 2)")
+    p.add_argument("--clip-grad", type=float, default=20.0,
+                   help="gradient-norm clipping (TDN's settings, Sec. 4 footnote 2)")
     # model
     p.add_argument("--num-segments", type=int, default=8, help="T, segments per clip (8F/16F, Table 1)")
     p.add_argument("--arch", default="resnet50", choices=["resnet18", "resnet34", "resnet50"],
@@ -160,6 +168,8 @@ def get_args(argv=None):
         for key, value in DEMO_PROFILE.items():
             if getattr(args, key) == p.get_default(key):
                 setattr(args, key, value)
+    if not args.no_lmc and not args.baseline and args.input_size % 32:
+        p.error(f"LMC cuts frames into 32x32 patches: --input-size must be a multiple of 32 (got {args.input_size})")
     if args.no_eab:
         args.eab_stages = []
     if args.no_soi:
@@ -232,9 +242,11 @@ class ESPNet(nn.Module):
 
     def __init__(self, channels, reduction=16):
         super().__init__()
-        # Choice: the two 5x5x5 convs widen p -> 2p -> 4p (the official widths; the paper gives none). With p = Cr/16
-        # the linear layer (4p -> Cr^2) holds 4.9M of the EABs' 5.3M parameters, which reproduces Table 5/9's
-        # +5.1-5.5M for EABs; reducing X^l (C channels) instead would give ~6.3M, constant widths on Cr/16 ~1.6M.
+        # Choice: ESP-Net reads the compressed Cr channels, reduces them to p = Cr/16 and its two 5x5x5 convs widen
+        # p -> 2p -> 4p (the official widths; the paper gives none). The EABs of stages 1-4 then hold 5.8M
+        # parameters, 4.9M of them in the linear layers 4p -> Cr^2 (Table 5: +5.5M for EABs, Table 9: +5.1M over
+        # the Incep-Block). Constant widths would make those layers 4x smaller (~1.9M in all); reducing X^l (C
+        # channels) with growing widths 4x larger (>20M).
         p = max(1, channels // reduction)
         self.channels = channels
         self.reduce = nn.Sequential(nn.Conv3d(channels, p, 1, bias=False), nn.BatchNorm3d(p), nn.ReLU(inplace=True))
@@ -266,8 +278,8 @@ class EAB(nn.Module):
         super().__init__()
         cr = channels // reduction
         self.num_segments, self.fusion, self.splits = num_segments, fusion, split_sizes(cr, groups)
-        # Choice: compress/expand are grouped (g=4) 1x1x1 convs (official). With dense ones EAB after stage 5 would
-        # cost ~38M instead of Table 6's ~36M (65.8M - 29.7M), and the EABs of stages 1-4 0.5M more.
+        # Choice: compress/expand are grouped (g=4) 1x1x1 convs (official). Table 6's "EAB after stages 1-5" row is
+        # 65.8M: grouped gives 66.5M, dense 1x1x1 convs ~68.6M (and 0.5M more for stages 1-4).
         self.compress = nn.Conv3d(channels, cr, 1, groups=4, bias=False)
         self.spatial = nn.ModuleList(
             nn.Conv3d(c, c, (1, k, k), padding=(0, d * (k // 2), d * (k // 2)), dilation=(1, d, d), bias=False)

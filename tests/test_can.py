@@ -1,0 +1,180 @@
+"""CAN (can.py): module shapes, initial gains, vectorised == naive loop, backward, complexity, command line."""
+import copy
+import json
+import os
+
+import pytest
+import torch
+import torch.nn as nn
+
+import can
+
+T = 4
+
+
+def small_args(*extra):
+    return can.get_args(["--data", "unused", "--arch", "resnet18", "--pretrained", "none", "--input-size", "64",
+                         "--num-segments", str(T), "--dropout", "0", *extra])
+
+
+def randomise_zero_inits(model):
+    """Give the zero-initialised last convs small random weights so every path carries signal."""
+    torch.manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, (can.MTCM, can.PMM, can.GMM)):
+            nn.init.normal_(m.expand.weight, 0, 0.1)
+            nn.init.normal_(m.expand.bias, 0, 0.1)
+        if isinstance(m, can.LMM):
+            nn.init.normal_(m.conv.weight, 0, 0.1)
+
+
+# ------------------------------------------------------------------------------------------------ module shapes
+@pytest.mark.parametrize("make,channels", [
+    (lambda c: can.MTCM(c, T, 2, 3), 16), (lambda c: can.MTCM(c, T, 2, 5), 16), (lambda c: can.PMM(c, T, 2), 8),
+    (lambda c: can.LMM(c, T, 3), 8), (lambda c: can.LMM(c, T, 7), 8), (lambda c: can.GMM(c, T, 2), 8),
+    (lambda c: can.GSCM(c, T), 16), (lambda c: can.GSCM(c, T), 18), (lambda c: can.GSCM(c, T, paths=["lmm"]), 16),
+    (lambda c: can.CANUnit(can.GSCM(c, T), can.MTCM(c, T), "parallel"), 16),
+])
+def test_module_shapes(make, channels):
+    module = make(channels)
+    randomise_zero_inits(module)
+    x = torch.randn(2 * T, channels, 7, 5)
+    y = module(x)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+def test_modules_start_as_uniform_gain():
+    """sigma(0) = 1/2 at init: each recalibrated path is exactly 1.5 x, the identity group and dropped paths are x."""
+    x = torch.randn(2 * T, 16, 6, 6)
+    assert torch.allclose(can.MTCM(16, T)(x), 1.5 * x)
+    for path in (can.PMM(4, T), can.LMM(4, T), can.GMM(4, T)):
+        assert torch.allclose(path(x[:, :4]), 1.5 * x[:, :4])
+    y = can.GSCM(16, T, paths=["pmm", "gmm"])(x)
+    assert torch.equal(y[:, :4], x[:, :4]) and torch.equal(y[:, 8:12], x[:, 8:12])   # identity, dropped LMM
+    assert torch.allclose(y[:, 4:8], 1.5 * x[:, 4:8]) and torch.allclose(y[:, 12:], 1.5 * x[:, 12:])
+
+
+# ------------------------------------------------------------------------------------- vectorised == naive loops
+def test_mtcm_equals_naive_loop():
+    torch.manual_seed(0)
+    m = can.MTCM(8, T, reduction=2, branches=3)
+    randomise_zero_inits(m)
+    with torch.no_grad():
+        m.alpha.copy_(torch.tensor([0.3, -0.2, 0.5]))
+    B, x = 2, torch.randn(2 * T, 8, 3, 3)
+    f = m.reduce(x).view(B, T, 4, 3, 3)
+    w = m.alpha.softmax(0)
+    mixed = torch.zeros_like(f)
+    for b in range(B):
+        for t in range(T):
+            for i, conv in enumerate(m.branches, 1):          # Eq. (3), one tap at a time
+                for k, dt in enumerate((-i, 0, i)):
+                    if 0 <= t + dt < T:
+                        mixed[b, t] += w[i - 1] * conv.weight[:, 0, k, 0, 0].view(4, 1, 1) * f[b, t + dt]
+    expected = torch.sigmoid(m.expand(mixed.view(B * T, 4, 3, 3))) * x + x
+    assert torch.allclose(m(x), expected, atol=1e-5)
+
+
+def test_pmm_and_gmm_equal_naive_loops():
+    torch.manual_seed(0)
+    B, x = 2, torch.randn(2 * T, 8, 3, 3)
+    pmm, gmm = can.PMM(8, T), can.GMM(8, T)
+    randomise_zero_inits(pmm)
+    randomise_zero_inits(gmm)
+    for module, pool in ((pmm, False), (gmm, True)):
+        src = x.mean((2, 3), keepdim=True) if pool else x
+        r = module.reduce(src.flatten(1).unsqueeze(-1) if pool else src).view(B, T, 4, *src.shape[2:])  # Conv1d: (B*T,C,1)
+        diff = torch.stack([r[:, t + 1] - r[:, t] if t + 1 < T else torch.zeros_like(r[:, t]) for t in range(T)], 1)
+        s = torch.cat([r, diff], 2)                           # (B, T, 8, h, w)
+        k = module.temporal.weight.view(4, 8, 3)
+        out = torch.zeros(B, T, 4, *src.shape[2:])
+        for t in range(T):
+            for j, dt in enumerate((-1, 0, 1)):
+                if 0 <= t + dt < T:
+                    out[:, t] += torch.einsum("oc,bc...->bo...", k[:, :, j], s[:, t + dt])
+        out = out.view(B * T, 4, *src.shape[2:])
+        att = torch.sigmoid(module.expand(out.flatten(1).unsqueeze(-1)).view(B * T, 8, 1, 1) if pool
+                            else module.expand(out))
+        assert torch.allclose(module(x), att * x + x, atol=1e-5)
+
+
+def test_temporal_shift_equals_naive():
+    x = torch.randn(2 * T, 16, 2, 2)
+    y = can.TemporalShift(T)(x).view(2, T, 16, 2, 2)
+    v = x.view(2, T, 16, 2, 2)
+    for t in range(T):
+        assert torch.equal(y[:, t, :2], v[:, t + 1, :2] if t + 1 < T else torch.zeros_like(v[:, t, :2]))
+        assert torch.equal(y[:, t, 2:4], v[:, t - 1, 2:4] if t > 0 else torch.zeros_like(v[:, t, 2:4]))
+        assert torch.equal(y[:, t, 4:], v[:, t, 4:])
+
+
+# ------------------------------------------------------------------------------------- surgery and whole model
+def test_mtcm_at_position_c_keeps_the_backbone_in_training_mode():
+    """At init MTCM scales by 1.5 right before a conv + BN; training-mode BN removes the gain: CAN == TSN."""
+    torch.manual_seed(0)
+    tsn = can.build_model(small_args("--baseline"), 4)
+    model = copy.deepcopy(tsn)
+    can.insert_can(model.backbone, small_args("--no-gscm"))
+    assert sum(isinstance(m, can.MTCM) for m in model.modules()) == 8
+    x = torch.randn(2, T, 3, 64, 64)
+    assert torch.allclose(model(x), tsn(x), atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("extra", [[], ["--order", "parallel"], ["--position", "e"], ["--baseline", "tsm"],
+                                   ["--arch", "mobilenet_v2"], ["--arch", "shufflenet_v2"]])
+def test_backward_reaches_every_parameter(extra):
+    torch.manual_seed(0)
+    model = can.build_model(small_args(*extra), 4)
+    randomise_zero_inits(model)
+    loss = model(torch.randn(1, T, 3, 32, 32)).logsumexp(-1).sum()
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_surgery_counts():
+    def count(*extra):
+        model = can.build_model(small_args(*extra), 4)
+        return {k: sum(isinstance(m, c) for m in model.modules())
+                for k, c in (("gscm", can.GSCM), ("mtcm", can.MTCM), ("tsm", can.TemporalShift))}
+    assert count() == {"gscm": 8, "mtcm": 8, "tsm": 0}
+    assert count("--no-mtcm") == {"gscm": 8, "mtcm": 0, "tsm": 0}
+    assert count("--baseline", "tsm") == {"gscm": 0, "mtcm": 0, "tsm": 8}
+    assert count("--arch", "mobilenet_v2") == {"gscm": 17, "mtcm": 17, "tsm": 0}
+    assert count("--arch", "shufflenet_v2") == {"gscm": 10, "mtcm": 10, "tsm": 0}
+
+
+# -------------------------------------------------------------------------------------------------- complexity
+def complexity(capsys, *argv):
+    can.main(["--complexity", "--num-classes", "48", *argv])
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("argv,params,gflops,tol", [
+    ([], 25.3, 35.1, 0.03), (["--no-mtcm"], 24.3, 33.3, 0.03), (["--no-gscm"], 24.9, 34.8, 0.03),  # Table 10
+    (["--arch", "mobilenet_v2"], 2.5, 2.8, 0.05), (["--arch", "shufflenet_v2"], 5.8, 5.6, 0.05),   # Table 12
+])
+def test_complexity_matches_the_paper(capsys, argv, params, gflops, tol):
+    out = complexity(capsys, *argv)
+    assert abs(out["params_m"] / params - 1) <= tol, out
+    assert abs(out["gflops"] / gflops - 1) <= tol, out
+
+
+# ------------------------------------------------------------------------------------------------ command line
+def test_command_line_trains_resumes_and_evaluates(tiny_data, tmp_path):
+    out = str(tmp_path / "run")
+    common = ["--data", tiny_data, "--arch", "resnet18", "--input-size", "64", "--pretrained", "none",
+              "--batch-size", "4", "--workers", "0", "--num-segments", str(T), "--lr", "0.01"]
+    final = can.main(common + ["--epochs", "2", "--output", out])
+    for name in ("args.json", "log.jsonl", "last.pt", "best.pt"):
+        assert os.path.exists(os.path.join(out, name)), name
+    assert final["epochs"] == 2 and 0 <= final["val_top1"] <= 100 and 0 <= final["val_top5"] <= 100
+    with open(os.path.join(out, "log.jsonl")) as f:
+        assert len(f.read().splitlines()) == 2
+    final = can.main(common + ["--epochs", "3", "--resume", os.path.join(out, "last.pt")])
+    assert final["epochs"] == 3
+    with open(os.path.join(out, "log.jsonl")) as f:
+        assert [json.loads(line)["epoch"] for line in f] == [0, 1, 2]
+    metrics = can.main(common + ["--evaluate", "--checkpoint", os.path.join(out, "best.pt")])
+    assert 0 <= metrics["val_top1"] <= 100
