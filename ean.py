@@ -535,11 +535,7 @@ class EAN(nn.Module):
         self.inserts = ean_surgery(self.backbone, args.arch, args.num_segments, args.input_size, args.eab_stages,
                                    args.soi_stages, args.eab_fusion, args.soi_regions, args.num_objects)
         self.lmc = LMC(snippet=args.snippet) if not args.no_lmc else None
-        width = 512 if args.arch in ("resnet18", "resnet34") else 2048
-        self.dropout = nn.Dropout(args.dropout)
-        self.fc = nn.Linear(width, num_classes)
-        nn.init.normal_(self.fc.weight, 0, 0.001)
-        nn.init.zeros_(self.fc.bias)
+        self.dropout, self.fc = classifier(args, num_classes)
 
     def forward(self, x):
         B, T, L = x.shape[0], self.num_segments, self.snippet
@@ -556,6 +552,14 @@ class EAN(nn.Module):
         return self.fc(self.dropout(f))                                 # (B, K)
 
 
+def classifier(args, num_classes):
+    """Dropout and the new Linear(D, K), initialised N(0, 0.001) with zero bias (TSN's head)."""
+    fc = nn.Linear(512 if args.arch in ("resnet18", "resnet34") else 2048, num_classes)
+    nn.init.normal_(fc.weight, 0, 0.001)
+    nn.init.zeros_(fc.bias)
+    return nn.Dropout(args.dropout), fc
+
+
 class TSN(nn.Module):
     """--baseline: TSN, a 2D backbone on every frame, a classifier, logits averaged over the T segments."""
 
@@ -563,11 +567,7 @@ class TSN(nn.Module):
         super().__init__()
         self.num_segments = args.num_segments
         self.backbone = build_resnet(args.arch, args.pretrained)
-        width = 512 if args.arch in ("resnet18", "resnet34") else 2048
-        self.dropout = nn.Dropout(args.dropout)
-        self.fc = nn.Linear(width, num_classes)
-        nn.init.normal_(self.fc.weight, 0, 0.001)
-        nn.init.zeros_(self.fc.bias)
+        self.dropout, self.fc = classifier(args, num_classes)
 
     def forward(self, x):
         B, T = x.shape[:2]
@@ -721,7 +721,6 @@ def report_benchmark(args, device):
 
 def main(argv=None):
     args = get_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.complexity:
         return report_complexity(args)
     rank, world, device = run.init_distributed(args.device)

@@ -670,7 +670,6 @@ def report_benchmark(args, device):
 
 def main(argv=None):
     args = get_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.complexity:
         return report_complexity(args)
     rank, world, device = run.init_distributed(args.device)
