@@ -661,7 +661,7 @@ def train_one_epoch(model, loader, optimizer, args, device, epoch, state, bad):
             break
     loss_sum, count = run.all_reduce_sum([sum(losses) * 1.0, len(losses)], device)
     return {"train_loss": loss_sum / max(count, 1), "data_time": float(np.mean(data_time or [0])),
-            "time": float(np.mean(step_time or [0])), "samples": seen}
+            "time": float(np.mean(step_time or [0])), "train_samples": seen}
 
 
 @torch.no_grad()
@@ -771,7 +771,7 @@ def main(argv=None):
         bad.new_epoch()
         train_stats = train_one_epoch(ddp, train_loader, optimizer, args, device, epoch, state, bad)
         metrics = evaluate(ddp, val_loader, args, device, bad)
-        bad_paths = bad.check(train_stats["samples"] + metrics["samples"], final=True)
+        bad_paths = bad.check(train_stats["train_samples"] + metrics["samples"], final=True)
         total_bad += len(bad_paths)
         key = "val_map" if "val_map" in metrics else "val_top1"
         state["epoch"] += 1

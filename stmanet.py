@@ -567,7 +567,7 @@ def train_one_epoch(model, loader, optimizer, args, device, epoch, state, bad):
         [sum(losses) * 1.0, sum(extra["ls"]), sum(extra["lt"]), len(losses)], device)
     count = max(count, 1)
     return {"train_loss": loss_sum / count, "train_ls": ls_sum / count, "train_lt": lt_sum / count,
-            "data_time": float(np.mean(data_time or [0])), "time": float(np.mean(step_time or [0])), "samples": seen}
+            "data_time": float(np.mean(data_time or [0])), "time": float(np.mean(step_time or [0])), "train_samples": seen}
 
 
 @torch.no_grad()
@@ -692,7 +692,7 @@ def main(argv=None):
         bad.new_epoch()
         train_stats = train_one_epoch(ddp, train_loader, optimizer, args, device, epoch, state, bad)
         metrics = evaluate(ddp, val_loader, args, device, bad)
-        bad_paths = bad.check(train_stats["samples"] + metrics["samples"], final=True)
+        bad_paths = bad.check(train_stats["train_samples"] + metrics["samples"], final=True)
         total_bad += len(bad_paths)
         key = "val_map" if "val_map" in metrics else "val_top1"
         state["epoch"] += 1

@@ -1,8 +1,9 @@
 """Run utilities: seeding, torch.distributed for torchrun, atomic checkpoints, JSONL logs, rank-0 progress,
-bad-sample accounting and the stop conditions of CONVENTIONS.md ("Bad input")."""
+bad-sample accounting and the stop conditions of CONVENTIONS.md ("Bad input"), stop-on-signal."""
 import json
 import os
 import random
+import signal
 import sys
 
 import numpy as np
@@ -27,7 +28,15 @@ def rng_state():
     return state
 
 
+def gathered_rng_state():
+    """The RNG states of every rank (a list indexed by rank), for the checkpoint rank 0 writes."""
+    return all_gather_list([rng_state()])
+
+
 def set_rng_state(state):
+    """`state`: one rank's state, or the list of `gathered_rng_state` (each rank takes its own)."""
+    if isinstance(state, list):
+        state = state[get_rank() if get_rank() < len(state) else 0]
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
@@ -53,8 +62,12 @@ def init_distributed(device_arg):
     return rank, world, device
 
 
+def get_rank():
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 def is_main():
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    return get_rank() == 0
 
 
 def cleanup_distributed():
@@ -111,6 +124,20 @@ class JsonlLog:
             with open(self.path, "a") as f:
                 f.write(json.dumps(record) + "\n")
 
+    def truncate(self, epochs):
+        """On resume: keep the records of the first `epochs` epochs (what the checkpoint has seen), so that an
+        epoch logged after the checkpoint was written is not logged twice."""
+        if not (self.path and is_main() and os.path.isfile(self.path)):
+            return
+        with open(self.path) as f:
+            lines = [line for line in f if line.strip()]
+        kept = [line for line in lines if json.loads(line).get("epoch", 0) < epochs]
+        if len(kept) != len(lines):
+            tmp = f"{self.path}.tmp"
+            with open(tmp, "w") as f:
+                f.writelines(kept)
+            os.replace(tmp, self.path)
+
 
 def progress(iterable, **kwargs):
     return tqdm(iterable, disable=not is_main() or not sys.stderr.isatty(), dynamic_ncols=True, **kwargs)
@@ -119,6 +146,38 @@ def progress(iterable, **kwargs):
 def print0(*args, **kwargs):
     if is_main():
         print(*args, **kwargs, flush=True)
+
+
+class StopRequest:
+    """SIGTERM / SIGINT (Ctrl-C) ask the training loop to stop after the current step, write a checkpoint and
+    exit; a second SIGINT interrupts at once. A context manager: the previous handlers come back on exit.
+    Only the main process of each rank gets the flag (torchrun forwards SIGTERM/SIGINT to every rank; the loop
+    all-reduces the flag so that all ranks stop at the same step)."""
+
+    def __init__(self):
+        self.signum = None
+
+    def __enter__(self):
+        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum, frame):
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"{signal.Signals(signum).name} received: stopping after this step", file=sys.stderr, flush=True)
+
+    @property
+    def requested(self):
+        return self.signum is not None
+
+    @property
+    def name(self):
+        return signal.Signals(self.signum).name if self.signum else "stop"
 
 
 class BadSamples:
