@@ -32,14 +32,15 @@ Demo (no --data, CPU, resnet18 64px, order-only classes, chance 25%): see the RE
 """
 # ==================================================================================================== imports
 import argparse
+import contextlib
 import json
 import math
 import os
+import signal
 import sys
 import time
 from fractions import Fraction
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -103,6 +104,10 @@ def get_args(argv=None):
     p.add_argument("--test-clips", type=int, default=1, help="clips per video at test time")
     p.add_argument("--test-crops", type=int, default=1, choices=[1, 3, 10], help="crops per clip at test time")
     p.add_argument("--max-steps", type=int, default=None, help="stop after N optimisation steps (smoke runs)")
+    p.add_argument("--accumulate", type=int, default=1,
+                   help="micro-batches per step: one GPU with --accumulate 8 sees the per-GPU batches of 8 GPUs")
+    p.add_argument("--save-every", type=int, default=1000,
+                   help="also write last.pt every N steps inside an epoch (0: at epoch ends only)")
     p.add_argument("--max-bad-fraction", type=float, default=0.05, help="stop past this fraction of bad samples")
     p.add_argument("--complexity", action="store_true", help="print params and GFLOPs of one clip and exit")
     p.add_argument("--benchmark", action="store_true", help="print latency/throughput (and the baseline's), exit")
@@ -126,6 +131,8 @@ def get_args(argv=None):
         for key, value in DEMO_PROFILE.items():
             if getattr(args, key) == p.get_default(key):
                 setattr(args, key, value)
+    if args.accumulate < 1 or args.batch_size % args.accumulate:
+        p.error(f"--batch-size {args.batch_size} is not a multiple of --accumulate {args.accumulate}")
     if args.evaluate and not (args.checkpoint or args.resume or args.ensemble):
         p.error("--evaluate needs --checkpoint PATH")
     if args.no_stfm and args.no_twm:
@@ -401,7 +408,8 @@ def build_loaders(args, rank, world):
         EvalTransform(args.input_size, crops=args.test_crops, frames_per_clip=frames_per_clip(args)),
         num_clips=args.test_clips, frame_template=args.frame_template)
     per_rank = max(1, args.batch_size // world)
-    kw = dict(num_workers=args.workers, pin_memory=torch.cuda.is_available(), persistent_workers=args.workers > 0)
+    kw = dict(num_workers=args.workers, pin_memory=torch.cuda.is_available(), persistent_workers=args.workers > 0,
+              generator=torch.Generator())  # not the global RNG: a resumed run draws the same numbers
     train_sampler = EpochSampler(len(train_set), shuffle=True, seed=args.seed, rank=rank, world=world)
     train_loader = torch.utils.data.DataLoader(train_set, per_rank, sampler=train_sampler, drop_last=True, **kw)
     val_loader = torch.utils.data.DataLoader(val_set, max(1, per_rank // (args.test_clips * args.test_crops)),
@@ -428,37 +436,70 @@ def autocast(args, device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp and device.type == "cuda")
 
 
-def train_one_epoch(model, loader, optimizer, args, device, epoch, state, bad):
+def train_loss(model, clips, targets, args):
+    """Cross-entropy of one (micro-)batch of clips, and the extra terms to log (none here)."""
+    return F.cross_entropy(model(clips).float(), targets), {}
+
+
+def new_sums():
+    """Per-epoch sums of the training statistics (step counts, clips, loss, seconds), kept in the checkpoint."""
+    return {"loss": 0.0, "steps": 0.0, "samples": 0.0, "data_time": 0.0, "time": 0.0}
+
+
+def train_one_epoch(model, loader, optimizer, args, device, state, bad, stop, save):
+    """The rest of epoch state["epoch"]: a resumed run starts at step state["epoch_step"] (the sampler skips the
+    batches done), and state["sums"] carries the partial epoch's sums, so its log record equals an uninterrupted
+    one. One loader batch = one step of --accumulate micro-batches. Returns True when a signal asked to stop."""
     model.train()
-    data_time, step_time, losses, seen, start = [], [], [], 0, time.perf_counter()
-    for clips, targets, bad_paths in run.progress(loader, desc=f"epoch {epoch}", leave=False):
-        t_data = time.perf_counter() - start
+    sums, A = state["sums"], args.accumulate
+    start = time.perf_counter()
+    for clips, targets, bad_paths in run.progress(loader, desc=f"epoch {state['epoch']}", leave=False):
+        sums["data_time"] += time.perf_counter() - start
         bad.add(bad_paths)
         clips = normalize(clips.to(device, non_blocking=True))                # uint8 -> float (B,T,C,H,W)
         targets = targets.to(device, non_blocking=True)
-        with autocast(args, device):
-            logits = model(clips)
-        loss = F.cross_entropy(logits.float(), targets)
-        if not torch.isfinite(loss):
-            run.cleanup_distributed()
-            sys.exit(f"error: non-finite loss ({loss.item()}) at epoch {epoch}, step {state['step']}; "
-                     f"the last good checkpoint is left untouched")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss, logged = 0.0, {}
+        for m in range(A):  # micro-batch m = every A-th clip: exactly the per-GPU batch of rank m of A ranks
+            no_sync = model.no_sync() if m < A - 1 and hasattr(model, "no_sync") else contextlib.nullcontext()
+            with no_sync, autocast(args, device):
+                micro, extra = train_loss(model, clips[m::A], targets[m::A], args)
+            (micro / A).backward()
+            loss = loss + micro.detach() / A
+            logged = {k: logged.get(k, 0.0) + v.detach() / A for k, v in extra.items()}
+        # one all-reduce per step (none in a single process): every rank stops at the same step
+        nonfinite, stopping = run.all_reduce_sum([float(not torch.isfinite(loss)), float(stop.requested)], device)
+        if nonfinite:
+            run.cleanup_distributed()
+            kept = "no checkpoint was written" if state["saved_step"] is None else \
+                f"the last checkpoint (step {state['saved_step']}) is left as it was"
+            sys.exit(f"error: non-finite loss at epoch {state['epoch']}, step {state['step'] + 1} (not applied); {kept}")
         if args.clip_grad:
             nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
         optimizer.step()
         state["step"] += 1
-        losses.append(loss.item())
-        seen += len(targets)
-        data_time.append(t_data)
-        step_time.append(time.perf_counter() - start)
-        start = time.perf_counter()
+        state["epoch_step"] += 1
+        for key, value in {"loss": loss.item(), "steps": 1, "samples": len(targets),
+                           **{k: v.item() for k, v in logged.items()}}.items():
+            sums[key] = sums.get(key, 0.0) + value
+        sums["time"] += time.perf_counter() - start
+        if stopping:
+            return True
         if args.max_steps and state["step"] >= args.max_steps:
             break
-    loss_sum, count = run.all_reduce_sum([sum(losses) * 1.0, len(losses)], device)
-    return {"train_loss": loss_sum / max(count, 1), "data_time": float(np.mean(data_time or [0])),
-            "time": float(np.mean(step_time or [0])), "train_samples": seen}
+        if args.save_every and state["step"] % args.save_every == 0:
+            save(["last.pt"])
+        start = time.perf_counter()
+    return False
+
+
+def epoch_record(sums, device):
+    """The epoch's training statistics over all ranks: means per step, and the number of training clips."""
+    total = dict(zip(sums, run.all_reduce_sum(list(sums.values()), device)))
+    steps = max(total.pop("steps"), 1)
+    samples = int(total.pop("samples"))
+    return {**{("train_" + k if k not in ("data_time", "time") else k): v / steps for k, v in total.items()},
+            "train_samples": samples}
 
 
 @torch.no_grad()
@@ -589,12 +630,16 @@ def main(argv=None):
         return metrics
 
     output = args.output or os.path.join("runs", f"{SCRIPT}-{time.strftime('%Y%m%d-%H%M%S')}")
-    state = {"epoch": 0, "step": 0, "best": -math.inf}
+    state = {"epoch": 0, "step": 0, "best": -math.inf, "epoch_step": 0, "saved_step": None, "bad_samples": 0,
+             "sums": new_sums()}
     if args.resume:
         ckpt = run.load_checkpoint(args.resume)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
+        if not run.is_main():  # rank 0 carries the partial epoch's sums and bad paths of all ranks
+            state["sums"] = dict.fromkeys(state["sums"], 0.0)
+        bad.paths = list(ckpt["bad"]) if run.is_main() else []
         output = args.output or os.path.dirname(os.path.abspath(args.resume))
         run.set_rng_state(ckpt["rng"])
     if run.is_main():
@@ -602,34 +647,50 @@ def main(argv=None):
         with open(os.path.join(output, "args.json"), "w") as f:
             json.dump(vars(args), f, indent=1)
     log = run.JsonlLog(os.path.join(output, "log.jsonl"))
-    metrics, total_bad = {}, 0
-    while state["epoch"] < args.epochs and not (args.max_steps and state["step"] >= args.max_steps):
-        epoch = state["epoch"]
-        lr = learning_rate(args, epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        train_loader.sampler.set_epoch(epoch)
-        bad.new_epoch()
-        train_stats = train_one_epoch(ddp, train_loader, optimizer, args, device, epoch, state, bad)
-        metrics = evaluate(ddp, val_loader, args, device, bad)
-        bad_paths = bad.check(train_stats["train_samples"] + metrics["samples"], final=True)
-        total_bad += len(bad_paths)
-        key = "val_map" if "val_map" in metrics else "val_top1"
-        state["epoch"] += 1
-        is_best = metrics[key] > state["best"]
-        state["best"] = max(state["best"], metrics[key])
-        record = {"epoch": epoch, "lr": lr, **train_stats, **metrics, "bad_samples": len(bad_paths),
-                  "bad_paths": bad_paths, "step": state["step"]}
-        log.write(record)
-        run.print0(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items() if k != "bad_paths"}))
-        if run.is_main():
-            ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
-                    "args": vars(args), "rng": run.rng_state()}
-            run.save_checkpoint(ckpt, os.path.join(output, "last.pt"))
-            if is_best:
-                run.save_checkpoint(ckpt, os.path.join(output, "best.pt"))
+    log.truncate(state["epoch"])
+
+    def save(names):
+        """Called by every rank (it gathers the sums, bad paths and RNG states of all ranks); rank 0 writes."""
+        sums = dict(zip(state["sums"], run.all_reduce_sum(list(state["sums"].values()), device)))
+        state["saved_step"] = state["step"]
+        ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": {**state, "sums": sums},
+                "bad": run.all_gather_list(bad.paths), "args": vars(args), "rng": run.gathered_rng_state()}
+        for name in names:
+            if run.is_main():
+                run.save_checkpoint(ckpt, os.path.join(output, name))
+
+    metrics = {}
+    with run.StopRequest() as stop:
+        while state["epoch"] < args.epochs and not (args.max_steps and state["step"] >= args.max_steps):
+            epoch = state["epoch"]
+            lr = learning_rate(args, epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            train_loader.sampler.set_epoch(epoch, skip=state["epoch_step"] * train_loader.batch_size)
+            if state["epoch_step"] == 0:
+                bad.new_epoch()
+            if train_one_epoch(ddp, train_loader, optimizer, args, device, state, bad, stop, save):
+                save(["last.pt"])
+                run.print0(f"stopped by {stop.name} at epoch {epoch}, step {state['step']}; checkpoint written. "
+                           f"Continue with the same arguments and --resume {os.path.join(output, 'last.pt')}")
+                run.cleanup_distributed()
+                sys.exit(128 + (stop.signum or signal.SIGTERM))
+            train_stats = epoch_record(state["sums"], device)
+            metrics = evaluate(ddp, val_loader, args, device, bad)
+            bad_paths = bad.check(train_stats["train_samples"] + metrics["samples"], final=True)
+            state["bad_samples"] += len(bad_paths)
+            key = "val_map" if "val_map" in metrics else "val_top1"
+            state.update(epoch=epoch + 1, epoch_step=0, sums=new_sums())
+            is_best = metrics[key] > state["best"]
+            state["best"] = max(state["best"], metrics[key])
+            record = {"epoch": epoch, "lr": lr, **train_stats, **metrics, "bad_samples": len(bad_paths),
+                      "bad_paths": bad_paths, "step": state["step"]}
+            log.write(record)
+            run.print0(json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
+                                   for k, v in record.items() if k != "bad_paths"}))
+            save(["last.pt", "best.pt"] if is_best else ["last.pt"])
     final = {k: metrics.get(k) for k in ("val_top1", "val_top5", "val_map") if k in metrics}
-    final.update({"epochs": state["epoch"], "seconds": round(time.time() - t0, 1), "bad_samples": total_bad,
+    final.update({"epochs": state["epoch"], "seconds": round(time.time() - t0, 1), "bad_samples": state["bad_samples"],
                   "protocol": protocol(args), "output": output})
     run.print0(json.dumps(final))
     run.cleanup_distributed()

@@ -1,4 +1,5 @@
 """common/: sampling, exact decoding, bad input, annotations, transforms, metrics, distributed meters."""
+import json
 import os
 import socket
 
@@ -293,3 +294,29 @@ def test_atomic_checkpoint_and_corrupt_file(tmp_path):
     open(path, "wb").write(open(path, "rb").read()[:50])
     with pytest.raises(SystemExit, match="corrupt"):
         run.load_checkpoint(path)
+
+
+def test_checkpoint_write_is_atomic(tmp_path):
+    """A failure in the middle of writing (here: an unpicklable object after the tensors) keeps the old file."""
+    path = str(tmp_path / "last.pt")
+    run.save_checkpoint({"step": 1, "w": torch.ones(1000)}, path)
+    with pytest.raises(Exception):
+        run.save_checkpoint({"step": 2, "w": torch.zeros(1000), "bad": lambda: None}, path)
+    assert run.load_checkpoint(path)["step"] == 1 and os.listdir(tmp_path) == ["last.pt"]
+    open(path, "wb").write(open(path, "rb").read()[:500])
+    with pytest.raises(SystemExit, match="corrupt or not a checkpoint"):
+        run.load_checkpoint(path)
+
+
+def test_stop_request_and_log_truncation(tmp_path):
+    import signal
+    with run.StopRequest() as stop:
+        assert not stop.requested
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested and stop.name == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL                  # handlers restored
+    log = run.JsonlLog(str(tmp_path / "log.jsonl"))
+    for epoch in range(4):
+        log.write({"epoch": epoch})
+    log.truncate(2)
+    assert [json.loads(line)["epoch"] for line in open(tmp_path / "log.jsonl")] == [0, 1]
