@@ -27,7 +27,8 @@ Expected results (paper; ours where measured):
 | TSM / CAN ShuffleNetV2 x2.0 (Table 12)                 | 5.4M/4.8G, 5.8M/5.6G | 5.44M/4.65G, 6.06M/5.75G | 76.9 / 77.9 |
 The paper's FLOPs read like thop counts (BN included: its TSN R50 is 33.05G, thop gives 33.06G); ours are
 conv+linear multiply-accumulates (TSN R50 = 32.70G), so ours sit about 0.35G below the paper at equal models.
-Demo (CPU, `python can.py` vs `python can.py --baseline`): not yet run (deferred; CPU shared).
+Demo (CPU, `python can.py` vs `python can.py --baseline`, 12 epochs): CAN 28.0 %, TSN 24.0 % val top-1: CAN does
+not yet learn the order-only classes with this profile (train loss stays at ln 4; README, open).
 """
 # ==================================================================================================== imports
 import argparse

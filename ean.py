@@ -29,7 +29,7 @@ params/GFLOPs from `python ean.py --complexity ...`, FLOPs = multiply-accumulate
 | Incep-Block (--eab-fusion identity --no-lmc)          | 30.9M / 36.0G / 50.8 (Tab. 9) | 30.68M / 35.37G      |
 | TSN (--baseline)                                      | -                             | 23.86M / 32.70G      |
 Demo dataset (4 classes that differ only in temporal order; TSN is at chance, 25 %): `python ean.py` and
-`python ean.py --baseline` (resnet18, 64 px, 12 epochs, 2-core CPU): val top-1 reported in the README.
+`python ean.py --baseline` (resnet18, 64 px, 12 epochs, 2-core CPU): EAN 100.0 %, TSN 24.0 % val top-1 (README).
 
 Implementation details (paper by default; `# Choice:` marks where the paper is silent; differences from the
 official release, notes/ean-official-reference.md, listed here):

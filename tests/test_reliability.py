@@ -219,7 +219,8 @@ def test_torchrun_two_ranks_match_one_process(script, tiny_data, tmp_path):
     that one rank reads. The ranks' evaluation, reduced over ranks, equals a single-process evaluation of the
     checkpoint. Float tolerance: BatchNorm over 4-frame batches makes the gradient sensitive to summation order;
     measured on EAN, the update differs by 0.17 % between 2 ranks and 1 process, and by as much between 1 and 2
-    threads of one process (over more steps such differences grow, so one step is compared). BatchNorm running
+    threads of one process (over more steps such differences grow, so one step is compared); ST-MANet's 3D
+    convs give first-step losses 3e-4 apart between 1 and 2 threads. BatchNorm running
     statistics differ by design (DDP keeps rank 0's; accumulation updates them per micro-batch); dropout is off,
     its masks depend on the rank."""
     S = load(script)
@@ -230,6 +231,8 @@ def test_torchrun_two_ranks_match_one_process(script, tiny_data, tmp_path):
         f.write("empty.mp4 0\n")
     argv = tiny(script, data, "--epochs", "1", "--max-steps", "1", "--dropout", "0", "--max-bad-fraction", "0.5",
                 batch=4)
+    if script == "stmanet":  # at 32 px its last stage is 1x1x1: BatchNorm over 2 values, an ill-conditioned gradient
+        argv += ["--input-size", "64"]
     ddp, single, still = str(tmp_path / "ddp"), str(tmp_path / "single"), str(tmp_path / "lr0")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            os.path.join(ROOT, f"{script}.py"), *argv, "--output", ddp, "--device", "cpu"]
@@ -241,7 +244,7 @@ def test_torchrun_two_ranks_match_one_process(script, tiny_data, tmp_path):
     S.main(argv + ["--accumulate", "2", "--output", still, "--lr", "0"])           # the initial weights
     (rd,), (rs,) = log_records(ddp), log_records(single)
     assert rd["train_samples"] == rs["train_samples"] == 4 and rd["samples"] == rs["samples"] == 4
-    assert rd["train_loss"] == pytest.approx(rs["train_loss"], rel=1e-6)          # the same clips, the same loss
+    assert rd["train_loss"] == pytest.approx(rs["train_loss"], rel=1e-3)          # the same clips (1 vs 2 threads)
     assert rd["bad_paths"] == rs["bad_paths"] and len(rd["bad_paths"]) == 1 and "empty.mp4" in rd["bad_paths"][0]
     wd, ws, w0 = (weights(os.path.join(d, "last.pt")) for d in (ddp, single, still))
     keys = [k for k in wd if wd[k].is_floating_point() and "running" not in k]
