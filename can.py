@@ -28,7 +28,9 @@ Expected results (paper; ours where measured):
 The paper's FLOPs read like thop counts (BN included: its TSN R50 is 33.05G, thop gives 33.06G); ours are
 conv+linear multiply-accumulates (TSN R50 = 32.70G), so ours sit about 0.35G below the paper at equal models.
 Demo (CPU, `python can.py` vs `python can.py --baseline`, 12 epochs): CAN 28.0 %, TSN 24.0 % val top-1: CAN does
-not yet learn the order-only classes with this profile (train loss stays at ln 4; README, open).
+not learn the order-only classes from scratch with this profile, nor in 30 epochs at lr 0.005 (23.0 %), although
+every temporal path links the frames (tests/test_can.py); the 2D models that learn it have a shift or an additive
+difference path, CAN's paths are multiplicative gates only (README, open).
 """
 # ==================================================================================================== imports
 import argparse

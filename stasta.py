@@ -35,7 +35,7 @@ Expected results (SSv1 val, 1 clip x 1 crop unless noted; ours: not run at full 
 | `--order dmta-afs` (Table 4)   | 8      |        |        | 53.6  | 64.3  | 25.09M, 39.61G |
 | Charades mAP (Table 2)         | 8 / 16 |        | 40     | 39.5 / 41.3 |  | - |
 Table 3/4's top-5 (62.7 ... 64.8) disagree with Table 1's (80.4 for TCM, 81.3 for STASTA); both are copied as printed.
-The 16+8 ensemble averages the scores of an 8- and a 16-frame model; this script trains and evaluates one model.
+The 16+8 ensemble averages the scores of an 8- and a 16-frame model: `--evaluate --ensemble 16f/best.pt 8f/best.pt`.
 Demo (`python stasta.py` vs `python stasta.py --baseline`, CPU, ResNet-18, 64 px, 12 epochs, lr 0.005; order-only
 classes, chance 25 %): STASTA 100.0 % (from epoch 8), TSN 24.0 % val top-1 (README).
 """
@@ -128,6 +128,9 @@ def get_args(argv=None):
     p.add_argument("--multi-label", action="store_true",
                    help="Charades-style data (comma-separated labels): BCE loss, sigmoid scores, max over clips, mAP "
                         "(Sec. IV-A, Table 2)")
+    p.add_argument("--ensemble", nargs="+", default=None, metavar="CKPT",
+                   help="evaluate several checkpoints (each with its own T, e.g. 16 and 8 frames) and average their "
+                        "scores (Tables 1-2 'STASTA 16+8' / 'En'); needs --data or the demo set")
     args = p.parse_args(argv)
     args.demo = args.data is None and not (args.complexity or args.benchmark)
     if args.complexity or args.benchmark:
@@ -138,7 +141,7 @@ def get_args(argv=None):
                 setattr(args, key, value)
     if args.accumulate < 1 or args.batch_size % args.accumulate:
         p.error(f"--batch-size {args.batch_size} is not a multiple of --accumulate {args.accumulate}")
-    if args.evaluate and not (args.checkpoint or args.resume):
+    if args.evaluate and not (args.checkpoint or args.resume or args.ensemble):
         p.error("--evaluate needs --checkpoint PATH")
     if args.no_afs and args.no_dmta and args.baseline is None:
         args.baseline = "tcm"  # Table 3, first row: both modules off is the TCM baseline
@@ -654,9 +657,10 @@ def epoch_record(sums, device):
 
 
 @torch.no_grad()
-def evaluate(model, loader, args, device, bad):
-    """Single-label: softmax probabilities averaged over the views (clips x crops) of each video.
-    Multi-label: sigmoid scores averaged over the crops of a clip, then the maximum over clips (CONVENTIONS.md)."""
+def predict(model, loader, args, device, bad):
+    """Per-video scores (this rank's shard). Single-label: softmax probabilities averaged over the views (clips x
+    crops) of each video. Multi-label: sigmoid scores averaged over the crops of a clip, then the maximum over clips
+    (CONVENTIONS.md)."""
     model.eval()
     preds = Predictions(multi_label=args.multi_label)
     for clips, targets, bad_paths in run.progress(loader, desc="eval", leave=False):
@@ -672,7 +676,45 @@ def evaluate(model, loader, args, device, bad):
         else:
             probs = logits.float().softmax(-1).view(B, V, -1).mean(1)        # (B*V,K) -> (B,V,K) -> (B,K)
         preds.update(probs, targets)
-    return preds.compute()
+    return preds
+
+
+def evaluate(model, loader, args, device, bad):
+    return predict(model, loader, args, device, bad).compute()
+
+
+MODEL_KEYS = ("arch", "num_segments", "baseline", "no_afs", "no_dmta", "order", "dropout")
+
+
+def evaluate_ensemble(args, rank, world, device):
+    """`--ensemble CKPT...` (Tables 1-2, the 16+8 ensemble): each checkpoint is evaluated with its own model and
+    frames per clip, and the per-video scores (softmax, or sigmoid for multi-label) are averaged over checkpoints."""
+    bad, members, shard_scores, shard_targets, t0 = run.BadSamples(args.max_bad_fraction), [], [], None, time.time()
+    for path in args.ensemble:
+        ckpt = run.load_checkpoint(path)
+        saved = ckpt.get("args", {})
+        cfg = argparse.Namespace(**{**vars(args), **{k: saved[k] for k in MODEL_KEYS if k in saved}, "pretrained": "none"})
+        _, val_loader, classes = build_loaders(cfg, rank, world)
+        model = build_model(cfg, len(classes)).to(device)
+        model.load_state_dict(ckpt["model"])
+        preds = predict(model, val_loader, cfg, device, bad)
+        scores, targets = torch.cat(preds.scores), torch.cat(preds.targets)  # this rank's shard, fixed order
+        if shard_targets is not None and not torch.equal(targets, shard_targets):
+            sys.exit(f"error: {path} saw the videos in another order than {args.ensemble[0]}")
+        shard_scores.append(scores)
+        shard_targets = targets
+        members.append({"checkpoint": path, "frames": cfg.num_segments, **preds.compute()})
+        run.print0(json.dumps(members[-1]))
+    ensemble = Predictions(multi_label=args.multi_label)
+    ensemble.update(torch.stack(shard_scores).mean(0), shard_targets)         # (M,N,K) -> (N,K)
+    metrics = ensemble.compute()
+    frames = "+".join(str(m["frames"]) for m in members)
+    result = {**metrics, "members": members, "bad_samples": len(bad.check(metrics["samples"], True)),
+              "protocol": f"{frames} frames x {args.test_clips} clips x {args.test_crops} crops",
+              "seconds": round(time.time() - t0, 1)}
+    run.print0(f"protocol: {result['protocol']}")
+    run.print0(json.dumps(result))
+    return result
 
 
 # ======================================================================================================= main
@@ -722,6 +764,11 @@ def main(argv=None):
     run.seed_everything(args.seed + rank)
     if args.demo:
         run.print0(f"demo profile (no --data): {json.dumps({k: getattr(args, k) for k in DEMO_PROFILE})}")
+    if args.ensemble:
+        try:
+            return evaluate_ensemble(args, rank, world, device)
+        except AnnotationError as e:
+            sys.exit(f"error: {e}")
     try:
         train_loader, val_loader, classes = build_loaders(args, rank, world)
     except AnnotationError as e:

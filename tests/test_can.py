@@ -133,6 +133,25 @@ def test_backward_reaches_every_parameter(extra):
         assert p.grad.abs().sum() > 0, name
 
 
+@pytest.mark.parametrize("extra", [(), ("--no-gscm",), ("--no-mtcm", "--gscm-paths", "pmm"),
+                                   ("--no-mtcm", "--gscm-paths", "lmm"), ("--no-mtcm", "--gscm-paths", "gmm")])
+def test_every_path_links_the_frames(extra):
+    """The wiring behind the demo results (README): with live gates, a change of frame 0 alone reaches the features
+    of later frames through each temporal path (MTCM; PMM, LMM, GMM of GSCM), and through none in TSN."""
+    def reach(model):
+        model.eval()
+        x = torch.randn(1, T, 3, 64, 64)
+        x2 = x.clone()
+        x2[:, 0] += 1.0                                                 # frame 0 only
+        with torch.no_grad():
+            diff = (model.backbone(x2.flatten(0, 1)) - model.backbone(x.flatten(0, 1))).abs().amax(1)
+        return diff[1:]                                                 # frames 1..T-1
+    model = can.build_model(small_args(*extra), 4)
+    randomise_zero_inits(model)
+    assert (reach(model) > 1e-4).any() and reach(model)[0] > 1e-3, extra
+    assert (reach(can.build_model(small_args("--baseline"), 4)) == 0).all()
+
+
 def test_surgery_counts():
     def count(*extra):
         model = can.build_model(small_args(*extra), 4)

@@ -199,6 +199,13 @@ def test_cli_single_label(tiny_data, tmp_path):
     check_run(out, "val_top1", 3)
     metrics = cli(tiny_data, out, "--evaluate", "--checkpoint", os.path.join(out, "best.pt"), "--test-clips", "2")
     assert metrics["samples"] == 4 and 0 <= metrics["val_top1"] <= 100
+    # the 16+8 ensemble (Tables 1-2), here 4+3 frames: each member with its own T, scores averaged
+    best, out3 = os.path.join(out, "best.pt"), str(tmp_path / "run3")
+    cli(tiny_data, out3, "--num-segments", "3", "--epochs", "1", "--max-steps", "1")
+    ens = cli(tiny_data, out, "--evaluate", "--ensemble", best, os.path.join(out3, "last.pt"), "--test-clips", "2")
+    assert [m["frames"] for m in ens["members"]] == [4, 3] and ens["protocol"].startswith("4+3 frames")
+    same = cli(tiny_data, out, "--evaluate", "--ensemble", best, best, "--test-clips", "2")  # a model with itself
+    assert same["val_top1"] == pytest.approx(metrics["val_top1"]) and same["val_top5"] == pytest.approx(metrics["val_top5"])
 
 
 def test_cli_multi_label(tiny_data, tmp_path):
@@ -220,6 +227,9 @@ def test_cli_multi_label(tiny_data, tmp_path):
     check_run(out, "val_map", 2)
     metrics = cli(str(data), out, "--multi-label", "--evaluate", "--checkpoint", os.path.join(out, "best.pt"))
     assert 0 < metrics["val_map"] <= 100
+    best = os.path.join(out, "best.pt")
+    same = cli(str(data), out, "--multi-label", "--evaluate", "--ensemble", best, best)  # sigmoid scores averaged
+    assert same["val_map"] == pytest.approx(metrics["val_map"])
 
 
 # ---- Table 1 complexity -----------------------------------------------------------------------------------
