@@ -1,26 +1,50 @@
-"""Measure sparse-frame decoding strategies side by side (README "Performance").
+"""Measure the data pipeline side by side: decoding strategies, per-worker loader throughput, and the share of a
+training step the loader covers with N workers (README "Performance").
 
-    python -m common.bench_decode [--repeats 7]
+    python -m common.bench_decode [--repeats 5] [--step-ms 200 --batch 64] [--no-cpu-step]
 
-Writes three 340x256 30 fps H.264 test videos (10 s with x264's default keyframe interval, i.e. few keyframes;
-10 s with a keyframe every 16 frames; 60 s default) and times, per video and for T = 8 and 16 TSN training
-offsets, the median ms per clip of:
-  full      decode every frame and convert every frame to RGB (mmaction2 PyAVDecode 'accurate')
-  forward   decode from the start, stop after the last wanted frame, convert only kept frames
-  seek      seek to the keyframe before each wanted frame, then decode forward to it
-  ours      common.video.read_video (demux index, seek only past unreached keyframes, convert kept frames)
-All four return the same frames (checked). Times include opening the file and counting frames.
+Prints markdown tables after a header line (date, machine, load, versions). Everything is measured interleaved
+(round-robin, the order rotated every repeat) and reported as medians of CPU time (`time.process_time`, all
+threads of the process): that is what a DataLoader worker pays per clip, and unlike wall time it does not count
+the time other jobs held the cores, so the numbers hold on a busy machine (on an idle core, wall = CPU time for
+one-thread code).
+
+1. Decoding: three 340x256 30 fps H.264 videos (10 s with x264's default keyframe interval, i.e. 2 keyframes;
+   10 s with a keyframe every 16 frames; 60 s default), T = 8 and 16 TSN training offsets, ms per clip of:
+     full (PyAV defaults)  decode and convert every frame as mmaction2's PyAVDecode 'accurate' does
+                           (`frame.to_ndarray`: a new converter per frame, decoder and converter threads = CPUs)
+     full                  the same work with one decoder thread and one single-threaded converter per video
+     forward               decode from the start, stop after the last wanted frame, convert kept frames
+     seek                  seek to the keyframe before each wanted frame, then decode forward to it
+     ours                  common.video.read_video (skips non-reference frames that are not wanted)
+   full, forward and seek use ours' thread and converter settings, so their ratios to ours measure the decoding
+   strategy alone. Every timed call's frames are checked against 'full (PyAV defaults)' of the same round.
+   Times include opening the file and counting frames (no cached index).
+2. Loader, per worker (one process, one thread, as a DataLoader worker runs; clips/s = 1000 / CPU ms per clip):
+   `VideoDataset.__getitem__` with each paper's training sampling and `TrainTransform` to the final uint8 crop,
+   on the 10 s mp4s and on a JPEG folder of the same frames (torchvision `write_jpeg`, quality 75, named
+   `img_00001.jpg`...). No cached index, i.e. each read is a video's first in the worker.
+3. Step coverage: loader clips/s with N workers (N x the per-worker rate: one free core per worker assumed) over
+   the clips/s a training step consumes, for an assumed GPU step (`--step-ms`, `--batch`) and, unless
+   `--no-cpu-step`, for a measured CPU step of TSN ResNet-50 (8 x 224, forward + backward + SGD).
 """
 import argparse
+import datetime
 import os
+import platform
 import statistics
 import tempfile
 import time
 
 import av
 import numpy as np
+import torch
+import torchvision
+from av.video.reformatter import VideoReformatter
 
-from .sampling import segment_indices
+from .data import Record, VideoDataset
+from .sampling import dense_indices, segment_indices
+from .transforms import TrainTransform
 from .video import read_video, video_num_frames
 
 
@@ -45,26 +69,56 @@ def make_video(path, seconds, gop=None, w=340, h=256, fps=30):
             c.mux(p)
 
 
-def full(path, indices):
-    with av.open(path) as c:
-        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-    return [frames[min(i, len(frames) - 1)] for i in indices]
+# ---------------------------------------------------------------------------------------------- strategies
+def _open_one_thread(path):
+    c = av.open(path)
+    c.streams.video[0].codec_context.thread_count = 1
+    return c, VideoReformatter()
 
 
-def forward(path, indices):
+def _rgb(frame, converter):
+    return converter.reformat(frame, format="rgb24", threads=1).to_ndarray()
+
+
+def full_defaults(path, indices):
     wanted, kept = set(indices), {}
     with av.open(path) as c:
         for i, f in enumerate(c.decode(video=0)):
+            a = f.to_ndarray(format="rgb24")                                # every frame converted
             if i in wanted:
-                kept[i] = f.to_ndarray(format="rgb24")
-            if i >= max(wanted):
+                kept[i] = a
+    n = i + 1
+    return [kept[min(i, n - 1)] for i in indices]
+
+
+def full(path, indices):
+    wanted, kept = set(indices), {}
+    c, rgb = _open_one_thread(path)
+    with c:
+        for i, f in enumerate(c.decode(video=0)):
+            a = _rgb(f, rgb)
+            if i in wanted:
+                kept[i] = a
+    n = i + 1
+    return [kept[min(i, n - 1)] for i in indices]
+
+
+def forward(path, indices):
+    wanted, kept, last = set(indices), {}, max(indices)
+    c, rgb = _open_one_thread(path)
+    with c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i in wanted:
+                kept[i] = _rgb(f, rgb)
+            if i >= last:
                 break
     return [kept[i] for i in indices]
 
 
 def seek_each(path, indices):
     kept = {}
-    with av.open(path) as c:
+    c, rgb = _open_one_thread(path)
+    with c:
         s = c.streams.video[0]
         step = int(1 / (s.average_rate * s.time_base))                     # pts per frame (constant rate)
         start = s.start_time or 0
@@ -73,7 +127,7 @@ def seek_each(path, indices):
             c.seek(target, stream=s, backward=True, any_frame=False)
             for f in c.decode(s):
                 if f.pts >= target:
-                    kept[i] = f.to_ndarray(format="rgb24")
+                    kept[i] = _rgb(f, rgb)
                     break
     return [kept[i] for i in indices]
 
@@ -82,39 +136,186 @@ def ours(path, indices):
     return list(read_video(path, indices)[0].permute(0, 2, 3, 1).numpy())
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=7)
-    args = p.parse_args(argv)
-    tmp = tempfile.mkdtemp()
-    videos = [("10 s, default GOP (few keyframes)", "few_key.mp4", 10, None),
-              ("10 s, GOP 16 (short GOP)", "short_gop.mp4", 10, 16),
-              ("60 s, default GOP", "long.mp4", 60, None)]
-    methods = [("full", full), ("forward", forward), ("seek", seek_each), ("ours", ours)]
-    print("| video | frames | keyframes | T | " + " | ".join(f"{m} ms" for m, _ in methods) + " | full / ours | best of forward, seek / ours |")
-    print("|---|---|---|---|" + "---|" * (len(methods) + 2))
-    for title, name, seconds, gop in videos:
-        path = os.path.join(tmp, name)
-        make_video(path, seconds, gop)
+def interleaved(calls, repeats):
+    """calls: {name: fn(round) -> result}; runs every name once per round, the order rotated every round.
+    Returns ({name: median CPU ms}, {name: median wall ms}, [{name: result} per round]). CPU time (all threads
+    of this process) is the cost a DataLoader worker pays; unlike wall time it does not count the time other
+    jobs held the cores."""
+    names, cpu, wall, results = list(calls), {k: [] for k in calls}, {k: [] for k in calls}, []
+    for r in range(repeats):
+        out = {}
+        for k in names[r % len(names):] + names[:r % len(names)]:
+            c0, t0 = time.process_time(), time.perf_counter()
+            out[k] = calls[k](r)
+            wall[k].append((time.perf_counter() - t0) * 1e3)
+            cpu[k].append((time.process_time() - c0) * 1e3)
+        results.append(out)
+    median = lambda d: {k: statistics.median(v) for k, v in d.items()}
+    return median(cpu), median(wall), results
+
+
+def decode_table(videos, repeats):
+    methods = [("full (PyAV defaults)", full_defaults), ("full", full), ("forward", forward), ("seek", seek_each),
+               ("ours", ours)]
+    print("| video (340x256, 30 fps, H.264) | frames | keyframes | T | " + " | ".join(f"{m} ms" for m, _ in methods)
+          + " | full (PyAV defaults) / ours | full / ours | best of forward, seek / ours | ours wall ms |")
+    print("|---|---|---|---|" + "---|" * (len(methods) + 4))
+    rows = []
+    for title, path in videos:
         n = video_num_frames(path)
         with av.open(path) as c:
             keys = sum(1 for pkt in c.demux(video=0) if pkt.is_keyframe)
         for t in (8, 16):
-            rng = np.random.RandomState(0)
-            draws = [segment_indices(n, t, train=True, rng=rng).tolist() for _ in range(args.repeats)]
-            reference = full(path, draws[0])
-            times = {}
-            for mname, fn in methods:
-                assert all(np.array_equal(a, b) for a, b in zip(fn(path, draws[0]), reference)), mname
-                runs = []
-                for idx in draws:
-                    t0 = time.perf_counter()
-                    fn(path, idx)
-                    runs.append((time.perf_counter() - t0) * 1e3)
-                times[mname] = statistics.median(runs)
-            best = min(times["forward"], times["seek"])
-            print(f"| {title} | {n} | {keys} | {t} | " + " | ".join(f"{times[m]:.1f}" for m, _ in methods)
-                  + f" | {times['full'] / times['ours']:.1f}x | {best / times['ours']:.2f} |")
+            rng = np.random.RandomState(t)
+            draws = [segment_indices(n, t, train=True, rng=rng).tolist() for _ in range(repeats)]
+            calls = {m: (lambda r, fn=fn: fn(path, draws[r])) for m, fn in methods}
+            ms, wall, results = interleaved(calls, repeats)
+            for out in results:  # exact frames, every timed call
+                reference = out["full (PyAV defaults)"]
+                for m, _ in methods:
+                    assert all(np.array_equal(a, b) for a, b in zip(out[m], reference)), f"{m} differs on {title}"
+            best = min(ms["forward"], ms["seek"])
+            rows.append((title, t, ms))
+            print(f"| {title} | {n} | {keys} | {t} | " + " | ".join(f"{ms[m]:.1f}" for m, _ in methods)
+                  + f" | {ms['full (PyAV defaults)'] / ms['ours']:.1f}x | {ms['full'] / ms['ours']:.1f}x"
+                  + f" | {best / ms['ours']:.2f} | {wall['ours']:.1f} |")
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- loader
+LOADER_MODES = [  # (name, frames per clip, sample(n, rng), transform)
+    ("TSN sparse 8 (train offsets)", 8, lambda n, rng: segment_indices(n, 8, train=True, rng=rng),
+     TrainTransform(224)),
+    ("TSN sparse 16 (train offsets)", 16, lambda n, rng: segment_indices(n, 16, train=True, rng=rng),
+     TrainTransform(224)),
+    ("EAN: 8 segments x 5-frame snippets", 40, lambda n, rng: segment_indices(n, 8, snippet=5, train=True, rng=rng),
+     TrainTransform(224)),
+    ("ST-MANet: 32 frames at stride 2 (64-frame run)", 32, lambda n, rng: dense_indices(n, 32, 2, train=True, rng=rng),
+     TrainTransform(112, crop="side")),
+]
+
+
+def write_jpeg_folder(video, folder):
+    os.makedirs(folder, exist_ok=True)
+    n = video_num_frames(video)
+    frames, _ = read_video(video, list(range(n)))
+    for i, frame in enumerate(frames, 1):
+        torchvision.io.write_jpeg(frame, os.path.join(folder, f"img_{i:05d}.jpg"), quality=75)
+    return n
+
+
+def loader_table(sources, repeats, clips_per_round=4):
+    """sources: [(title, Record)]. Returns {(mode, source title): clips/s per worker}."""
+    datasets = {(m, s): VideoDataset([rec], lambda n, k, rng, f=sample: f(n, rng), transform)
+                for m, _, sample, transform in LOADER_MODES for s, rec in sources}
+
+    def one(ds, r):
+        for k in range(clips_per_round):
+            ds._index_cache.clear()                                          # a video's first read in the worker
+            clip, _, bad = ds[(0, 1000 * r + k)]
+            assert not bad, bad
+        return clip.shape
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                                                 # as in a DataLoader worker
+    try:
+        ms, _, results = interleaved({key: (lambda r, ds=ds: one(ds, r)) for key, ds in datasets.items()}, repeats)
+    finally:
+        torch.set_num_threads(threads)
+    rate = {key: 1000 * clips_per_round / v for key, v in ms.items()}
+    print("| sampling (train, one clip) | frames per clip | crop | " + " | ".join(s for s, _ in sources) + " |")
+    print("|---|---|---|" + "---|" * len(sources))
+    for m, frames, _, transform in LOADER_MODES:
+        shape = results[0][(m, sources[0][0])]
+        print(f"| {m} | {frames} | {transform.size} px, uint8 {tuple(shape)} | "
+              + " | ".join(f"{rate[(m, s)]:.1f} clips/s ({1000 / rate[(m, s)]:.0f} ms)" for s, _ in sources) + " |")
+    return rate
+
+
+# ---------------------------------------------------------------------------------------------- step coverage
+def coverage_table(rate, step_ms, batch, workers=(1, 2, 4, 8, 16), rows=None):
+    """Share of the clips a training step consumes that N workers deliver: N * rate * step / batch (capped at
+    100 %), and the workers needed to keep up."""
+    need = batch / (step_ms / 1000)                                          # clips/s the step consumes
+    print("| sampling | source | clips/s per worker | " + " | ".join(f"N={n}" for n in workers)
+          + f" | workers to keep up ({need:.3g} clips/s) |")
+    print("|---|---|---|" + "---|" * (len(workers) + 1))
+    for (m, s), r in rate.items():
+        if rows is not None and m not in rows:
+            continue
+        cells = [f"{min(100.0, 100 * n * r / need):.0f} %" for n in workers]
+        print(f"| {m} | {s} | {r:.1f} | " + " | ".join(cells) + f" | {int(np.ceil(need / r))} |")
+
+
+def cpu_step_ms(repeats=2, batch=1, frames=8, size=224):
+    """Median ms of one TSN ResNet-50 training step (forward, backward, SGD) on the CPU, all torch threads."""
+    model = torchvision.models.resnet50(num_classes=174)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(batch * frames, 3, size, size)
+    y = torch.randint(174, (batch,))
+    times = []
+    for r in range(repeats + 1):                                             # first step: warm-up
+        t0 = time.perf_counter()
+        logits = model(x).view(batch, frames, -1).mean(1)                   # (B*T,K) -> (B,T,K) -> (B,K)
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if r:
+            times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def header(repeats):
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    ffmpeg = ".".join(map(str, av.library_versions["libavcodec"]))
+    return (f"`python -m common.bench_decode --repeats {repeats}`: {datetime.date.today().isoformat()}, {cpu}, "
+            f"{os.cpu_count()} cores, load average {load} (1/5/15 min); Python {platform.python_version()}, "
+            f"torch {torch.__version__}, torchvision {torchvision.__version__}, PyAV {av.__version__} "
+            f"(libavcodec {ffmpeg})")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--repeats", type=int, default=5, help="rounds per measurement (medians are reported)")
+    p.add_argument("--step-ms", type=float, default=200.0,
+                   help="assumed GPU training step (ms) for the coverage table; measure yours with a script's --benchmark")
+    p.add_argument("--batch", type=int, default=64, help="clips per training step (per GPU) for --step-ms")
+    p.add_argument("--no-cpu-step", action="store_true", help="skip measuring a CPU training step")
+    args = p.parse_args(argv)
+    print(header(args.repeats) + "\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        videos = [("10 s, default GOP (few keyframes)", os.path.join(tmp, "few_key.mp4"), 10, None),
+                  ("10 s, GOP 16 (short GOP)", os.path.join(tmp, "short_gop.mp4"), 10, 16),
+                  ("60 s, default GOP", os.path.join(tmp, "long.mp4"), 60, None)]
+        for _, path, seconds, gop in videos:
+            make_video(path, seconds, gop)
+        print("Decoding: median CPU ms per clip of TSN training offsets (process time, all threads; the last column "
+              "is ours' wall time); every timed call returned frames identical to 'full (PyAV defaults)'.\n")
+        decode_table([(title, path) for title, path, _, _ in videos], args.repeats)
+        frames = os.path.join(tmp, "frames")
+        n = write_jpeg_folder(videos[0][1], frames)
+        sources = [("mp4, default GOP", Record(videos[0][1], 0)), ("mp4, GOP 16", Record(videos[1][1], 0)),
+                   ("JPEG folder", Record(frames, 0, num_frames=n))]
+        print("\nLoader, per worker (one process, one thread): sample + read + train crop of one clip of the "
+              "10 s 340x256 video; clips/s = 1000 / median CPU ms per clip.\n")
+        rate = loader_table(sources, args.repeats)
+    print(f"\nStep coverage, ASSUMED step: {args.step_ms:g} ms per step of {args.batch} clips (--step-ms, --batch; "
+          "not measured here). N workers deliver N x the per-worker rate (one free core per worker assumed); "
+          "100 % = the loader keeps up.\n")
+    coverage_table(rate, args.step_ms, args.batch)
+    if not args.no_cpu_step:
+        step = cpu_step_ms()
+        print(f"\nStep coverage, MEASURED CPU step: TSN ResNet-50, 1 clip of 8 x 224, forward + backward + SGD, "
+              f"{torch.get_num_threads()} threads: {step:.0f} ms (8-frame rows only).\n")
+        coverage_table(rate, step, 1, rows={LOADER_MODES[0][0]})
 
 
 if __name__ == "__main__":

@@ -83,38 +83,23 @@ def test_read_video_equals_sequential_decode(tmp_path, codec, ext, gop):
             assert np.array_equal(frames[k].permute(1, 2, 0).numpy(), full[i])
 
 
-def test_read_video_seeks_only_past_unreached_keyframes(tmp_path, monkeypatch):
-    seeks = []
-    real_open = video._open
-
-    def counting_open(path):
-        container = real_open(path)
-        original = container.seek
-        seeks.append(0)
-
-        class Wrapped:
-            def __getattr__(self, name):
-                return getattr(container, name)
-
-            def seek(self, *a, **k):
-                seeks[-1] += 1
-                return original(*a, **k)
-        return Wrapped()
-
-    monkeypatch.setattr(video, "_open", counting_open)
+def test_read_video_jumps_only_past_unreached_keyframes(tmp_path, monkeypatch):
+    runs = []  # decode runs: each starts at a keyframe (a jump), then decodes forward
+    real_plan = video.plan_runs
+    monkeypatch.setattr(video, "plan_runs", lambda *a: runs.append(real_plan(*a)) or runs[-1])
     one_key = write_video(str(tmp_path / "long_gop.mp4"), gop=250)      # a single keyframe
     read_video(one_key, segment_indices(60, 8, train=False))
-    assert seeks[-1] == 1                                                # decode forward, never re-seek
+    assert len(runs[-1]) == 1                                            # decode forward, never jump
     short = write_video(str(tmp_path / "short_gop.mp4"), gop=12)
     with av.open(short) as c:
         keys = video.VideoIndex.scan(c, c.streams.video[0]).keyframes   # [0, k1, k2, ...]
     assert len(keys) >= 3
     read_video(short, [1, 2, keys[-1] + 1])
-    assert seeks[-1] == 2                                                # start, then jump to the last keyframe
+    assert len(runs[-1]) == 2                                            # start, then jump to the last keyframe
     read_video(short, [1, keys[1] - 1])
-    assert seeks[-1] == 1                                                # same GOP: decode forward
+    assert len(runs[-1]) == 1                                            # same GOP: decode forward
     read_video(short, [1, keys[1] + 1])
-    assert seeks[-1] == 2                                                # past an unreached keyframe: seek
+    assert len(runs[-1]) == 2                                            # past an unreached keyframe: jump
 
 
 def test_bad_videos(tmp_path):
