@@ -99,6 +99,9 @@ def get_args(argv=None):
     p.add_argument("--workers", type=int, default=8)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
+    p.add_argument("--channels-last", action="store_true",
+                   help="channels_last memory format (channels_last_3d for 5-D weights) in training and --benchmark")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model in training and --benchmark")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default=None, help="run directory (default runs/<script>-<time>)")
     p.add_argument("--resume", default=None, help="continue a run from its last.pt")
@@ -153,8 +156,8 @@ def from_frame(x, d):
     """x (B, T, ...) -> out[:, t] = x[:, t + d], zeros where t + d falls outside the clip (TSM's zero padding)."""
     if d == 0:
         return x
-    zeros = torch.zeros_like(x[:, : abs(d)])
-    return torch.cat([x[:, d:], zeros], 1) if d > 0 else torch.cat([zeros, x[:, :d]], 1)
+    pad = [0, 0] * (x.dim() - 2)                                          # no padding after dim 1
+    return F.pad(x[:, d:], pad + [0, d]) if d > 0 else F.pad(x[:, :d], pad + [-d, 0])  # zero frames at the end/start
 
 
 def parse_ratio(text):
@@ -218,8 +221,11 @@ class STFM(nn.Module):
             x = x.view(BT // T, T, C, H, W)                               # (B*T,C,H,W) -> (B,T,C,H,W)
             y = (from_frame(x, -1) + x + from_frame(x, 1)) / 3
             return y.view(BT, C, H, W)                                    # (B,T,C,H,W) -> (B*T,C,H,W)
-        e = self.encode(x)                                                # every frame through theta|phi|varphi
-        e = e.view(BT // T, T, C // self.b, self.b, H, W)                 # (B*T,C,H,W) -> (B,T,C/b,b,H,W)
+        # every frame through theta|phi|varphi: the grouped 1x1 conv, computed as the same product per group of b
+        # channels with a batched matmul (b x b weights), 1.5x faster than the grouped conv on CPU (measured)
+        w = self.encode.weight.reshape(C // self.b, self.b, self.b)       # (C,b,1,1) -> (C/b, b out, b in)
+        e = torch.matmul(w, x.reshape(BT, C // self.b, self.b, H * W))    # (B*T,C,H,W) -> (B*T,C/b,b,HW)
+        e = e.view(BT // T, T, C // self.b, self.b, H, W)                 # (B*T,C/b,b,HW) -> (B,T,C/b,b,H,W)
         # Eq. (1): l_t = Conv2D(x_{t-1}, theta), m_t = Conv2D(x_t, phi), r_t = Conv2D(x_{t+1}, varphi)
         l_t = from_frame(e[:, :, :, : self.n_l], -1)                      # (B,T,C/b,b/alpha,H,W)
         m_t = e[:, :, :, self.n_l: self.n_l + self.n_m]                   # (B,T,C/b,b/beta,H,W)
@@ -245,18 +251,23 @@ class TWM(nn.Module):
         self.conv = nn.Conv3d(channels, 1, (3, 1, 1), padding=(1, 0, 0), bias=False)
         nn.init.zeros_(self.conv.weight)
 
-    def forward(self, x):
+    def keep(self, x):
+        """1 - S of Eq. (5), (B*T, 1, H, W): the share of X that Eq. (6) keeps, Z = X - X.S = X.(1 - S)."""
         T = self.num_segments
         BT, C, H, W = x.shape
-        # Eq. (3): T x C x H x W -> C x T x H x W
-        x_tilde = x.view(BT // T, T, C, H, W).transpose(1, 2)             # (B*T,C,H,W) -> (B,C,T,H,W)
-        # Eq. (4): U = Conv3D(X~, lambda)
-        u = self.conv(x_tilde)                                            # (B,1,T,H,W)
-        # Eq. (5): S = Sigmoid(U), V = X~ . S (broadcast over the C channels)
-        s = torch.sigmoid(u).transpose(1, 2).reshape(BT, 1, H, W)         # (B,1,T,H,W) -> (B*T,1,H,W)
-        v = x * s
-        # Eq. (6): Z = X~ - V, reshaped back to T x C x H x W (x is already in that layout)
-        return x - v
+        # Eq. (3)-(4): U = Conv3D(X~, lambda) on X~ = X as C x T x H x W. With one output channel the 3x1x1 kernel
+        # is three 1x1 projections C -> 1 of every frame (the weights of taps t-1, t, t+1) summed over neighbouring
+        # frames: one 1x1 Conv2d C -> 3 on X as it is, no transpose (the same 3C MACs per position; the CPU Conv3d
+        # on the transposed X took 10x longer, measured).
+        p = F.conv2d(x, self.conv.weight.reshape(C, 3).t()[:, :, None, None])   # (1,C,3,1,1) -> (3,C,1,1): (B*T,3,H,W)
+        p = p.view(BT // T, T, 3, H, W)                                         # (B*T,3,H,W) -> (B,T,3,H,W)
+        u = from_frame(p[:, :, 0], -1) + p[:, :, 1] + from_frame(p[:, :, 2], 1)  # U_t = p0(t-1) + p1(t) + p2(t+1)
+        # Eq. (5): S = Sigmoid(U), broadcast over the C channels
+        return 1 - torch.sigmoid(u).view(BT, 1, H, W)                           # (B,T,H,W) -> (B*T,1,H,W)
+
+    def forward(self, x):
+        # Eq. (5)-(6): V = X~ . S, Z = X~ - V = X . (1 - S), in one pass (x is already in the T x C x H x W layout)
+        return x * self.keep(x)
 
 
 class STWBlock(nn.Module):
@@ -281,7 +292,7 @@ class STWBlock(nn.Module):
             return self.twm(self.stfm(x))
         if self.combine == "twm-stfm":
             return self.stfm(self.twm(x))
-        return self.stfm(x) + self.twm(x)                                 # Fig. 2: element-wise sum
+        return torch.addcmul(self.stfm(x), x, self.twm.keep(x))          # Fig. 2: STFM(x) + TWM(x), one pass
 
 
 class TemporalShift(nn.Module):
@@ -583,18 +594,14 @@ def report_complexity(args):
 
 
 def report_benchmark(args, device):
-    torch.backends.cudnn.benchmark = True
-    dtype = torch.bfloat16 if args.amp and device.type == "cuda" else None
-    make = lambda b: torch.randn(b, *clip_shape(args))
-    result = {"script": SCRIPT, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-              "dtype": "bf16" if dtype else "fp32", "batch": args.batch_size}
-    for prefix, base in (("", args.baseline), ("baseline_", "tsn")):
+    """--benchmark: the model and its baseline (--baseline) timed interleaved in one run (common/complexity.py)."""
+    def model_and_input(base):
         cfg = argparse.Namespace(**{**vars(args), "baseline": base})
-        model = build_model(cfg, args.num_classes).to(device)
-        result[prefix + "gflops"] = round(complexity.gmacs(model, make(1).to(device)), 2)
-        for k, v in complexity.benchmark(model, make, device, args.batch_size, dtype).items():
-            result[prefix + k] = v
-    print(json.dumps(result))
+        return build_model(cfg, args.num_classes), lambda n: torch.randn(n, *clip_shape(cfg))  # n clips
+
+    result = complexity.compare(*model_and_input(args.baseline), *model_and_input("tsn"), device, args.batch_size,
+                                args.amp, args.channels_last, args.compile)
+    print(json.dumps({"script": SCRIPT, **result}))
 
 
 def main(argv=None):
@@ -621,7 +628,10 @@ def main(argv=None):
         model.load_state_dict(run.load_checkpoint(args.checkpoint or args.resume)["model"])
     elif args.finetune and not args.resume:
         load_finetune(model, args.finetune)
+    if args.channels_last:
+        complexity.to_channels_last(model)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    ddp = torch.compile(ddp) if args.compile else ddp
     optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)
     bad = run.BadSamples(args.max_bad_fraction)
     t0 = time.time()
