@@ -197,3 +197,58 @@ def test_command_line_trains_resumes_and_evaluates(tiny_data, tmp_path):
         assert [json.loads(line)["epoch"] for line in f] == [0, 1, 2]
     metrics = can.main(common + ["--evaluate", "--checkpoint", os.path.join(out, "best.pt")])
     assert 0 <= metrics["val_top1"] <= 100
+
+
+# ------------------------------------------------------------- performance rewrites == the formulation they replace
+def values_and_grads(fn, module, *inputs):
+    """fn(*inputs) and the gradients of the inputs and of module's parameters for a fixed random cotangent."""
+    inputs = [x.detach().clone().requires_grad_() for x in inputs]
+    module.zero_grad(set_to_none=True)
+    out = fn(*inputs)
+    out.backward(torch.randn(out.shape, generator=torch.Generator().manual_seed(5)))
+    return [out.detach()] + [x.grad for x in inputs] + [p.grad for p in module.parameters() if p.grad is not None]
+
+
+def conv3d(conv, x):
+    """The module's own nn.Conv3d computation (PyTorch's Conv3d, whatever subclass holds the weights)."""
+    return torch.nn.functional.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+@pytest.mark.parametrize("cin,cout,k,dilation,groups,bias", [(8, 8, 3, 1, 8, False), (8, 4, 3, 1, 1, False),
+                                                             (6, 6, 3, 2, 3, True), (8, 8, 1, 1, 4, True)])
+def test_temporal_conv3d_equals_conv3d(cin, cout, k, dilation, groups, bias):
+    torch.manual_seed(0)
+    conv = can.TemporalConv3d(cin, cout, (k, 1, 1), padding=(dilation * (k // 2), 0, 0), dilation=(dilation, 1, 1),
+                              groups=groups, bias=bias)
+    x = torch.randn(2, cin, 5, 3, 4)
+    for a, b in zip(values_and_grads(conv, conv, x), values_and_grads(lambda t: conv3d(conv, t), conv, x)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_mtcm_and_pmm_equal_their_conv3d_formulation():
+    """MTCM's N branches as one (2N+1)-tap kernel and PMM's 3x1x1 conv as a Conv2d: the same values and gradients as
+    the N Conv3d branches summed (Eq. 3) and the Conv3d on the transposed concatenation they replace."""
+    def mtcm_reference(m, g):
+        BT, C, H, W = g.shape
+        m_f = m.reduce(g).view(BT // m.T, m.T, -1, H, W).transpose(1, 2)
+        m_m = sum(w * conv3d(conv, m_f) for w, conv in zip(m.alpha.softmax(0), m.branches))
+        return torch.sigmoid(m.expand(m_m.transpose(1, 2).reshape(BT, -1, H, W))) * g + g
+
+    def pmm_reference(m, f):
+        BT, _, H, W = f.shape
+        g_r = m.reduce(f).view(BT // m.T, m.T, -1, H, W)
+        g_s = conv3d(m.temporal, torch.cat([g_r, can.temporal_difference(g_r)], dim=2).transpose(1, 2))
+        return torch.sigmoid(m.expand(g_s.transpose(1, 2).reshape(BT, -1, H, W))) * f + f
+
+    torch.manual_seed(0)
+    x = torch.randn(2 * T, 16, 5, 6)
+    for branches in (1, 3, 5):
+        m = can.MTCM(16, T, 2, branches)
+        randomise_zero_inits(m)
+        nn.init.normal_(m.alpha)
+        for a, b in zip(values_and_grads(m, m, x), values_and_grads(lambda g: mtcm_reference(m, g), m, x)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    m = can.PMM(16, T)
+    randomise_zero_inits(m)
+    for a, b in zip(values_and_grads(m, m, x), values_and_grads(lambda f: pmm_reference(m, f), m, x)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -215,3 +215,71 @@ def test_complexity_matches_paper(capsys):
     ean.main(["--complexity"])                                   # EAN_RGB+LMC 8F: 37G (Table 1)
     lmc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert abs(lmc["gflops"] / 37 - 1) < 0.03 and lmc["frames_per_clip"] == 40, lmc
+
+
+# ------------------------------------------------------------- performance rewrites == the formulation they replace
+def values_and_grads(fn, module, *inputs):
+    """fn(*inputs) and the gradients of the inputs and of module's parameters for a fixed random cotangent."""
+    inputs = [x.detach().clone().requires_grad_() for x in inputs]
+    module.zero_grad(set_to_none=True)
+    out = fn(*inputs)
+    out.backward(torch.randn(out.shape, generator=torch.Generator().manual_seed(5)))
+    return [out.detach()] + [x.grad for x in inputs] + [p.grad for p in module.parameters() if p.grad is not None]
+
+
+def conv3d(conv, x):
+    """The module's own nn.Conv3d computation (PyTorch's Conv3d, whatever subclass holds the weights)."""
+    return F.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+def test_frame_and_temporal_conv3d_and_max_pool_equal_their_3d_ops():
+    torch.manual_seed(0)
+    B, T = 2, 5
+    to_3d = lambda f: f.unflatten(0, (B, T)).transpose(1, 2)
+    x = torch.randn(B * T, 6, 7, 8)
+    for conv in (ean.FrameConv3d(6, 4, 1, groups=2, bias=True),
+                 ean.FrameConv3d(6, 6, (1, 3, 3), padding=(0, 2, 2), dilation=(1, 2, 2))):
+        new = values_and_grads(lambda f: to_3d(conv(f)), conv, x)
+        for a, b in zip(new, values_and_grads(lambda f: conv3d(conv, to_3d(f)), conv, x)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    for conv in (ean.TemporalConv3d(6, 6, (3, 1, 1), padding=(1, 0, 0), groups=6),
+                 ean.TemporalConv3d(6, 4, (3, 1, 1), padding=(2, 0, 0), dilation=(2, 1, 1), bias=True)):
+        for a, b in zip(values_and_grads(conv, conv, to_3d(x)), values_and_grads(lambda t: conv3d(conv, t), conv, to_3d(x))):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    pool = ean.FrameMaxPool3d(T)
+    new = values_and_grads(lambda f: to_3d(pool(f)), pool, x)
+    ref = values_and_grads(lambda f: F.max_pool3d(to_3d(f), 3, 1, 1), pool, x)
+    assert torch.equal(new[0], ref[0])                                 # a max is exact; gradients: summation order
+    torch.testing.assert_close(new[1], ref[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fusion", ["dynamic", "static", "shuffle", "identity"])
+def test_eab_on_frames_equals_eab_on_clips(fusion):
+    """EAB computed on frames (B*T, C, H, W) equals Eq. (2) computed on the clip tensor (B, C, T, H, W) with Conv3d,
+    MaxPool3d and bmm, the formulation it replaces: values and gradients, in training and evaluation mode."""
+    def eab_reference(m, x):
+        B = x.shape[0] // m.num_segments
+        x3 = x.unflatten(0, (B, m.num_segments)).transpose(1, 2)                   # (B, C, T, H, W)
+        z = conv3d(m.compress, x3)
+        s = torch.cat([conv3d(c, part) for c, part in zip(m.spatial, z.split(m.splits, 1))], 1)
+        s = F.relu(m.bn(s))
+        if fusion == "shuffle":
+            s = s.index_select(1, m.perm)
+        elif fusion != "identity":
+            M = m.esp(z) if fusion == "dynamic" else m.matrix.expand(B, -1, -1)
+            s = torch.bmm(M, s.flatten(2)).view_as(s)
+        y = torch.cat([conv3d(c, part) for c, part in zip(m.temporal, s.split(m.splits, 1))], 1)
+        y = conv3d(m.expand, y + conv3d(m.pool[1], F.max_pool3d(z, 3, 1, 1)))
+        return x + y.transpose(1, 2).flatten(0, 1)
+
+    torch.manual_seed(0)
+    T = 4
+    m = ean.EAB(64, T, fusion=fusion)
+    torch.nn.init.normal_(m.expand.weight, 0, 0.1)
+    if fusion == "static":
+        torch.nn.init.normal_(m.matrix, 0, 0.3)
+    x = torch.randn(2 * T, 64, 6, 5)
+    for train in (True, False):
+        m.train(train)
+        for a, b in zip(values_and_grads(m, m, x), values_and_grads(lambda t: eab_reference(m, t), m, x)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -239,3 +239,44 @@ def test_complexity_matches_table1(capsys):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["params_m"] == pytest.approx(24.8, rel=0.03)
     assert out["gflops"] == pytest.approx(40.0, rel=0.03)
+
+
+# ---- performance rewrites == the formulation they replace -------------------------------------------------
+def values_and_grads(fn, module, *inputs):
+    """fn(*inputs) and the gradients of the inputs and of module's parameters for a fixed random cotangent."""
+    inputs = [x.detach().clone().requires_grad_() for x in inputs]
+    module.zero_grad(set_to_none=True)
+    out = fn(*inputs)
+    out.backward(torch.randn(out.shape, generator=torch.Generator().manual_seed(5)))
+    return [out.detach()] + [x.grad for x in inputs] + [p.grad for p in module.parameters() if p.grad is not None]
+
+
+def test_matmul_correlation_equals_unfold_correlation():
+    """The window gathered from one matmul of all pixel pairs: the same values and gradients as the unfold
+    formulation it replaces."""
+    def unfold_correlation(f1, f2, patch=15):
+        N, C, H, W = f1.shape
+        windows = nn.functional.unfold(f2, patch, padding=patch // 2).view(N, C, patch * patch, H * W)
+        return (f1.view(N, C, 1, H * W) * windows).sum(1).view(N, patch * patch, H, W)
+
+    torch.manual_seed(0)
+    f1, f2 = torch.randn(3, 8, 9, 11), torch.randn(3, 8, 9, 11)
+    for patch in (15, 5):
+        new = values_and_grads(lambda a, b: stasta.correlation(a, b, patch), nn.Identity(), f1, f2)
+        for a, b in zip(new, values_and_grads(lambda a, b: unfold_correlation(a, b, patch), nn.Identity(), f1, f2)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_temporal_shift_and_temporal_conv3d_equal_the_formulation_they_replace():
+    torch.manual_seed(0)
+    x = torch.randn(B * T, 16, 3, 3)
+    shift = stasta.TemporalShift(nn.Identity(), T)
+    v = x.view(B, T, 16, 3, 3)
+    ref = torch.zeros_like(v)                                               # TSM's zeros + three slice copies
+    ref[:, :-1, :2], ref[:, 1:, 2:4], ref[:, :, 4:] = v[:, 1:, :2], v[:, :-1, 2:4], v[:, :, 4:]
+    assert torch.equal(shift(x), ref.view_as(x))
+    conv = stasta.TemporalConv3d(16, 16, (3, 1, 1), padding=(1, 0, 0), groups=16)
+    x3 = v.transpose(1, 2)                                                  # (B, C, T, H, W), not contiguous
+    conv3d = lambda t: nn.functional.conv3d(t, conv.weight, conv.bias, padding=(1, 0, 0), groups=16)
+    for a, b in zip(values_and_grads(conv, conv, x3), values_and_grads(conv3d, conv, x3)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -197,3 +197,52 @@ def test_command_line_run(tiny_data, tmp_path, capsys):
     assert final["epochs"] == 3 and len(open(os.path.join(out, "log.jsonl")).readlines()) == 3
     metrics = S.main(common + ["--evaluate", "--checkpoint", os.path.join(out, "best.pt")])
     assert metrics["samples"] == 4 and 0 <= metrics["val_top1"] <= 100
+
+
+# ------------------------------------------------------------- performance rewrites == the formulation they replace
+def values_and_grads(fn, module, *inputs):
+    """fn(*inputs) (or its first output) and the gradients of the inputs and of module's parameters."""
+    inputs = [x.detach().clone().requires_grad_() for x in inputs]
+    module.zero_grad(set_to_none=True)
+    outs = fn(*inputs)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    g = torch.Generator().manual_seed(5)
+    sum((o * torch.randn(o.shape, generator=g)).sum() for o in outs).backward()
+    return [o.detach() for o in outs] + [x.grad for x in inputs] + [p.grad for p in module.parameters()
+                                                                     if p.grad is not None]
+
+
+def conv3d(conv, x):
+    return F.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+@pytest.mark.parametrize("last", [False, True])
+def test_tda_and_sda_equal_their_conv3d_and_einsum_formulation(last):
+    """TDA/SDA with (k,1,1) convs as Conv2d, matmuls instead of einsums and the channels-last max pool: the same
+    values and gradients as Eq. (1)-(5) written with nn.Conv3d, einsum and MaxPool3d (the code they replace)."""
+    def tda_reference(m, z, branch):
+        C, H, W = z.shape[1], z.shape[3], z.shape[4]
+        zc = torch.cat([z, branch], 1)
+        logits = torch.einsum("bcthw,bcshw->bts", conv3d(m.phi, zc), conv3d(m.omega, zc)) / math.sqrt(zc.shape[1] * H * W)
+        attn = logits.softmax(-1)
+        agg = torch.einsum("bts,bcshw->bcthw", attn, zc)
+        out = m.epsilon[1](conv3d(m.epsilon[0], agg))
+        if not last:
+            out = F.max_pool3d(F.relu(out), 3, 2, 1)
+        return z + m.gamma * agg[:, :C], out, attn
+
+    def sda_reference(m, z):
+        B, C, T, H, W = z.shape
+        q, k = conv3d(m.alpha, z).reshape(B, C * T, H * W), conv3d(m.beta, z).reshape(B, C * T, H * W)
+        attn = torch.softmax(q.transpose(1, 2) @ k / math.sqrt(C * T), -1)
+        return m.gamma * (z.reshape(B, C * T, H * W) @ attn.transpose(1, 2)).view(B, C, T, H, W), attn
+
+    torch.manual_seed(0)
+    tda, sda = S.TDA(8, 8, last=last), S.SDA(8)
+    for p in (tda.gamma, sda.gamma, tda.epsilon[1].weight):
+        torch.nn.init.normal_(p)
+    z, branch = torch.randn(2, 8, 4, 5, 6), torch.randn(2, 4, 4, 5, 6)
+    for new, old, module, inputs in ((tda, lambda a, b: tda_reference(tda, a, b), tda, (z, branch)),
+                                     (sda, lambda a: sda_reference(sda, a), sda, (z,))):
+        for a, b in zip(values_and_grads(new, module, *inputs), values_and_grads(old, module, *inputs)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

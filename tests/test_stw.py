@@ -234,3 +234,50 @@ def test_command_line_train_resume_evaluate_ensemble(tiny_data, tmp_path, capsys
     assert last_json(capsys)["val_top1"] == ens["val_top1"]
     same = stw.main(base + ["--evaluate", "--ensemble", best, best])  # averaging a model with itself
     assert same["val_top1"] == pytest.approx(single["val_top1"]) and same["val_top5"] == pytest.approx(single["val_top5"])
+
+
+# ------------------------------------------------------------- performance rewrites == the formulation they replace
+def values_and_grads(fn, module, *inputs):
+    """fn(*inputs) and the gradients of the inputs and of module's parameters for a fixed random cotangent."""
+    inputs = [x.detach().clone().requires_grad_() for x in inputs]
+    module.zero_grad(set_to_none=True)
+    out = fn(*inputs)
+    out.backward(torch.randn(out.shape, generator=torch.Generator().manual_seed(5)))
+    return [out.detach()] + [x.grad for x in inputs] + [p.grad for p in module.parameters() if p.grad is not None]
+
+
+def shift_reference(x, d):
+    """from_frame as first written: a zeros tensor concatenated in time."""
+    zeros = torch.zeros_like(x[:, : abs(d)])
+    return torch.cat([x[:, d:], zeros], 1) if d > 0 else torch.cat([zeros, x[:, :d]], 1)
+
+
+def test_stw_block_equals_its_conv3d_and_grouped_conv_formulation():
+    """TWM's 3x1x1 Conv3D as a 1x1 Conv2d C -> 3 plus shifted sums, Z = X (1 - S) in one pass, STFM's grouped conv as a
+    batched matmul and the block sum as one addcmul: the same values and gradients as Eq. (3)-(6) written with
+    nn.Conv3d on the transposed X, V = X S, Z = X - V, and the grouped Conv2d + concatenation they replace."""
+    def twm_reference(m, x):
+        BT, C, H, W = x.shape
+        u = F.conv3d(x.view(BT // T, T, C, H, W).transpose(1, 2), m.conv.weight, padding=(1, 0, 0))  # (B,1,T,H,W)
+        s = torch.sigmoid(u).transpose(1, 2).reshape(BT, 1, H, W)
+        return x - x * s
+
+    def stfm_reference(m, x):
+        BT, C, H, W = x.shape
+        e = m.encode(x).view(BT // T, T, C // m.b, m.b, H, W)
+        return torch.cat([shift_reference(e[:, :, :, :m.n_l], -1), e[:, :, :, m.n_l: m.n_l + m.n_m],
+                          shift_reference(e[:, :, :, m.n_l + m.n_m:], 1)], dim=3).view(BT, C, H, W)
+
+    torch.manual_seed(0)
+    x = torch.randn(B * T, 16, 4, 5)
+    for d in (-2, -1, 1, 3):
+        assert torch.equal(stw.from_frame(x.view(B, T, 16, 4, 5), d), shift_reference(x.view(B, T, 16, 4, 5), d))
+    for ratio in ("4:2:4", "8:4/3:8"):
+        blk = stw.STWBlock(16, T, ratio)
+        torch.nn.init.normal_(blk.twm.conv.weight, std=0.3)
+        torch.nn.init.normal_(blk.stfm.encode.weight)
+        pairs = [(blk.twm, lambda t: twm_reference(blk.twm, t)), (blk.stfm, lambda t: stfm_reference(blk.stfm, t)),
+                 (blk, lambda t: stfm_reference(blk.stfm, t) + twm_reference(blk.twm, t))]
+        for new, old in pairs:
+            for a, b in zip(values_and_grads(new, new, x), values_and_grads(old, new, x)):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
