@@ -102,7 +102,7 @@ def get_args(argv=None):
     # run
     p.add_argument("--workers", type=int, default=8)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (--benchmark: on CPU too)")
     p.add_argument("--channels-last", action="store_true",
                    help="channels_last memory format (channels_last_3d for 5-D weights) in training and --benchmark")
     p.add_argument("--compile", action="store_true", help="torch.compile the model in training and --benchmark")
