@@ -415,7 +415,7 @@ class STASTA(nn.Module):
     `C`: channels at the insertion point; `T`: segments; `afs`/`dmta`: the Table 3 switches; `order`: Table 4.
 
     Speed (measured, fp32, 2-core CPU, 8 x 224^2): STASTA takes ~21 % of the model's forward time for 18 % of its
-    FLOPs; the model's latency is ~1.4 x TSN's against a FLOPs ratio of 1.21 because TSM's shift in all 16 blocks
+    FLOPs; the model's latency is 1.4-1.55 x TSN's against a FLOPs ratio of 1.21 because TSM's shift in all 16 blocks
     costs no FLOPs but a copy of every block input (~5 % of TSN's time)."""
 
     def __init__(self, C, T, afs=True, dmta=True, order="afs-dmta"):
