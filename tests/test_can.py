@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 import torch.nn as nn
+import torchvision
 
 import can
 
@@ -52,6 +53,28 @@ def test_modules_start_as_uniform_gain():
     y = can.GSCM(16, T, paths=["pmm", "gmm"])(x)
     assert torch.equal(y[:, :4], x[:, :4]) and torch.equal(y[:, 8:12], x[:, 8:12])   # identity, dropped LMM
     assert torch.allclose(y[:, 4:8], 1.5 * x[:, 4:8]) and torch.allclose(y[:, 12:], 1.5 * x[:, 12:])
+
+
+def test_gates_start_he_initialised_from_scratch_and_uniform_from_pretrained(tmp_path):
+    """--pretrained none: every conv of the modules has torchvision's He init (fan_out) and the gates vary from step 0;
+    pretrained weights: the gates' last convs stay zero (uniform gain 1.5 x)."""
+    def lasts(model):
+        return [m.expand if hasattr(m, "expand") else m.conv for m in model.modules()
+                if isinstance(m, (can.MTCM, can.PMM, can.LMM, can.GMM))]
+    torch.manual_seed(0)
+    scratch = can.build_model(small_args(), 4)
+    convs = [c for m in scratch.modules() if isinstance(m, (can.MTCM, can.PMM, can.GMM))
+             for c in m.modules() if isinstance(c, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and c.weight.numel() > 2000]
+    assert len(convs) > 20
+    for c in convs:   # He, fan_out: std = sqrt(2 / (out_channels / groups * kernel elements))
+        fan_out = c.weight.shape[0] * c.weight[0, 0].numel()
+        assert abs(c.weight.std().item() / (2 / fan_out) ** 0.5 - 1) < 0.15, c
+    assert all(c.weight.abs().sum() > 0 and (c.bias is None or not c.bias.any()) for c in lasts(scratch))
+    weights = tmp_path / "r18.pt"
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    pretrained = can.build_model(can.get_args(["--data", "unused", "--arch", "resnet18", "--pretrained", str(weights),
+                                               "--num-segments", str(T)]), 4)
+    assert all(not c.weight.any() for c in lasts(pretrained))
 
 
 # ------------------------------------------------------------------------------------- vectorised == naive loops
