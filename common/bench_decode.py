@@ -42,10 +42,11 @@ import torch
 import torchvision
 from av.video.reformatter import VideoReformatter
 
+from .complexity import cpu_model
 from .data import Record, VideoDataset
 from .sampling import dense_indices, segment_indices
 from .transforms import TrainTransform
-from .video import read_video, video_num_frames
+from .video import read_video, to_rgb, video_num_frames
 
 
 def make_video(path, seconds, gop=None, w=340, h=256, fps=30):
@@ -76,10 +77,6 @@ def _open_one_thread(path):
     return c, VideoReformatter()
 
 
-def _rgb(frame, converter):
-    return converter.reformat(frame, format="rgb24", threads=1).to_ndarray()
-
-
 def full_defaults(path, indices):
     wanted, kept = set(indices), {}
     with av.open(path) as c:
@@ -96,7 +93,7 @@ def full(path, indices):
     c, rgb = _open_one_thread(path)
     with c:
         for i, f in enumerate(c.decode(video=0)):
-            a = _rgb(f, rgb)
+            a = to_rgb(f, rgb)
             if i in wanted:
                 kept[i] = a
     n = i + 1
@@ -109,7 +106,7 @@ def forward(path, indices):
     with c:
         for i, f in enumerate(c.decode(video=0)):
             if i in wanted:
-                kept[i] = _rgb(f, rgb)
+                kept[i] = to_rgb(f, rgb)
             if i >= last:
                 break
     return [kept[i] for i in indices]
@@ -127,7 +124,7 @@ def seek_each(path, indices):
             c.seek(target, stream=s, backward=True, any_frame=False)
             for f in c.decode(s):
                 if f.pts >= target:
-                    kept[i] = _rgb(f, rgb)
+                    kept[i] = to_rgb(f, rgb)
                     break
     return [kept[i] for i in indices]
 
@@ -267,15 +264,9 @@ def cpu_step_ms(repeats=2, batch=1, frames=8, size=224):
 
 
 def header(repeats):
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     ffmpeg = ".".join(map(str, av.library_versions["libavcodec"]))
-    return (f"`python -m common.bench_decode --repeats {repeats}`: {datetime.date.today().isoformat()}, {cpu}, "
+    return (f"`python -m common.bench_decode --repeats {repeats}`: {datetime.date.today().isoformat()}, {cpu_model()}, "
             f"{os.cpu_count()} cores, load average {load} (1/5/15 min); Python {platform.python_version()}, "
             f"torch {torch.__version__}, torchvision {torchvision.__version__}, PyAV {av.__version__} "
             f"(libavcodec {ffmpeg})")

@@ -9,6 +9,7 @@ import torch.nn as nn
 import torchvision
 
 import can
+from reference import conv3d, values_and_grads
 
 T = 4
 
@@ -223,18 +224,6 @@ def test_command_line_trains_resumes_and_evaluates(tiny_data, tmp_path):
 
 
 # ------------------------------------------------------------- performance rewrites == the formulation they replace
-def values_and_grads(fn, module, *inputs):
-    """fn(*inputs) and the gradients of the inputs and of module's parameters for a fixed random cotangent."""
-    inputs = [x.detach().clone().requires_grad_() for x in inputs]
-    module.zero_grad(set_to_none=True)
-    out = fn(*inputs)
-    out.backward(torch.randn(out.shape, generator=torch.Generator().manual_seed(5)))
-    return [out.detach()] + [x.grad for x in inputs] + [p.grad for p in module.parameters() if p.grad is not None]
-
-
-def conv3d(conv, x):
-    """The module's own nn.Conv3d computation (PyTorch's Conv3d, whatever subclass holds the weights)."""
-    return torch.nn.functional.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
 @pytest.mark.parametrize("cin,cout,k,dilation,groups,bias", [(8, 8, 3, 1, 8, False), (8, 4, 3, 1, 1, False),

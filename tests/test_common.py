@@ -16,6 +16,7 @@ from common.metrics import Meter, Predictions, mean_average_precision, mean_clas
 from common.sampling import dense_indices, segment_indices, whole_video_starts
 from common.transforms import EvalTransform, TrainTransform, multiscale_crop_box, parse_label_map
 from common.video import BadVideo, read_frame_folder, read_video, video_num_frames
+from reference import full_decode
 
 
 # ---------------------------------------------------------------------------------------------- sampling
@@ -64,11 +65,6 @@ def write_video(path, n=60, gop=12, codec="libx264", faststart=False, w=64, h=48
         for p in s.encode():
             c.mux(p)
     return path
-
-
-def full_decode(path):
-    with av.open(path) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
 
 @pytest.mark.parametrize("codec,ext,gop", [("libx264", "mp4", 12), ("libx264", "mp4", 250), ("libvpx", "webm", 30)])

@@ -16,6 +16,7 @@ from common import bench_decode, video
 from common.data import Record
 from common.sampling import dense_indices, segment_indices
 from common.video import BadVideo, read_video
+from reference import full_decode
 
 N = 90  # frames per test video
 
@@ -52,11 +53,6 @@ def write_video(path, codec, gop=None, max_b_frames=None, options=None, n=N, w=9
         for p in s.encode():
             c.mux(p)
     return path
-
-
-def full_decode(path):
-    with av.open(path) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +146,7 @@ def test_one_decoder_thread_and_exact_converter(videos):
         assert container.streams.video[0].codec_context.thread_count == 1  # one thread per DataLoader worker
         rgb = av.video.reformatter.VideoReformatter()
         for k, frame in enumerate(container.decode(video=0)):
-            assert np.array_equal(video._to_rgb(frame, rgb), reference[k])
+            assert np.array_equal(video.to_rgb(frame, rgb), reference[k])
     finally:
         container.close()
 

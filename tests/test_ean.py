@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import ean
+from reference import conv3d, values_and_grads
 
 SMALL = ["--arch", "resnet18", "--pretrained", "none", "--input-size", "64", "--num-classes", "4", "--data", "unused"]
 
@@ -218,18 +219,6 @@ def test_complexity_matches_paper(capsys):
 
 
 # ------------------------------------------------------------- performance rewrites == the formulation they replace
-def values_and_grads(fn, module, *inputs):
-    """fn(*inputs) and the gradients of the inputs and of module's parameters for a fixed random cotangent."""
-    inputs = [x.detach().clone().requires_grad_() for x in inputs]
-    module.zero_grad(set_to_none=True)
-    out = fn(*inputs)
-    out.backward(torch.randn(out.shape, generator=torch.Generator().manual_seed(5)))
-    return [out.detach()] + [x.grad for x in inputs] + [p.grad for p in module.parameters() if p.grad is not None]
-
-
-def conv3d(conv, x):
-    """The module's own nn.Conv3d computation (PyTorch's Conv3d, whatever subclass holds the weights)."""
-    return F.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
 def test_frame_and_temporal_conv3d_and_max_pool_equal_their_3d_ops():

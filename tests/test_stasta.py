@@ -10,6 +10,7 @@ import torch.nn as nn
 
 import stasta
 from common.metrics import mean_average_precision
+from reference import values_and_grads
 
 B, T, C, H, W = 2, 4, 32, 8, 8
 
@@ -242,13 +243,6 @@ def test_complexity_matches_table1(capsys):
 
 
 # ---- performance rewrites == the formulation they replace -------------------------------------------------
-def values_and_grads(fn, module, *inputs):
-    """fn(*inputs) and the gradients of the inputs and of module's parameters for a fixed random cotangent."""
-    inputs = [x.detach().clone().requires_grad_() for x in inputs]
-    module.zero_grad(set_to_none=True)
-    out = fn(*inputs)
-    out.backward(torch.randn(out.shape, generator=torch.Generator().manual_seed(5)))
-    return [out.detach()] + [x.grad for x in inputs] + [p.grad for p in module.parameters() if p.grad is not None]
 
 
 def test_matmul_correlation_equals_unfold_correlation():

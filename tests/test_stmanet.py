@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import stmanet as S
+from reference import conv3d, values_and_grads
 
 
 def make(arch="resnet18", **kw):
@@ -200,20 +201,6 @@ def test_command_line_run(tiny_data, tmp_path, capsys):
 
 
 # ------------------------------------------------------------- performance rewrites == the formulation they replace
-def values_and_grads(fn, module, *inputs):
-    """fn(*inputs) (or its first output) and the gradients of the inputs and of module's parameters."""
-    inputs = [x.detach().clone().requires_grad_() for x in inputs]
-    module.zero_grad(set_to_none=True)
-    outs = fn(*inputs)
-    outs = outs if isinstance(outs, tuple) else (outs,)
-    g = torch.Generator().manual_seed(5)
-    sum((o * torch.randn(o.shape, generator=g)).sum() for o in outs).backward()
-    return [o.detach() for o in outs] + [x.grad for x in inputs] + [p.grad for p in module.parameters()
-                                                                     if p.grad is not None]
-
-
-def conv3d(conv, x):
-    return F.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
 @pytest.mark.parametrize("last", [False, True])

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import stw
+from reference import values_and_grads
 
 B, T = 2, 4
 
@@ -237,13 +238,6 @@ def test_command_line_train_resume_evaluate_ensemble(tiny_data, tmp_path, capsys
 
 
 # ------------------------------------------------------------- performance rewrites == the formulation they replace
-def values_and_grads(fn, module, *inputs):
-    """fn(*inputs) and the gradients of the inputs and of module's parameters for a fixed random cotangent."""
-    inputs = [x.detach().clone().requires_grad_() for x in inputs]
-    module.zero_grad(set_to_none=True)
-    out = fn(*inputs)
-    out.backward(torch.randn(out.shape, generator=torch.Generator().manual_seed(5)))
-    return [out.detach()] + [x.grad for x in inputs] + [p.grad for p in module.parameters() if p.grad is not None]
 
 
 def shift_reference(x, d):
