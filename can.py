@@ -20,11 +20,11 @@ Expected results (paper; ours where measured):
 |--------------------------------------------------------|----------------------|---------------------|-------------|
 | TSN R50 (`--baseline`, Table 10 "-")                   | 23.6M / 33.1G        | 23.61M / 32.70G     | 72.7 (D48)  |
 | GSCM only (`--no-mtcm`, Table 10)                      | 24.3M / 33.3G        | 24.00M / 32.96G     | 80.1        |
-| MTCM only (`--no-gscm`, Table 10)                      | 24.9M / 34.8G        | 24.88M / 34.39G     | 81.0        |
-| CAN (GSCM -> MTCM, position c, Table 10)               | 25.3M / 35.1G        | 25.28M / 34.65G     | 82.7 (D48)  |
-| CAN 16 frames, 174 classes (Table 2)                   | 25.3M / 70G          | 25.54M / 69.31G     | 53.9 (SSv1) |
-| TSM / CAN MobileNetV2 (`--arch mobilenet_v2`, Table 12) | 2.3M/2.6G, 2.5M/2.8G | 2.29M/2.40G, 2.46M/2.76G | 74.6 / 77.7 |
-| TSM / CAN ShuffleNetV2 x2.0 (Table 12)                 | 5.4M/4.8G, 5.8M/5.6G | 5.44M/4.65G, 6.06M/5.75G | 76.9 / 77.9 |
+| MTCM only (`--no-gscm`, Table 10)                      | 24.9M / 34.8G        | 24.88M / 34.38G     | 81.0        |
+| CAN (GSCM -> MTCM, position c, Table 10)               | 25.3M / 35.1G        | 25.28M / 34.64G     | 82.7 (D48)  |
+| CAN 16 frames, 174 classes (Table 2)                   | 25.3M / 70G          | 25.54M / 69.29G     | 53.9 (SSv1) |
+| TSM / CAN MobileNetV2 (`--arch mobilenet_v2`, Table 12) | 2.3M/2.6G, 2.5M/2.8G | 2.29M/2.40G, 2.46M/2.75G | 74.6 / 77.7 |
+| TSM / CAN ShuffleNetV2 x2.0 (Table 12)                 | 5.4M/4.8G, 5.8M/5.6G | 5.44M/4.65G, 6.06M/5.74G | 76.9 / 77.9 |
 The paper's FLOPs read like thop counts (BN included: its TSN R50 is 33.05G, thop gives 33.06G); ours are
 conv+linear multiply-accumulates (TSN R50 = 32.70G), so ours sit about 0.35G below the paper at equal models.
 Demo (CPU, `python can.py` vs `python can.py --baseline`, 16 epochs at lr 0.005): CAN 84.0 %, TSN 24.0 % val
@@ -475,9 +475,9 @@ def block_slots(backbone, arch):
 def gets_can(arch, info):
     """Which blocks get CAN. ResNets: all 16 (Fig. 1).
     Choice (Table 12, the paper gives no placement for the light backbones; its complexities decide): on
-    MobileNetV2 the modules sit on the input of all 17 inverted residuals (position (a): 2.46M, 2.76G;
+    MobileNetV2 the modules sit on the input of all 17 inverted residuals (position (a): 2.46M, 2.75G;
     paper 2.5M, 2.8G), since position (c) at the expanded width would cost 6.3M / 6.4G. On ShuffleNetV2 x2.0 they
-    sit in branch2 of the stride-1 units of stages 2-3 (6.06M, 5.75G; paper 5.8M, 5.6G); all stride-1 units would
+    sit in branch2 of the stride-1 units of stages 2-3 (6.06M, 5.74G; paper 5.8M, 5.6G); all stride-1 units would
     give 7.0M / 6.1G."""
     if arch == "shufflenet_v2":
         return info["shortcut"] and info["stage"] <= 3
