@@ -5,7 +5,8 @@ Four classes of one textured object sweeping across a textured background: movin
 back left, left then back right. In every class the object's position over a clip is uniform on the same span,
 so the multiset of frames has the same distribution: an average of per-frame scores (TSN) sees 25 %.
 Textures, colours, shapes, sizes, span, height, speed (frame count) and noise vary per video.
-Written once into a cache folder (`$DEMO_DATA`, default ~/.cache/paper-video-demo/v1), atomically.
+Written once into a cache folder (`$DEMO_DATA`, default ~/.cache/paper-video-demo/v1), atomically; the same
+seed gives the same files (see write_video; caches written before 2026-11-22 differ in encoder noise only).
 """
 import os
 import shutil
@@ -53,7 +54,10 @@ def write_video(path, label, rng, width=128, height=96, fps=12):
     container = av.open(path, "w")
     stream = container.add_stream("libx264", rate=fps)
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-    stream.options = {"crf": "20"}
+    # the same frames gave different bytes from run to run with x264's macroblock-tree rate control (seen at
+    # 64x48, with one thread too); without it and with one encoder thread, the same seed writes the same files
+    stream.options = {"crf": "20", "x264-params": "mbtree=0"}
+    stream.codec_context.thread_count = 1
     for i in range(n):
         frame = bg.copy()
         x = int(round(x0 + span * _position(label, i / (n - 1))))

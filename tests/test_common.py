@@ -301,3 +301,18 @@ def test_stop_request_and_log_truncation(tmp_path):
         log.write({"epoch": epoch})
     log.truncate(2)
     assert [json.loads(line)["epoch"] for line in open(tmp_path / "log.jsonl")] == [0, 1]
+
+
+# ---------------------------------------------------------------------------------------------- demo dataset
+def test_demo_dataset_is_the_same_files_for_the_same_seed(tmp_path):
+    """Two builds with one seed give byte-identical videos and lists (tests and demo results depend on it;
+    with x264's default threads the bytes varied from build to build)."""
+    from common.demo import CLASSES, demo_dataset
+    a, b = (demo_dataset(str(tmp_path / name), train_per_class=1, val_per_class=1, width=64, height=48)
+            for name in ("a", "b"))
+    files = sorted(os.path.relpath(os.path.join(d, f), a) for d, _, fs in os.walk(a) for f in fs)
+    assert len(files) == 3 + 2 * len(CLASSES)
+    for f in files:
+        with open(os.path.join(a, f), "rb") as fa, open(os.path.join(b, f), "rb") as fb:
+            assert fa.read() == fb.read(), f
+    assert [int(line.split()[1]) for line in open(os.path.join(a, "train.txt"))] == list(range(len(CLASSES)))
