@@ -5,6 +5,10 @@ process, common/complexity.py) as subprocesses at the papers' main configuration
 params and GFLOPs beside the papers' figures, the FLOPs ratio to the baseline beside the latency ratios (batch 1,
 forward and forward+backward) and whether the forward ratio is within 1.15 x the FLOPs ratio. Flags after `--`
 (e.g. `--amp`, `--channels-last`, `--compile`) go to every `--benchmark`. About 10 minutes on 2 idle CPU cores.
+
+`--amp-speedup` also times every row with `--amp` (bf16 autocast) and prints a second table: training clips/s
+(forward+backward at --batch-size) in fp32 and in bf16, for the model and its baseline, and whether the model's
+speed-up reaches issue 8's 1.5 x (its criterion is for a GPU: run it there with e.g. `--batch-size 8`).
 """
 import argparse
 import datetime
@@ -17,6 +21,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE = 1.15  # the issue's criterion: latency ratio <= 1.15 x FLOPs ratio
+AMP_SPEEDUP = 1.5  # the issue's criterion: --amp training throughput >= 1.5 x fp32 (ResNet-50 models, on a GPU)
 
 # (script, flags): the configurations the papers' figures refer to; the papers' own numbers as printed
 ROWS = [
@@ -48,6 +53,8 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=2, help="clips per batch for the throughput figures")
     p.add_argument("--scripts", nargs="+", default=None, help="only these scripts (default: all rows)")
     p.add_argument("--json", default=None, help="also write the raw results (one JSON object per row) here")
+    p.add_argument("--amp-speedup", action="store_true",
+                   help="also time every row with --amp: training clips/s fp32 vs bf16 (a second table)")
     p.add_argument("extra", nargs="*", help="after --: flags for every --benchmark (--amp, --channels-last, ...)")
     args = p.parse_args(argv)
     env = dict(os.environ)
@@ -60,6 +67,9 @@ def main(argv=None):
         bench = run_json([f"{script}.py", "--benchmark", "--batch-size", str(args.batch_size), *flags, *args.extra],
                          env)
         results.append({"script": script, "flags": flags, "paper": paper, "complexity": comp, "benchmark": bench})
+        if args.amp_speedup:
+            results[-1]["amp"] = run_json([f"{script}.py", "--benchmark", "--batch-size", str(args.batch_size),
+                                           *flags, *args.extra, "--amp"], env)
         print(f"done: {script} {' '.join(flags)}", file=sys.stderr, flush=True)
 
     device = next((r["benchmark"]["device"] for r in results if "device" in r["benchmark"]), "?")
@@ -90,10 +100,30 @@ def main(argv=None):
         errors = [f"{k}: {v}" for k, v in b.items() if k.endswith("compile_error")]
         if errors:
             print(f"|  | compile failed, eager timing: {'; '.join(errors)} |||||||||")
+    if args.amp_speedup:
+        print_amp_table(results, args.batch_size)
     if args.json:
         with open(args.json, "w") as f:
             for r in results:
                 f.write(json.dumps(r) + "\n")
+
+
+def print_amp_table(results, batch):
+    """Training clips/s (forward+backward, batch `batch`) in fp32 and with --amp, model and baseline."""
+    print(f"\nTraining throughput, clips/s at batch {batch}, fp32 vs --amp (bf16 autocast), same machine:\n")
+    print("| script (flags) | device | model fp32 | model bf16 | speed-up | baseline fp32 | baseline bf16 | speed-up | "
+          f"model speed-up >= {AMP_SPEEDUP} x |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        name, b, a = " ".join([r["script"], *r["flags"]]), r["benchmark"], r["amp"]
+        if "error" in b or "error" in a:
+            print(f"| {name} | error: {b.get('error') or a.get('error')} ||||||||")
+            continue
+        up, base_up = a["train_throughput"] / b["train_throughput"], \
+            a["baseline_train_throughput"] / b["baseline_train_throughput"]
+        print(f"| {name} | {a['device']} | {b['train_throughput']} | {a['train_throughput']} | {fmt(up)} x | "
+              f"{b['baseline_train_throughput']} | {a['baseline_train_throughput']} | {fmt(base_up)} x | "
+              f"{'yes' if up >= AMP_SPEEDUP else 'no'} |")
 
 
 if __name__ == "__main__":

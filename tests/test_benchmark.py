@@ -88,3 +88,18 @@ def test_compare_reports_a_compile_failure_and_times_eagerly(monkeypatch):
                              torch.device("cpu"), batch=2, compile=True, repeats=2)
     assert out["compile_error"].startswith("RuntimeError: no compiler here") and "baseline_compile_error" in out
     assert out["flops_ratio"] == 1 and out["latency_ms"] >= 0 and out["train_throughput"] > 0
+
+
+def test_perf_table_prints_the_latency_and_amp_tables(monkeypatch, capsys):
+    """`python -m common.perf_table --amp-speedup` on one tiny row: both tables, numbers from the subprocesses."""
+    from common import perf_table
+    monkeypatch.setattr(perf_table, "ROWS", [("stw", [*SMALL, "--num-segments", "2"], "paper")])
+    perf_table.main(["--amp-speedup", "--batch-size", "2"])
+    out = capsys.readouterr().out
+    assert "error" not in out, out
+    rows = [line for line in out.splitlines() if line.startswith("| stw ")]
+    assert len(rows) == 2, out
+    latency, amp = (row.strip("|").split("|") for row in rows)
+    assert float(latency[5]) > 0 and latency[10].strip().startswith(("yes", "no"))   # FLOPs ratio, verdict
+    fp32, bf16 = float(amp[2]), float(amp[3])
+    assert fp32 > 0 and bf16 > 0 and amp[4].strip() == f"{bf16 / fp32:.2f} x"
