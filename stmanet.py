@@ -51,7 +51,7 @@ What was inferred (each is also a `# Choice:` at the line that implements it):
 Run:  python stmanet.py --data DIR            (UCF101/HMDB51/Diving48 lists; see CONVENTIONS.md)
       python stmanet.py --complexity          (params/GFLOPs of 32x112x112 with and without the modules)
       python stmanet.py                       (demo: 3D ResNet-18, 16 frames of 32 px, CPU)
-Demo (8 epochs, 2-core CPU): ST-MANet 88.0 %, plain 3D ResNet-18 (`--baseline`) 90.0 % val top-1 (README).
+Demo (8 epochs, 2-core CPU): ST-MANet 90.0 %, plain 3D ResNet-18 (`--baseline`) 91.0 % val top-1 (README).
 
 Expected results (accuracy, 32x112x112, whole-video test; paper Table 3/4; ours: not run on these datasets)
 | model                       | UCF101 | HMDB51 | Diving48 |

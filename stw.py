@@ -29,7 +29,7 @@ Ablations, ours params / GMACs at 8f: STFM only (--no-twm, T6 42.6) 23.92M / 32.
 23.90M / 32.83; --stfm-ratio 8:4/3:8 (T5 41.5) 24.01M / 33.19; 16:8/7:16 (T5 39.2) 24.11M / 33.55; avg (T5 32.8)
 23.90M / 32.83; --stages 4 5 (T7 45.6) 23.94M / 32.80.
 Demo (`python stw.py` vs `python stw.py --baseline`, no --data, CPU, resnet18 64 px, 12 epochs, lr 0.005; order-only
-classes, chance 25 %): STW 100.0 % (from epoch 6), TSN 24.0 % val top-1 (README).
+classes, chance 25 %): STW 100.0 % (from epoch 8), TSN 27.0 % val top-1 (README).
 """
 # ==================================================================================================== imports
 import argparse
