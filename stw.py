@@ -287,7 +287,7 @@ class STWBlock(nn.Module):
     Speed (measured, fp32, 2-core CPU, 8 x 224^2): the 16 blocks add 1 % of TSN's FLOPs but are memory-bound: each
     reads the block input three times (STFM's grouped 1x1, TWM's projection, the sum) and writes three tensors of
     its size (STFM's codes, their shifted concatenation, the output), ~15 % of the forward time; STW's latency is
-    1.29-1.32 x TSN's against a FLOPs ratio of 1.01 (README "Performance"). No loops are left to vectorise.
+    1.27-1.32 x TSN's against a FLOPs ratio of 1.01 (README "Performance"). No loops are left to vectorise.
     """
 
     def __init__(self, channels, num_segments, ratio="4:2:4", use_stfm=True, use_twm=True, combine="parallel"):
