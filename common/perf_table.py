@@ -64,12 +64,11 @@ def main(argv=None):
     results = []
     for script, flags, paper in rows:
         comp = run_json([f"{script}.py", "--complexity", *flags], env)
-        bench = run_json([f"{script}.py", "--benchmark", "--batch-size", str(args.batch_size), *flags, *args.extra],
-                         env)
-        results.append({"script": script, "flags": flags, "paper": paper, "complexity": comp, "benchmark": bench})
+        bench_argv = [f"{script}.py", "--benchmark", "--batch-size", str(args.batch_size), *flags, *args.extra]
+        results.append({"script": script, "flags": flags, "paper": paper, "complexity": comp,
+                        "benchmark": run_json(bench_argv, env)})
         if args.amp_speedup:
-            results[-1]["amp"] = run_json([f"{script}.py", "--benchmark", "--batch-size", str(args.batch_size),
-                                           *flags, *args.extra, "--amp"], env)
+            results[-1]["amp"] = run_json(bench_argv + ["--amp"], env)
         print(f"done: {script} {' '.join(flags)}", file=sys.stderr, flush=True)
 
     device = next((r["benchmark"]["device"] for r in results if "device" in r["benchmark"]), "?")

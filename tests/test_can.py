@@ -224,8 +224,6 @@ def test_command_line_trains_resumes_and_evaluates(tiny_data, tmp_path):
 
 
 # ------------------------------------------------------------- performance rewrites == the formulation they replace
-
-
 @pytest.mark.parametrize("cin,cout,k,dilation,groups,bias", [(8, 8, 3, 1, 8, False), (8, 4, 3, 1, 1, False),
                                                              (6, 6, 3, 2, 3, True), (8, 8, 1, 1, 4, True)])
 def test_temporal_conv3d_equals_conv3d(cin, cout, k, dilation, groups, bias):
