@@ -112,6 +112,18 @@ def video_num_frames(path):
         container.close()
 
 
+def decoded_frame_count(path):
+    """Frames a plain sequential decode of the file yields (slow: decodes everything); the reference that the
+    demux pass's count is checked against (`python -m common.check`, tests)."""
+    container = _open(path)
+    try:
+        return sum(1 for _ in container.decode(container.streams.video[0]))
+    except av.FFmpegError as e:
+        raise BadVideo(f"{path}: corrupt stream ({e})") from None
+    finally:
+        container.close()
+
+
 def plan_runs(index, wanted):
     """Group sorted display indices `wanted` into decode runs [(first packet, last packet, frames)], packet
     positions in decode order: a run starts at the keyframe before its first frame; the next wanted frame joins
