@@ -3,15 +3,20 @@
     python -m common.prepare NAME SRC DIR [--split N]
 
 NAME: ssv1 | ssv2 | kinetics400 | ucf101 | hmdb51 | diving48 | charades. SRC is the folder where the official
-archives were unpacked as they come; DIR receives train.txt, val.txt, classes.txt (paths relative to DIR).
-Listed videos that do not exist are reported and left out. What each reader expects under SRC:
+archives were unpacked as they come; DIR receives train.txt, val.txt, classes.txt (paths relative to DIR) and
+dataset.json (name, classes, frame template, multi-label, the flip label pairs found by class name; see
+`write_dataset_info`). Stops with one line when an annotation file is missing, a label names no class, or a
+video is in both train and val; listed videos that do not exist are reported and left out; files found only by a
+case-insensitive name match are counted in a warning. What each reader expects under SRC:
 
-- ssv1: something-something-v1-{labels,train,validation}.csv (`id;label`), frames 20bn-something-something-v1/<id>/%05d.jpg
-- ssv2: something-something-v2-{labels,train,validation}.json (anywhere under SRC), videos <id>.webm (anywhere)
-- kinetics400: {train,validate|val}.csv (`label,youtube_id,time_start,time_end,split`), videos named
-  <youtube_id>_<start:06d>_<end:06d>.mp4 anywhere under SRC
+- ssv1: something-something-v1-{labels,train,validation}.csv (`id;label`), frame folders
+  20bn-something-something-v1/<id>/%05d.jpg; classes sorted by name (TSM's order; the labels csv is not sorted)
+- ssv2: something-something-v2-{labels,train,validation}.json (anywhere under SRC), videos <id>.webm (anywhere);
+  the labels json's indices, checked to be 0..K-1
+- kinetics400: {train,validate|val}.csv (`label,youtube_id,time_start,time_end,split[,is_cc]`), videos named
+  <youtube_id>_<start:06d>_<end:06d>.mp4 anywhere under SRC; classes sorted by name
 - ucf101: UCF-101/<Class>/*.avi and ucfTrainTestlist/{classInd,trainlist0N,testlist0N}.txt (classInd is 1-based)
-- hmdb51: <class>/*.avi (anywhere) and <class>_test_splitN.txt (1 = train, 2 = test, 0 = unused)
+- hmdb51: <class>/*.avi (anywhere) and <class>_test_splitN.txt (1 = train, 2 = test, 0 = unused); classes sorted
 - diving48: Diving48_V2_{train,test}.json or Diving48_{train,test}.json (`vid_name`, `label`),
   Diving48_vocab.json, videos <vid_name>.mp4 anywhere
 - charades: Charades_v1_{train,test}.csv (`actions` = "c092 11.90 21.20;..."), Charades_v1_classes.txt,
@@ -19,152 +24,298 @@ Listed videos that do not exist are reported and left out. What each reader expe
 """
 import argparse
 import csv
+import datetime
+import hashlib
 import json
 import os
+import re
 import sys
 
+from .data import AnnotationError, read_classes
 
-def _find(src, name):
-    """The path of a file called `name` somewhere under `src` (the first one found)."""
-    for folder, _, files in os.walk(src):
-        if name in files:
-            return os.path.join(folder, name)
-    sys.exit(f"error: {name} not found under {src}")
+FRAME_TEMPLATE = {"ssv1": "{:05d}.jpg"}  # datasets listed as frame folders (1-based file names); others: videos
+MULTI_LABEL = {"charades"}
 
 
-def _index(src, suffixes):
-    """basename -> path for every file under `src` with one of `suffixes`."""
-    found = {}
-    for folder, _, files in os.walk(src):
-        for f in files:
-            if f.lower().endswith(suffixes):
-                found.setdefault(f, os.path.join(folder, f))
-    return found
+# ---------------------------------------------------------------------------------------- class names
+_MIRROR = {"left": "right", "right": "left", "clockwise": "counterclockwise", "counterclockwise": "clockwise"}
 
 
+def _key(name):
+    """A class name as lower-case words: 'Pulling_something  from Left' -> ('pulling', 'something', 'from', 'left')."""
+    return tuple(re.findall(r"[a-z0-9']+", name.lower()))
+
+
+def _class_index(classes):
+    """_key(name) -> label; two class names with one key (a name listed twice) is an error."""
+    index = {}
+    for i, name in enumerate(classes):
+        j = index.setdefault(_key(name), i)
+        if j != i:
+            raise AnnotationError(f"the class list names one class twice (up to case, spaces, punctuation): "
+                                  f"{classes[j]!r} (label {j}) and {name!r} (label {i})")
+    return index
+
+
+def flip_pairs(class_names):
+    """[[a, b], ...] (a < b): the classes a horizontal flip swaps, found by name, never by index: two names that
+    are equal, up to case and punctuation, once the words left <-> right (and clockwise <-> counterclockwise) are
+    swapped ("Pulling something from left to right" / "... from right to left"). [] when no name has a mirror."""
+    index = _class_index(class_names)
+    pairs = []
+    for key, a in index.items():
+        b = index.get(tuple(_MIRROR.get(word, word) for word in key))
+        if b is not None and a < b:
+            pairs.append([a, b])
+    return sorted(pairs)
+
+
+class _Labels:
+    """label = labels(name) for class names in annotations: the exact name, else one equal up to case, spaces and
+    punctuation (counted); -1 for an unknown name (collected). `check()` stops on unknown names, warns on inexact."""
+
+    def __init__(self, classes, where):
+        self.classes, self.exact, self.where = classes, {c: i for i, c in enumerate(classes)}, where
+        self.loose = _class_index(classes)
+        self.unknown, self.inexact = {}, {}
+
+    def __call__(self, name):
+        if name in self.exact:
+            return self.exact[name]
+        label = self.loose.get(_key(name), -1)
+        counts = self.unknown if label < 0 else self.inexact
+        counts[name] = counts.get(name, 0) + 1
+        return label
+
+    def check(self):
+        if self.unknown:
+            names = ", ".join(repr(n) for n in list(self.unknown)[:3])
+            _fail(f"{sum(self.unknown.values())} annotations name a class that is not in {self.where} "
+                  f"({len(self.unknown)} names, e.g. {names})")
+        if self.inexact:
+            name = next(iter(self.inexact))
+            print(f"warning: {sum(self.inexact.values())} annotations name their class with other case, spaces or "
+                  f"punctuation than {self.where}, matched by name (e.g. {name!r} is "
+                  f"{self.classes[self.loose[_key(name)]]!r})")
+
+
+# ---------------------------------------------------------------------------------------- files under SRC
+def _fail(message):
+    sys.exit(f"error: {message}")
+
+
+def _find(src, *names):
+    """The path of the first file called one of `names` somewhere under `src` (sorted walk)."""
+    for folder, dirs, files in os.walk(src):
+        dirs.sort()
+        for name in names:
+            if name in files:
+                return os.path.join(folder, name)
+    _fail(f"{' or '.join(names)} not found under {src}")
+
+
+def _lines(path):
+    """Non-empty lines without surrounding whitespace (CRLF, trailing spaces and a BOM are common)."""
+    with open(path, encoding="utf-8-sig") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def _json(path):
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return json.load(f)
+    except ValueError as e:
+        _fail(f"{path}: not valid JSON ({e})")
+
+
+def _csv(path, columns):
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    if rows and not set(columns) <= set(rows[0]):
+        _fail(f"{path}: expected the columns {', '.join(columns)}, found {', '.join(rows[0])}")
+    return rows
+
+
+class _Files:
+    """path = files.get(name, default): a file under `src` found by its name (sorted walk, first one found); a
+    name found only case-insensitively is used and counted, `check()` warns about those and about repeated names."""
+
+    def __init__(self, src, suffixes):
+        self.exact, self.lower, self.repeated, self.inexact = {}, {}, [], []
+        for folder, dirs, files in os.walk(src):
+            dirs.sort()
+            for f in sorted(files):
+                if f.lower().endswith(suffixes):
+                    path = os.path.join(folder, f)
+                    if f in self.exact:
+                        self.repeated.append(path)
+                    self.exact.setdefault(f, path)
+                    self.lower.setdefault(f.lower(), path)
+
+    def get(self, name, default):
+        if name in self.exact:
+            return self.exact[name]
+        if name.lower() in self.lower:
+            self.inexact.append(name)
+            return self.lower[name.lower()]
+        return default
+
+    def check(self):
+        if self.inexact:
+            print(f"warning: {len(self.inexact)} listed videos were found only by a case-insensitive name match "
+                  f"(e.g. {self.inexact[0]} -> {self.lower[self.inexact[0].lower()]})")
+        if self.repeated:
+            print(f"warning: {len(self.repeated)} video file names occur more than once under SRC; the first one "
+                  f"found is listed (e.g. {self.repeated[0]} is not)")
+
+
+# ---------------------------------------------------------------------------------------- readers
+# Each returns (classes, {"train": [(path, label), ...], "val": [...]}); label -1 never leaves a reader.
 def ssv1(src, split):
-    with open(_find(src, "something-something-v1-labels.csv")) as f:
-        classes = [line.strip() for line in f if line.strip()]
-    label_of = {c: i for i, c in enumerate(classes)}
-    frames_root = os.path.dirname(_find(src, "something-something-v1-labels.csv"))
+    labels_csv = _find(src, "something-something-v1-labels.csv")
+    classes = sorted(_lines(labels_csv))  # TSM's gen_label_sthv1.py: class names sorted
+    labels = _Labels(classes, labels_csv)
+    frames_root = os.path.join(os.path.dirname(labels_csv), "20bn-something-something-v1")
     folders = {d: os.path.join(dp, d) for dp, ds, _ in os.walk(src) for d in ds if d.isdigit()}
     out = {}
     for part, name in (("train", "train"), ("val", "validation")):
-        items = []
-        with open(_find(src, f"something-something-v1-{name}.csv")) as f:
-            for line in f:
-                if line.strip():
-                    vid, label = line.strip().split(";", 1)
-                    folder = folders.get(vid, os.path.join(frames_root, "20bn-something-something-v1", vid))
-                    items.append((folder, label_of.get(label, -1), "frames"))
-        out[part] = items
+        path = _find(src, f"something-something-v1-{name}.csv")
+        out[part] = []
+        for line in _lines(path):
+            vid, sep, label = line.partition(";")
+            if not sep:
+                _fail(f"{path}: expected 'id;label', got {line!r}")
+            out[part].append((folders.get(vid, os.path.join(frames_root, vid)), labels(label.strip())))
+    labels.check()
     return classes, out
 
 
 def ssv2(src, split):
-    with open(_find(src, "something-something-v2-labels.json")) as f:
-        labels = json.load(f)
-    classes = [name for name, _ in sorted(labels.items(), key=lambda kv: int(kv[1]))]
-    videos = _index(src, (".webm", ".mp4"))
+    labels_json = _find(src, "something-something-v2-labels.json")
+    index = _json(labels_json)
+    try:
+        order = sorted(index, key=lambda name: int(index[name]))
+        ok = [int(index[name]) for name in order] == list(range(len(index)))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        _fail(f"{labels_json}: expected {{class name: index}} with the indices 0..{len(index) - 1} once each")
+    classes = order
+    labels, videos = _Labels(classes, labels_json), _Files(src, (".webm", ".mp4"))
     out = {}
     for part, name in (("train", "train"), ("val", "validation")):
-        with open(_find(src, f"something-something-v2-{name}.json")) as f:
-            entries = json.load(f)
+        entries = _json(_find(src, f"something-something-v2-{name}.json"))
         out[part] = [(videos.get(f"{e['id']}.webm", os.path.join(src, f"{e['id']}.webm")),
-                      int(labels.get(e["template"].replace("[", "").replace("]", ""), -1)), "video") for e in entries]
+                      labels(e["template"].replace("[", "").replace("]", ""))) for e in entries]
+    labels.check()
+    videos.check()
     return classes, out
 
 
 def kinetics400(src, split):
-    videos = _index(src, (".mp4", ".mkv", ".webm"))
-    rows = {}
-    for part, names in (("train", ("train.csv",)), ("val", ("validate.csv", "val.csv"))):
-        path = next((p for p in (os.path.join(dp, n) for dp, _, fs in os.walk(src) for n in names if n in fs)), None)
-        if path is None:
-            sys.exit(f"error: {' or '.join(names)} not found under {src}")
-        with open(path, newline="") as f:
-            rows[part] = list(csv.DictReader(f))
-    classes = sorted({r["label"] for r in rows["train"]})
-    label_of = {c: i for i, c in enumerate(classes)}
+    columns = ("label", "youtube_id", "time_start", "time_end")
+    rows = {"train": _csv(_find(src, "train.csv"), columns),
+            "val": _csv(_find(src, "validate.csv", "val.csv"), columns)}
+    classes = sorted({r["label"].strip() for r in rows["train"]})
+    labels, videos = _Labels(classes, "the labels of train.csv"), _Files(src, (".mp4", ".mkv", ".webm"))
     out = {}
     for part, items in rows.items():
         out[part] = []
         for r in items:
             base = f"{r['youtube_id']}_{int(float(r['time_start'])):06d}_{int(float(r['time_end'])):06d}"
-            path = next((videos[base + ext] for ext in (".mp4", ".mkv", ".webm") if base + ext in videos),
+            path = next((p for p in (videos.get(base + ext, None) for ext in (".mp4", ".mkv", ".webm")) if p),
                         os.path.join(src, base + ".mp4"))
-            out[part].append((path, label_of.get(r["label"], -1), "video"))
+            out[part].append((path, labels(r["label"].strip())))
+    labels.check()
+    videos.check()
     return classes, out
 
 
 def ucf101(src, split):
-    lists = os.path.dirname(_find(src, "classInd.txt"))
-    videos_root = os.path.join(src, "UCF-101")
-    with open(os.path.join(lists, "classInd.txt")) as f:
-        pairs = [line.split() for line in f if line.strip()]
-    classes = [name for _, name in sorted(pairs, key=lambda p: int(p[0]))]    # classInd is 1-based
-    label_of = {c: i for i, c in enumerate(classes)}
+    class_ind = _find(src, "classInd.txt")
+    rows = [line.split() for line in _lines(class_ind)]
+    if any(len(r) != 2 for r in rows) or sorted(int(r[0]) for r in rows) != list(range(1, len(rows) + 1)):
+        _fail(f"{class_ind}: expected lines 'INDEX NAME' with the indices 1..{len(rows)}")
+    classes = [name for _, name in sorted(rows, key=lambda r: int(r[0]))]  # classInd is 1-based
+    labels, videos = _Labels(classes, class_ind), _Files(src, (".avi",))
     out = {}
-    for part, name in (("train", f"trainlist0{split}.txt"), ("val", f"testlist0{split}.txt")):
-        with open(os.path.join(lists, name)) as f:
-            rels = [line.split()[0] for line in f if line.strip()]             # test lists have no label
-        out[part] = [(os.path.join(videos_root, rel), label_of.get(rel.split("/")[0], -1), "video") for rel in rels]
+    for part, name in (("train", f"trainlist{split:02d}.txt"), ("val", f"testlist{split:02d}.txt")):
+        path = os.path.join(os.path.dirname(class_ind), name)
+        if not os.path.isfile(path):
+            _fail(f"{name} not found under {src} (beside {class_ind})")
+        out[part] = []
+        for line in _lines(path):
+            rel, *given = line.split()  # the test lists have no label
+            label = labels(rel.split("/")[0])
+            if given and label >= 0 and int(given[0]) != label + 1:
+                _fail(f"{path}: {rel} has the label {given[0]}, but classInd.txt numbers {classes[label]} {label + 1}")
+            out[part].append((videos.get(os.path.basename(rel), os.path.join(src, "UCF-101", rel)), label))
+    labels.check()
+    videos.check()
     return classes, out
 
 
 def hmdb51(src, split):
     suffix = f"_test_split{split}.txt"
-    split_files = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(src) for f in fs if f.endswith(suffix))
+    split_files = {f[: -len(suffix)]: os.path.join(dp, f)
+                   for dp, _, fs in os.walk(src) for f in fs if f.endswith(suffix)}
     if not split_files:
-        sys.exit(f"error: no *{suffix} files under {src}")
-    classes = [os.path.basename(p)[: -len(suffix)] for p in split_files]
-    videos = _index(src, (".avi",))
+        _fail(f"no *{suffix} files found under {src}")
+    classes = sorted(split_files)
+    videos = _Files(src, (".avi",))
     out = {"train": [], "val": []}
-    for label, path in enumerate(split_files):
-        with open(path) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) == 2 and parts[1] in ("1", "2"):
-                    video = videos.get(parts[0], os.path.join(src, classes[label], parts[0]))
-                    out["train" if parts[1] == "1" else "val"].append((video, label, "video"))
+    for label, name in enumerate(classes):
+        for line in _lines(split_files[name]):
+            parts = line.split()  # "VIDEO.avi 1 " (a trailing space)
+            if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+                _fail(f"{split_files[name]}: expected 'VIDEO.avi 0|1|2', got {line!r}")
+            if parts[1] != "0":
+                video = videos.get(parts[0], os.path.join(src, name, parts[0]))
+                out["train" if parts[1] == "1" else "val"].append((video, label))
+    videos.check()
     return classes, out
 
 
 def diving48(src, split):
-    with open(_find(src, "Diving48_vocab.json")) as f:
-        vocab = json.load(f)
-    classes = [" ".join(v) if isinstance(v, list) else str(v) for v in vocab]
-    videos = _index(src, (".mp4",))
+    vocab = _json(_find(src, "Diving48_vocab.json"))
+    classes = [" ".join(v) if isinstance(v, list) else str(v) for v in vocab]  # ["Back", "15som", "05Twis", "FREE"]
+    videos = _Files(src, (".mp4",))
     out = {}
     for part, name in (("train", "train"), ("val", "test")):
-        found = [os.path.join(dp, f) for dp, _, fs in os.walk(src) for f in fs
-                 if f in (f"Diving48_V2_{name}.json", f"Diving48_{name}.json")]
-        if not found:
-            sys.exit(f"error: Diving48_V2_{name}.json not found under {src}")
-        found.sort(key=lambda p: "_V2_" not in p)  # the V2 annotations (cleaned labels) when both exist
-        with open(found[0]) as f:
-            entries = json.load(f)
-        out[part] = [(videos.get(f"{e['vid_name']}.mp4", os.path.join(src, f"{e['vid_name']}.mp4")),
-                      int(e["label"]), "video") for e in entries]
+        path = _find(src, f"Diving48_V2_{name}.json", f"Diving48_{name}.json")  # V2 (cleaned labels) first
+        out[part] = []
+        for e in _json(path):
+            if not 0 <= int(e["label"]) < len(classes):
+                _fail(f"{path}: {e['vid_name']} has the label {e['label']}, outside [0, {len(classes)})")
+            out[part].append((videos.get(f"{e['vid_name']}.mp4", os.path.join(src, f"{e['vid_name']}.mp4")),
+                              int(e["label"])))
+    videos.check()
     return classes, out
 
 
 def charades(src, split):
-    with open(_find(src, "Charades_v1_classes.txt")) as f:
-        codes = [line.split(" ", 1) for line in f if line.strip()]
+    classes_txt = _find(src, "Charades_v1_classes.txt")
+    codes = [line.split(" ", 1) for line in _lines(classes_txt)]  # "c000 Holding some clothes"
     classes = [name.strip() for _, name in codes]
     label_of = {code: i for i, (code, _) in enumerate(codes)}
-    videos = _index(src, (".mp4",))
+    videos = _Files(src, (".mp4",))
     out = {}
     for part, name in (("train", "train"), ("val", "test")):
-        with open(_find(src, f"Charades_v1_{name}.csv"), newline="") as f:
-            rows = list(csv.DictReader(f))
-        items = []
-        for r in rows:
-            labels = sorted({label_of[a.split()[0]] for a in r["actions"].split(";") if a.strip()})
-            if labels:
-                items.append((videos.get(f"{r['id']}.mp4", os.path.join(src, f"{r['id']}.mp4")), tuple(labels), "video"))
-        out[part] = items
+        path = _find(src, f"Charades_v1_{name}.csv")
+        out[part], empty = [], 0
+        for r in _csv(path, ("id", "actions")):
+            actions = [a.split()[0] for a in r["actions"].split(";") if a.strip()]
+            unknown = [a for a in actions if a not in label_of]
+            if unknown:
+                _fail(f"{path}: video {r['id']} has the action {unknown[0]!r}, not in {classes_txt}")
+            if actions:
+                out[part].append((videos.get(f"{r['id']}.mp4", os.path.join(src, f"{r['id']}.mp4")),
+                                  tuple(sorted({label_of[a] for a in actions}))))
+            else:
+                empty += 1
+        if empty:
+            print(f"note: {empty} videos of {os.path.basename(path)} have no actions and are left out")
+    videos.check()
     return classes, out
 
 
@@ -172,53 +323,187 @@ READERS = {"ssv1": ssv1, "ssv2": ssv2, "kinetics400": kinetics400, "ucf101": ucf
            "diving48": diving48, "charades": charades}
 
 
-def write_layout(classes, splits, dest):
+# ---------------------------------------------------------------------------------------- checks and output
+def check_disjoint(splits):
+    """Stop when a video is in both train and val."""
+    both = sorted({path for path, _ in splits["train"]} & {path for path, _ in splits["val"]})
+    if both:
+        _fail(f"{len(both)} videos are in both train and val (e.g. {', '.join(both[:3])}): "
+              f"the annotation files do not describe one split")
+
+
+def _frame_count(folder, template):
+    """Number of JPEG frames, or None when they are not named template(1) .. template(n)."""
+    names = {f for f in os.listdir(folder) if f.lower().endswith(".jpg")}
+    n = len(names)
+    return n if n and {template.format(1), template.format(n)} <= names else None
+
+
+def write_layout(classes, splits, dest, frame_template=None):
     """Write DIR/{train,val}.txt and classes.txt; returns {split: (kept, missing paths)}."""
-    os.makedirs(dest, exist_ok=True)
-    with open(os.path.join(dest, "classes.txt"), "w") as f:
-        f.write("".join(c + "\n" for c in classes))
-    report = {}
+    lines, report = {}, {}
     for part, items in splits.items():
-        lines, missing = [], []
-        for path, label, kind in items:
-            if isinstance(label, int) and label < 0:
-                missing.append(f"{path} (unknown label)")
-                continue
+        lines[part], missing = [], []
+        for path, label in items:
             label_text = ",".join(map(str, label)) if isinstance(label, tuple) else str(label)
             rel = os.path.relpath(path, dest)
-            if kind == "frames":
-                if not os.path.isdir(path):
+            if frame_template is None:
+                if os.path.isfile(path):
+                    lines[part].append(f"{rel} {label_text}\n")
+                else:
                     missing.append(path)
-                    continue
-                n = sum(1 for f in os.listdir(path) if f.lower().endswith(".jpg"))
-                lines.append(f"{rel} {n} {label_text}\n")
-            elif os.path.isfile(path):
-                lines.append(f"{rel} {label_text}\n")
-            else:
+            elif not os.path.isdir(path):
                 missing.append(path)
-        with open(os.path.join(dest, f"{part}.txt"), "w") as f:
-            f.writelines(lines)
-        report[part] = (len(lines), missing)
+            elif (n := _frame_count(path, frame_template)) is None:
+                missing.append(f"{path} (frames not named {frame_template.format(1)}, {frame_template.format(2)}, ...)")
+            else:
+                lines[part].append(f"{rel} {n} {label_text}\n")
+        if not lines[part]:
+            _fail(f"none of the {len(items)} {part} videos was found (e.g. {missing[0] if missing else 'none listed'})")
+        report[part] = (len(lines[part]), missing)
+    os.makedirs(dest, exist_ok=True)
+    with open(os.path.join(dest, "classes.txt"), "w", encoding="utf-8") as f:
+        f.write("".join(c + "\n" for c in classes))
+    for part in lines:
+        with open(os.path.join(dest, f"{part}.txt"), "w", encoding="utf-8") as f:
+            f.writelines(lines[part])
     return report
 
 
+def _sha1(path):
+    with open(path, "rb") as f:
+        return hashlib.sha1(f.read()).hexdigest()
+
+
+def write_dataset_info(dest, name, split=1, frame_template=None, multi_label=False, source=None, created=True):
+    """Write DIR/dataset.json describing DIR/classes.txt (written first) and return it as a dict:
+    {"name", "num_classes", "split", "frame_template" (None for videos), "start_index" (1 for frame folders, else
+    None), "multi_label", "flip_pairs" (flip_pairs of the class names), "classes_sha1" (of classes.txt's bytes),
+    "source", "created" (ISO time, None when `created` is False: the demo's files are the same bytes every build)}."""
+    classes_path = os.path.join(dest, "classes.txt")
+    classes = read_classes(classes_path)
+    info = {"name": name, "num_classes": len(classes), "split": split, "frame_template": frame_template,
+            "start_index": 1 if frame_template else None, "multi_label": multi_label,
+            "flip_pairs": flip_pairs(classes), "classes_sha1": _sha1(classes_path), "source": source,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds") if created else None}
+    path = os.path.join(dest, "dataset.json")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=1)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+    return info
+
+
+_INFO_KEYS = ("name", "num_classes", "split", "frame_template", "start_index", "multi_label", "flip_pairs",
+              "classes_sha1")
+
+
+def read_dataset_info(root):
+    """DIR/dataset.json as a dict (see write_dataset_info), or None when DIR has none. Raises AnnotationError when
+    it no longer describes DIR/classes.txt (class count or sha1 differ) or is malformed."""
+    path = os.path.join(root, "dataset.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+    except ValueError as e:
+        raise AnnotationError(f"{path}: not valid JSON ({e}); rerun `python -m common.prepare`") from None
+    missing = [k for k in _INFO_KEYS if k not in info]
+    if missing:
+        raise AnnotationError(f"{path}: no {', '.join(missing)}; rerun `python -m common.prepare`")
+    classes_path = os.path.join(root, "classes.txt")
+    num_classes, sha1 = len(read_classes(classes_path)), _sha1(classes_path)
+    if info["num_classes"] != num_classes or info["classes_sha1"] != sha1:
+        raise AnnotationError(f"{path} no longer describes {classes_path} ({info['num_classes']} classes, sha1 "
+                              f"{str(info['classes_sha1'])[:10]} there; {num_classes}, {sha1[:10]} now): rerun "
+                              f"`python -m common.prepare` or delete dataset.json")
+    pairs, template = info["flip_pairs"], info["frame_template"]
+    labels = [x for pair in pairs for x in pair]
+    if (any(len(pair) != 2 for pair in pairs) or len(set(labels)) != len(labels)
+            or not all(isinstance(x, int) and 0 <= x < num_classes for x in labels)):
+        raise AnnotationError(f"{path}: flip_pairs {pairs} must be pairs of distinct labels in [0, {num_classes}), "
+                              f"each label in one pair at most")
+    if template is not None and not (isinstance(template, str) and "{" in template
+                                     and template.format(1) != template.format(2)):
+        raise AnnotationError(f"{path}: frame_template {template!r} is not a file name with a frame number field "
+                              f"like '{{:05d}}.jpg'")
+    return info
+
+
+def flip_map(info):
+    """{a: b, b: a, ...} from dataset.json's flip pairs: the label of a horizontally flipped clip. {} for None."""
+    pairs = info["flip_pairs"] if info else []
+    return {**{a: b for a, b in pairs}, **{b: a for a, b in pairs}}
+
+
+# ---------------------------------------------------------------------------------------- raw download detection
+_RAW_MARKERS = {"something-something-v1-labels.csv": "ssv1", "20bn-something-something-v1": "ssv1",
+                "something-something-v2-labels.json": "ssv2", "20bn-something-something-v2": "ssv2",
+                "UCF-101": "ucf101", "ucfTrainTestlist": "ucf101", "classInd.txt": "ucf101",
+                "testTrainMulti_7030_splits": "hmdb51", "Diving48_vocab.json": "diving48",
+                "Diving48_V2_train.json": "diving48", "Diving48_train.json": "diving48",
+                "Charades_v1_classes.txt": "charades", "Charades_v1_train.csv": "charades"}
+
+
+def _raw_kind(name, path):
+    """Which official download a file or folder called `name` belongs to, or None."""
+    if name.endswith("_test_split1.txt"):
+        return "hmdb51"
+    if name in ("train.csv", "validate.csv", "val.csv") and os.path.isfile(path):
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            return "kinetics400" if f.readline().startswith("label,youtube_id") else None
+    return _RAW_MARKERS.get(name)
+
+
+def raw_dataset_hint(root):
+    """One line of advice when `root` (or a folder directly in it) holds an official raw download instead of the
+    prepared layout, else None."""
+    if not os.path.isdir(root):
+        return None
+    entries = sorted((e.name, e.path) for e in os.scandir(root))
+    if len(entries) <= 100:  # a few folders (annotations/, UCF-101/ ...), not a folder of videos or frames
+        for name, path in list(entries):
+            if os.path.isdir(path):
+                entries += sorted((e.name, e.path) for e in os.scandir(path))
+    for name, path in entries:
+        kind = _raw_kind(name, path)
+        if kind:
+            return (f"{root} looks like the raw {kind} download: run `python -m common.prepare {kind} {root} OUT` "
+                    f"first and pass OUT as --data")
+    return None
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 2)[2])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 2)[2],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", choices=sorted(READERS))
     p.add_argument("src", help="folder where the official archives were unpacked")
     p.add_argument("dest", help="dataset root to write (DIR)")
-    p.add_argument("--split", type=int, default=1, help="UCF101/HMDB51 split number")
+    p.add_argument("--split", type=int, default=1, help="UCF101/HMDB51 split number (1-3)")
     args = p.parse_args(argv)
-    classes, splits = READERS[args.name](args.src, args.split)
-    report = write_layout(classes, splits, args.dest)
+    if not os.path.isdir(args.src):
+        _fail(f"{args.src}: no such folder")
+    if args.split != 1 and args.name not in ("ucf101", "hmdb51"):
+        _fail(f"{args.name} has one split; --split is for ucf101 and hmdb51")
+    try:
+        classes, splits = READERS[args.name](args.src, args.split)
+        check_disjoint(splits)
+        template = FRAME_TEMPLATE.get(args.name)
+        report = write_layout(classes, splits, args.dest, template)
+        info = write_dataset_info(args.dest, args.name, args.split, template, args.name in MULTI_LABEL,
+                                  os.path.abspath(args.src))
+    except AnnotationError as e:
+        _fail(str(e))
     for part, (kept, missing) in report.items():
         print(f"{part}: {kept} samples written, {len(missing)} left out")
         for m in missing[:20]:
             print(f"  missing: {m}")
         if len(missing) > 20:
             print(f"  ... and {len(missing) - 20} more")
+    pairs = "; ".join(f"{a} {classes[a]!r} <-> {b} {classes[b]!r}" for a, b in info["flip_pairs"]) or "none"
     print(f"classes: {len(classes)} -> {os.path.join(args.dest, 'classes.txt')}")
+    print(f"dataset.json: frame template {template}, multi-label {info['multi_label']}, flip pairs: {pairs}")
     return report
 
 
