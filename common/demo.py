@@ -7,13 +7,19 @@ so the multiset of frames has the same distribution: an average of per-frame sco
 Textures, colours, shapes, sizes, span, height, speed (frame count) and noise vary per video.
 Written once into a cache folder (`$DEMO_DATA`, default ~/.cache/paper-video-demo/v1), atomically; the same
 seed gives the same files (see write_video; caches written before 2026-11-22 differ in encoder noise only).
+Beside the lists, dataset.json (common.prepare.write_dataset_info): flip pairs [[0, 1], [2, 3]] found from the class
+names, no timestamp (so the files stay the same bytes); a cache written before dataset.json existed gets one.
 """
 import os
 import shutil
+import sys
 import tempfile
 
 import av
 import numpy as np
+from tqdm import tqdm
+
+from .prepare import write_dataset_info
 
 CLASSES = ["moving right", "moving left", "right then left", "left then right"]
 FLIP_LABELS = "0:1,1:0,2:3,3:2"  # a horizontally flipped clip belongs to the mirrored class
@@ -76,23 +82,30 @@ def demo_dataset(root=None, train_per_class=100, val_per_class=25, seed=0, width
     """Create (once) and return the demo dataset folder."""
     root = root or os.environ.get("DEMO_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "paper-video-demo", VERSION)
     if os.path.isfile(os.path.join(root, "val.txt")):
+        if not os.path.isfile(os.path.join(root, "dataset.json")):  # a cache written before dataset.json existed
+            write_dataset_info(root, "demo", source="common.demo", created=False)
         return root
     parent = os.path.dirname(os.path.abspath(root))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=".demo-")
     rng = np.random.RandomState(seed)
     os.makedirs(os.path.join(tmp, "videos"))
-    for split, per_class in (("train", train_per_class), ("val", val_per_class)):
-        lines = []
-        for k in range(per_class * len(CLASSES)):
-            label = k % len(CLASSES)
-            rel = f"videos/{split}_{k:04d}.mp4"
-            write_video(os.path.join(tmp, rel), label, rng, width, height)
-            lines.append(f"{rel} {label}\n")
-        with open(os.path.join(tmp, f"{split}.txt"), "w") as f:
-            f.writelines(lines)
+    total = (train_per_class + val_per_class) * len(CLASSES)
+    print(f"writing the demo dataset ({total} videos, once) to {root}", file=sys.stderr, flush=True)
+    with tqdm(total=total, desc="demo dataset", unit="video", mininterval=0.1 if sys.stderr.isatty() else 30) as bar:
+        for split, per_class in (("train", train_per_class), ("val", val_per_class)):
+            lines = []
+            for k in range(per_class * len(CLASSES)):
+                label = k % len(CLASSES)
+                rel = f"videos/{split}_{k:04d}.mp4"
+                write_video(os.path.join(tmp, rel), label, rng, width, height)
+                lines.append(f"{rel} {label}\n")
+                bar.update()
+            with open(os.path.join(tmp, f"{split}.txt"), "w") as f:
+                f.writelines(lines)
     with open(os.path.join(tmp, "classes.txt"), "w") as f:
         f.write("\n".join(CLASSES) + "\n")
+    write_dataset_info(tmp, "demo", source="common.demo", created=False)
     try:
         os.rename(tmp, root)
     except OSError:  # another process finished first

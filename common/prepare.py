@@ -387,9 +387,8 @@ def write_dataset_info(dest, name, split=1, frame_template=None, multi_label=Fal
             "flip_pairs": flip_pairs(classes), "classes_sha1": _sha1(classes_path), "source": source,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds") if created else None}
     path = os.path.join(dest, "dataset.json")
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(info, f, indent=1)
-        f.write("\n")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:  # one key per line
+        f.write("{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in info.items()) + "\n}\n")
     os.replace(path + ".tmp", path)
     return info
 

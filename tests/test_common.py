@@ -311,8 +311,11 @@ def test_demo_dataset_is_the_same_files_for_the_same_seed(tmp_path):
     a, b = (demo_dataset(str(tmp_path / name), train_per_class=1, val_per_class=1, width=64, height=48)
             for name in ("a", "b"))
     files = sorted(os.path.relpath(os.path.join(d, f), a) for d, _, fs in os.walk(a) for f in fs)
-    assert len(files) == 3 + 2 * len(CLASSES)
+    assert len(files) == 4 + 2 * len(CLASSES)  # train.txt, val.txt, classes.txt, dataset.json, videos
     for f in files:
         with open(os.path.join(a, f), "rb") as fa, open(os.path.join(b, f), "rb") as fb:
             assert fa.read() == fb.read(), f
     assert [int(line.split()[1]) for line in open(os.path.join(a, "train.txt"))] == list(range(len(CLASSES)))
+    from common.prepare import read_dataset_info
+    info = read_dataset_info(a)  # flip pairs found from the class names: moving right/left, right/left then back
+    assert info["name"] == "demo" and info["flip_pairs"] == [[0, 1], [2, 3]] and info["frame_template"] is None
