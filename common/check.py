@@ -206,8 +206,9 @@ def main(argv=None):
     total = sum(len(found) for found in problems.values()) + len(empty_classes)
     print(f"{'split':<6}{'samples':>9}" + "".join(f"{title:>{len(title) + 2}}" for title in COLUMNS.values()))
     for split, c in counts.items():
-        print(f"{split:<6}{c['samples']:>9}" + "".join(f"{c[kind]:>{len(title) + 2}}" for kind, title in COLUMNS.items()))
-    print(f"classes with no training sample: {len(empty_classes)}" + (f" ({', '.join(empty_classes)})" if empty_classes else ""))
+        print(f"{split:<6}{c['samples']:>9}" + "".join(f"{c[k]:>{len(title) + 2}}" for k, title in COLUMNS.items()))
+    print(f"classes with no training sample: {len(empty_classes)}"
+          + (f" ({', '.join(empty_classes)})" if empty_classes else ""))
     print(f"frame counts compared (demux pass vs full decode): {len(counted)} of {len(videos)} videos")
     print(f"{total} problems; bad paths: {report} ({sum(map(len, problems.values()))} lines)")
     result = {"dir": root, "splits": counts, "empty_classes": len(empty_classes), "counts_compared": len(counted),

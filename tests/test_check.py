@@ -98,10 +98,13 @@ def test_check_finds_each_planted_problem(planted, capsys):
     assert [r.split(":")[0] for r in found.pop("videos/truncated.mp4")] == ["unreadable"]
     assert found.pop("videos/empty.mp4") == ["unreadable: zero-length file (train.txt:5)"]
     assert found.pop("videos/missing.mp4") == ["unreadable: file not found (train.txt:6)"]
-    assert found.pop("frames/short") == ["short_folder: 1 of 20 listed frames missing (first: img_00008.jpg) (train.txt:8)"]
+    assert found.pop("frames/short") == ["short_folder: 1 of 20 listed frames missing (first: img_00008.jpg) "
+                                         "(train.txt:8)"]
     # the reader of today also fails on the promised last frame; a reader that stops at the decoded end would not
-    assert "count_mismatch: 23 frames by the demux pass, 20 by a full decode (train.txt:7)" in found.pop("videos/lies.mp4")
-    assert found.pop("frames/long") == ["count_mismatch: more frames than the 20 listed (img_00021.jpg exists) (train.txt:9)"]
+    assert ("count_mismatch: 23 frames by the demux pass, 20 by a full decode (train.txt:7)"
+            in found.pop("videos/lies.mp4"))
+    assert found.pop("frames/long") == ["count_mismatch: more frames than the 20 listed (img_00021.jpg exists) "
+                                        "(train.txt:9)"]
     assert found.pop("videos/v0.mp4") == ["overlap: also listed in train (train.txt:1) (val.txt:1)"]
     (dup,) = found.pop("videos/copy.mp4")
     assert dup.startswith("duplicate: same content (sha1 ") and dup.endswith("as videos/v1.mp4 in train (val.txt:2)")
