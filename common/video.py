@@ -1,11 +1,22 @@
 """Reading exact frames from video files (PyAV) and JPEG frame folders, as uint8 tensors (T, C, H, W).
 
-Video files: one demux pass (no decoding, a few ms) lists every packet's pts in file (decode) order, which gives
-the true frame count (the header is not trusted: WebM reports 0, AVI headers can be off), the keyframe positions
-and which packet holds which display frame (B-frames: packets come in decode order, frames in display order).
-The packets of that pass stay in memory (with a cached index the file is demuxed again) and are fed one by one
-to a single-threaded decoder (`plan_runs`). Nothing seeks by timestamp, so no container's seek quirks matter
-(AVI seeks by packet count and could land past the first keyframe of a stream with B-frames):
+Video files. Frame i is the i-th frame that a plain sequential decode of the file puts out (`container.decode`,
+the decoder's output order), whatever the container's timestamps say. One demux pass (no decoding, a few ms)
+numbers the packets in file (decode) order and finds out which packet holds which output frame
+(`VideoIndex`); the header is never trusted (WebM reports 0 frames, AVI headers can be off). Every packet is
+fed to the decoder with pts = its number, so each decoded frame names its packet. How the output order is known:
+- "packet" mode, from the timestamps when they can give it (present, unique, and reordered exactly when the
+  stream has B-frames: pts == dts on every packet of a stream with B-frames is a muxer bug that leaves decode
+  order) or, for MPEG-4 Part 2, from the picture types in the bitstream, whatever the container says (B-VOPs are
+  shown at once, I/P/S-VOPs when the next one arrives; a VOP with vop_coded = 0 shows nothing). DivX/XviD
+  "packed bitstream" AVIs (a P- and a B-VOP in one packet, then a placeholder N-VOP) are unpacked on the way
+  (FFmpeg's `mpeg4_unpack_bframes`), so each packet holds one VOP as the standard wants;
+- "count" mode, when they cannot (pts == dts with B-frames, missing or duplicate pts, frames shown before the
+  first keyframe): frames are counted as they leave the decoder, from a keyframe whose position is the number of
+  frames before it; nothing is skipped;
+- "sequential" mode, counted from the first packet: where a count-mode check fails (below).
+Packet mode runs fastest: the packets of the demux pass stay in memory (with a cached index the file is demuxed
+again), and nothing seeks by timestamp, so no container's seek quirks matter:
 - decoding starts at the keyframe before a wanted frame and jumps to a later keyframe only when the next wanted
   frame lies past a keyframe it has not reached; packets between are not decoded at all;
 - a packet whose frame is not wanted is decoded with `skip_frame = "NONREF"`: the decoder drops it when the
@@ -13,17 +24,24 @@ to a single-threaded decoder (`plan_runs`). Nothing seeks by timestamp, so no co
   reference frames and wanted frames are decoded, and the frames are exactly those of a full decode;
 - after the packet of a run's last wanted frame the decoder is drained instead of fed further packets;
 - only kept frames are converted to RGB, with one single-threaded converter per video.
+Every run checks what the decoder put out against the index: frames out of display order switch the index to
+count mode, a count that does not add up (a frame dropped or shown before its keyframe) to sequential mode, and
+the read is done again. Packets at the end of the file (a truncated or corrupt last packet) are decoded in full
+whenever a run reaches them; one that yields no frame is left out of the count, as a full decode leaves it out.
 Measured with `python -m common.bench_decode` (README "Performance").
 
-Every failure (missing, zero-length, truncated or corrupt file, fewer frames than promised) raises `BadVideo`
-with the path, so the dataset can substitute another sample and count it (CONVENTIONS.md, "Bad input").
+Every failure (missing, zero-length, truncated or corrupt file, a packet in the middle of the file that yields
+no frame) raises `BadVideo` with the path, so the dataset can substitute another sample and count it
+(CONVENTIONS.md, "Bad input").
 """
 import bisect
 import os
+import re
 
 import av
 import numpy as np
 import torch
+from av.bitstream import BitStreamFilterContext
 from av.video.reformatter import VideoReformatter
 from torchvision.io import ImageReadMode, decode_jpeg, read_file
 
@@ -32,56 +50,183 @@ from torchvision.io import ImageReadMode, decode_jpeg, read_file
 # may be referenced from higher temporal layers; VP8/VP9 decide by refresh flags) decode every frame as before.
 EXACT_NONREF_SKIP = {"h264", "mpeg4", "mpeg1video", "mpeg2video"}
 KEEP_PACKET_BYTES = 64 << 20  # keep the scanned packets of streams up to this size; larger ones are re-read
+VOP = b"\x00\x00\x01\xb6"     # MPEG-4 Part 2 start codes: video object plane, video object layer
+VOL = re.compile(rb"\x00\x00\x01[\x20-\x2f]")
 
 
 class BadVideo(Exception):
     """A sample that cannot be read; the message names the path and the reason."""
 
 
-class VideoIndex:
-    """Display-order frame timestamps, keyframe positions and the packets' decode order, from one demux pass."""
+class _Relearn(Exception):
+    """A run found the index wrong; `index` is the corrected one and the read is done again with it."""
 
-    def __init__(self, decode_pts, key_packets=()):
-        """decode_pts: the packets' pts in file (decode) order; key_packets: positions of keyframe packets in it."""
-        rank = np.argsort(np.asarray(decode_pts, dtype=np.int64), kind="stable")
-        self.decode_rank = rank.astype(np.int32)  # decode position of display frame i (4 bytes a frame: cached)
-        self.pts = [decode_pts[k] for k in rank.tolist()]  # sorted presentation timestamps, one per frame
-        self.position = {p: i for i, p in enumerate(self.pts)}
-        display = np.empty(len(rank), dtype=np.int64)
-        display[rank] = np.arange(len(rank))               # display index of the k-th packet
-        self.keyframes = sorted({0} | {int(display[k]) for k in key_packets})  # frame indices; 0 always included
+    def __init__(self, index):
+        self.index = index
+
+
+class VideoIndex:
+    """Which packet (decode order) holds each output frame, keyframe positions and the mode (module docstring)."""
+
+    def __init__(self, decode_rank, key_packets, num_packets, mode="packet", unpack=False):
+        """decode_rank: the packet of output frame i (packets that yield no frame are absent); key_packets:
+        keyframe packets; num_packets: packets demuxed; unpack: MPEG-4 packed B-frames to unpack."""
+        self.decode_rank = np.asarray(decode_rank, dtype=np.int32)  # 4 bytes a frame: cached per video and worker
+        self.key_packets, self.num_packets, self.mode, self.unpack = list(key_packets), num_packets, mode, unpack
+        display = self.display()
+        keys = {int(display[k]) for k in self.key_packets if display[k] >= 0}
+        self.keyframes = [0] if mode == "sequential" else sorted({0} | keys)  # frame indices; 0 always included
+        lag = self.decode_rank - np.arange(len(self))
+        # the last packets, as far back as a frame can be decoded after a later-shown one: decoded in full
+        self.tail = num_packets - 1 - (int(lag.max() - lag.min()) if len(lag) else 0)
+        self.checked = mode != "count"  # count mode: the first keyframe's group not yet decoded in full
 
     def __len__(self):
-        return len(self.pts)
+        return len(self.decode_rank)
+
+    def display(self):
+        """Output position of each packet's frame (-1: the packet yields none)."""
+        display = np.full(self.num_packets, -1, dtype=np.int64)
+        display[self.decode_rank] = np.arange(len(self))
+        return display
 
     def keyframe_before(self, index):
         return self.keyframes[bisect.bisect_right(self.keyframes, index) - 1]
+
+    def start_packet(self, index):
+        """The packet a decode run for frame `index` starts at: its keyframe's, or the file's first."""
+        key = self.keyframe_before(index)
+        return int(self.decode_rank[key]) if key else 0
+
+    def learn(self, dead=(), mode=None):
+        """The index without packets found to yield no frame, or in a slower mode (count and sequential number
+        the frames in decode order)."""
+        rank = self.decode_rank[~np.isin(self.decode_rank, list(dead))]
+        mode = mode or self.mode
+        return VideoIndex(rank if mode == "packet" else np.sort(rank), self.key_packets, self.num_packets, mode,
+                          self.unpack)
 
     @classmethod
     def scan(cls, container, stream):
         return _scan(container, stream, keep_bytes=0)[0]
 
 
-def _scan(container, stream, keep_bytes):
-    """(VideoIndex or None when a packet has no pts, the packets in decode order or None when over keep_bytes)."""
-    decode_pts, key_packets, size = [], [], 0
-    packets = [] if keep_bytes else None
+# ---------------------------------------------------------------------------------------------- demux pass
+def _demux(container, stream, unpack):
+    """The stream's packets in file order, DivX/XviD packed B-frames unpacked (one VOP a packet) if `unpack`."""
+    bsf = BitStreamFilterContext("mpeg4_unpack_bframes", stream) if unpack else None
     for packet in container.demux(stream):
-        if packet.size == 0:  # the demuxer's final flush packet
-            continue
-        if packet.pts is None:  # pts-less streams: see read_video
-            return None, None
+        if packet.size:  # size 0: the demuxer's final flush packet
+            yield from bsf.filter(packet) if bsf else (packet,)
+
+
+def _scan(container, stream, keep_bytes):
+    """(VideoIndex, the packets in decode order or None when over keep_bytes)."""
+    codec = stream.codec_context
+    mpeg4 = codec.name == "mpeg4"
+    pts, keys, discard, vops, size = [], [], [], [], 0
+    packets = [] if keep_bytes else None
+    for packet in _demux(container, stream, mpeg4):
         if packet.is_keyframe:
-            key_packets.append(len(decode_pts))
-        decode_pts.append(packet.pts)
+            keys.append(len(pts))
+        pts.append(packet.pts)
+        discard.append(packet.is_discard)  # before an edit list's start: decoded, never shown
+        if mpeg4:
+            vops.append(bytes(packet))
         if packets is not None:
             size += packet.size
             packets.append(packet)
             if size > keep_bytes:
                 packets = None
-    return VideoIndex(decode_pts, key_packets), packets
+    shown = [k for k in range(len(pts)) if not discard[k]]
+    mode = "count"
+    if mpeg4:
+        bits = _increment_bits((codec.extradata or b"") + (vops[0] if vops else b""))
+        types = [_vop_type(data, bits) for data in vops]
+        if bits and None not in types:
+            shown = [k for k in shown if types[k] != "N"]
+            shown, mode = _vop_display_order(shown, types), "packet"
+    elif _timestamps_give_order([pts[k] for k in shown], codec.has_b_frames):
+        shown, mode = sorted(shown, key=pts.__getitem__), "packet"
+    index = VideoIndex(shown, keys, len(pts), mode, unpack=mpeg4)
+    if mode == "packet" and (not keys or keys[0] != 0 or index.display()[0] > 0):
+        index = index.learn(mode="count")  # a cut stream: no keyframe first, or frames shown before it
+    return index, packets
 
 
+def _timestamps_give_order(pts, has_b_frames):
+    """Sorting by pts gives the decoder's output order: every pts present and unique, and reordered exactly when
+    the stream has B-frames (pts rising in decode order with B-frames: the muxer wrote dts as pts)."""
+    if None in pts or len(set(pts)) < len(pts):
+        return False
+    return all(a < b for a, b in zip(pts, pts[1:])) != bool(has_b_frames)
+
+
+def _bits(data, start, count):
+    """`count` bits of `data` from bit `start` on, as a '0'/'1' string (zeros past the end)."""
+    chunk = data[start // 8:(start + count + 7) // 8 + 1].ljust((count + 7) // 8 + 1, b"\0")
+    return f"{int.from_bytes(chunk, 'big'):0{8 * len(chunk)}b}"[start % 8:start % 8 + count]
+
+
+def _increment_bits(data):
+    """Bit length of vop_time_increment, from the first video object layer header (ISO/IEC 14496-2, 6.2.3) in
+    `data` (extradata, then the first packet), or None."""
+    found = VOL.search(data)
+    if not found:
+        return None
+    bits, at = _bits(data, 8 * found.end(), 160), 9  # random_accessible_vol, video_object_type_indication
+
+    def read(n):
+        nonlocal at
+        at += n
+        return int(bits[at - n:at], 2)
+    verid = 1
+    if read(1):                                      # is_object_layer_identifier: verid, priority
+        verid = read(4)
+        at += 3
+    if read(4) == 15:                                # aspect_ratio_info: extended PAR
+        at += 16
+    if read(1):                                      # vol_control_parameters: chroma_format, low_delay
+        at += 3
+        if read(1):
+            at += 79                                 # vbv_parameters
+    if read(2) == 3 and verid != 1:                  # video_object_layer_shape grayscale
+        at += 4
+    if not read(1):                                  # marker
+        return None
+    resolution = read(16)
+    return max(1, (resolution - 1).bit_length()) if resolution else None
+
+
+def _vop_type(data, increment_bits):
+    """Coding type of the packet's VOP: "I", "P", "B", "S", or "N" for vop_coded = 0 (no frame); None when the
+    packet holds no VOP or its header does not parse."""
+    at = data.find(VOP)
+    if at < 0 or not increment_bits:
+        return None
+    bits = _bits(data, 8 * (at + 4), 64)
+    end = bits.find("0", 2)                          # modulo_time_base: ones, then a zero
+    coded = end + 3 + increment_bits                 # after a marker, vop_time_increment and a marker
+    if end < 0 or coded >= len(bits) or bits[end + 1] != "1" or bits[coded - 1] != "1":
+        return None
+    return "IPBS"[int(bits[:2], 2)] if bits[coded] == "1" else "N"
+
+
+def _vop_display_order(packets, types):
+    """Output order of MPEG-4 Part 2 VOPs given in decode order: a B-VOP at once, an I/P/S-VOP when the next one
+    is decoded (or at the end)."""
+    order, held = [], None
+    for k in packets:
+        if types[k] == "B":
+            order.append(k)
+        else:
+            if held is not None:
+                order.append(held)
+            held = k
+    return order + ([held] if held is not None else [])
+
+
+# ---------------------------------------------------------------------------------------------- reading
 def _open(path):
     if not os.path.isfile(path):
         raise BadVideo(f"{path}: file not found")
@@ -100,28 +245,33 @@ def _open(path):
 
 
 def video_num_frames(path):
-    """True number of frames (demuxed packets), not the header's claim."""
-    container = _open(path)
-    try:
-        stream = container.streams.video[0]
-        index = VideoIndex.scan(container, stream)
-        return len(index) if index is not None else sum(1 for _ in container.decode(stream))
-    except av.FFmpegError as e:
-        raise BadVideo(f"{path}: corrupt stream ({e})") from None
-    finally:
-        container.close()
+    """Number of frames a full sequential decode yields: the demux pass's count (not the header's claim), with the
+    end of the file decoded to leave out a last packet that yields no frame."""
+    return len(read_video(path, lambda n: [n - 1])[1])
 
 
 def decoded_frame_count(path):
-    """Frames a plain sequential decode of the file yields (slow: decodes everything); the reference that the
-    demux pass's count is checked against (`python -m common.check`, tests)."""
+    """Frames a plain sequential decode of the file yields (slow: decodes everything; a packet the decoder
+    rejects yields no frame, as in ffmpeg's own decode loop); the reference that `video_num_frames` is checked
+    against (`python -m common.check`, tests)."""
     container = _open(path)
     try:
-        return sum(1 for _ in container.decode(container.streams.video[0]))
+        stream = container.streams.video[0]
+        codec = stream.codec_context
+        count = sum(len(_decode(codec, packet)) for packet in _demux(container, stream, False))
+        return count + len(_decode(codec, None))
     except av.FFmpegError as e:
         raise BadVideo(f"{path}: corrupt stream ({e})") from None
     finally:
         container.close()
+
+
+def _decode(codec, packet):
+    """codec.decode(packet); a packet that the decoder rejects yields no frame (ffmpeg's decode loop goes on)."""
+    try:
+        return codec.decode(packet)
+    except av.InvalidDataError:
+        return []
 
 
 def plan_runs(index, wanted):
@@ -130,9 +280,7 @@ def plan_runs(index, wanted):
     the run unless its keyframe lies past the run's last packet (then jumping there skips the packets between)."""
     runs = []
     for i in wanted:
-        key = index.keyframe_before(i)
-        start = int(index.decode_rank[key]) if key else 0  # 0: the file's first packet
-        end = int(index.decode_rank[i])
+        start, end = index.start_packet(i), int(index.decode_rank[i])
         if runs and start <= runs[-1][1] + 1:
             runs[-1][1] = max(runs[-1][1], end)
             runs[-1][2].append(i)
@@ -143,94 +291,148 @@ def plan_runs(index, wanted):
 
 def read_video(path, indices, index=None):
     """Frames `indices` (0-based, any order, repeats allowed; beyond the end -> clamped to the last frame)
-    of a video file as a uint8 tensor (len(indices), 3, H, W). `indices` may be a function of the true frame
-    count. `index` may be a cached `VideoIndex`. Returns (frames, index) so callers can cache the index."""
+    of a video file as a uint8 tensor (len(indices), 3, H, W): exactly the frames a plain sequential decode puts
+    out at those positions. `indices` may be a function of the true frame count. `index` may be a cached
+    `VideoIndex`. Returns (frames, index) so callers can cache the index (a read may correct it)."""
     container = _open(path)
     try:
-        stream = container.streams.video[0]
         packets = None
         if index is None:
-            index, packets = _scan(container, stream, KEEP_PACKET_BYTES)
-            if index is not None and packets is None:  # too large to keep: read the file again
+            index, packets = _scan(container, container.streams.video[0], KEEP_PACKET_BYTES)
+        for _ in range(8):  # a retry follows each correction of the index: a slower mode, packets left out
+            if len(index) == 0:
+                raise BadVideo(f"{path}: no frames")
+            if packets is None:  # cached index or a large file: demux again from the start
                 container.close()
                 container = _open(path)
-                stream = container.streams.video[0]
-        if index is None:  # no timestamps to identify frames by: decode forward and count
-            if callable(indices):
-                container.seek(0)
-                n = sum(1 for _ in container.decode(stream))
-                if n == 0:
-                    raise BadVideo(f"{path}: no frames")
-                indices = indices(n)
-            return _read_sequential(container, stream, indices, path), None
-        n = len(index)
-        if n == 0:
-            raise BadVideo(f"{path}: no frames")
-        if callable(indices):
-            indices = indices(n)
-        indices = np.minimum(np.asarray(indices, dtype=np.int64), n - 1)
-        if packets is None:  # cached index: demux from the start of the file, decode only from the runs' keyframes
-            packets = (p for p in container.demux(stream) if p.size)
-        source, position = iter(packets), -1  # position: decode order of the last packet taken from `source`
-        codec = stream.codec_context
-        skip = "NONREF" if codec.name in EXACT_NONREF_SKIP else "DEFAULT"
-        kept, rgb = {}, VideoReformatter()
-        for first, _, frames in plan_runs(index, sorted(set(indices.tolist()))):
-            run_pts = {index.pts[i] for i in frames}
-            todo = set(run_pts)
-            for packet in source:
-                position += 1
-                if position < first:  # between runs: not even decoded
-                    continue
-                wanted = packet.pts in todo
-                codec.skip_frame = "DEFAULT" if wanted else skip
-                _keep(codec.decode(packet), index, run_pts, kept, rgb)
-                todo.discard(packet.pts)
-                if not todo:
-                    break
-            codec.skip_frame = "DEFAULT"
-            _keep(codec.decode(None), index, run_pts, kept, rgb)  # drain the frames held back for reordering
-            codec.flush_buffers()                                 # ready for the next run's keyframe
-            missing = [i for i in frames if i not in kept]
-            if missing:
-                raise BadVideo(f"{path}: frame {missing[0]} of {n} did not decode (truncated or corrupt)")
-        return torch.from_numpy(np.stack([kept[i] for i in indices.tolist()])).permute(0, 3, 1, 2), index
+                packets = _demux(container, container.streams.video[0], index.unpack)
+            codec = container.streams.video[0].codec_context
+            wanted = indices(len(index)) if callable(indices) else indices
+            wanted = np.minimum(np.asarray(wanted, dtype=np.int64), len(index) - 1).tolist()
+            read = _read_packet_mode if index.mode == "packet" else _read_count_mode
+            try:
+                kept = read(index, sorted(set(wanted)), packets, codec)
+            except _Relearn as e:
+                index, packets = e.index, packets if isinstance(packets, list) else None
+                codec.flush_buffers()
+                continue
+            except _NoFrame as e:
+                raise BadVideo(f"{path}: frame {e.args[0]} of {len(index)} did not decode (truncated or corrupt)")
+            return torch.from_numpy(np.stack([kept[i] for i in wanted])).permute(0, 3, 1, 2), index
+        raise BadVideo(f"{path}: the frame index does not settle")
     except av.FFmpegError as e:
         raise BadVideo(f"{path}: corrupt stream ({e})") from None
     finally:
         container.close()
 
 
-def _keep(decoded, index, run_pts, kept, rgb):
+class _NoFrame(Exception):
+    """A packet in the middle of the file yielded no frame (args: its frame index)."""
+
+
+def _left_out(index, fed, tags, from_start=False):
+    """Packets fed in full (`fed`) that yielded no frame (not in `tags`): left out of the index, and the read done
+    again, where a full decode loses them too: at the end of the file, or in a decode from the first packet,
+    before the second keyframe (a cut stream's first frames). Anywhere else the file is corrupt."""
+    dead = sorted(set(fed) - set(tags))
+    if not dead:
+        return
+    second_key = next((k for k in index.key_packets if k > 0), index.num_packets)
+    if all(k >= index.tail or from_start and k < second_key for k in dead):
+        raise _Relearn(index.learn(dead))
+    raise _NoFrame(int(index.display()[dead[0]]))
+
+
+def _read_packet_mode(index, wanted, packets, codec):
+    """Packet mode: runs from keyframes (`plan_runs`), unwanted non-reference frames skipped; returns {i: rgb}."""
+    display = index.display()
+    skip = "NONREF" if codec.name in EXACT_NONREF_SKIP else "DEFAULT"
+    kept, rgb = {}, VideoReformatter()
+    source, position = iter(packets), -1  # position: decode order of the last packet taken from `source`
+    for first, last, frames in plan_runs(index, wanted):
+        full = {int(index.decode_rank[i]) for i in frames}  # packets decoded in full
+        if last >= index.tail:  # the end of the file: decode it all, a last packet may yield no frame
+            full |= set(range(max(first, index.tail), index.num_packets))
+            last = index.num_packets - 1
+        frames, tags = set(frames), []
+        for packet in source:
+            position += 1
+            if position < first:  # between runs: not even decoded
+                continue
+            codec.skip_frame = "DEFAULT" if position in full else skip
+            packet.pts = position  # the decoded frame names its packet
+            _keep(_decode(codec, packet), display, frames, kept, rgb, tags)
+            if position == last:
+                break
+        codec.skip_frame = "DEFAULT"
+        _keep(_decode(codec, None), display, frames, kept, rgb, tags)  # drain the frames held back for reordering
+        codec.flush_buffers()                                              # ready for the next run's keyframe
+        shown = display[tags].tolist()
+        if shown != sorted(shown) or -1 in shown:  # not the display order the index assumed
+            raise _Relearn(index.learn(mode="count"))
+        start = index.keyframe_before(min(frames))  # frames shown before it need packets before the run
+        _left_out(index, [k for k in full if display[k] >= start], tags)
+    return kept
+
+
+def _keep(decoded, display, frames, kept, rgb, tags):
     for frame in decoded:
-        if frame.pts in run_pts:
-            i = index.position[frame.pts]
-            if i not in kept:
-                kept[i] = to_rgb(frame, rgb)
+        tags.append(frame.pts)
+        i = int(display[frame.pts])
+        if i in frames and i not in kept:
+            kept[i] = to_rgb(frame, rgb)
+
+
+def _read_count_mode(index, wanted, packets, codec):
+    """Count and sequential modes: a frame's position is its number in the decoder's output, counted from a
+    keyframe at the number of frames before it; every packet decoded. Checked per run: a run from a later
+    keyframe shows that keyframe first, and every packet fed yields one frame. Until a read has decoded the
+    first keyframe's group in full, it does (frames lost there shift every later count)."""
+    todo = sorted(set(wanted) | ({index.keyframes[1] - 1} if len(index.keyframes) > 1 and not index.checked else set()))
+    kept, rgb, shows = {}, VideoReformatter(), set(index.decode_rank.tolist())
+    source, position = iter(packets), -1
+    while todo:
+        first = index.start_packet(todo[0])
+        count, fed, tags = index.keyframe_before(todo[0]), [], []
+        for packet in source:
+            position += 1
+            if position < first:
+                continue
+            packet.pts = position
+            fed.append(position)
+            count = _count(_decode(codec, packet), count, todo, kept, rgb, tags)
+            if not todo or index.start_packet(todo[0]) > position + 1:
+                break  # all wanted frames out, or the next one's keyframe lies ahead: jump there
+        count = _count(_decode(codec, None), count, todo, kept, rgb, tags)
+        codec.flush_buffers()
+        if first and tags[:1] != [first] or len(set(tags)) < len(tags) or not shows.issuperset(tags):
+            raise _Relearn(index.learn(mode="sequential"))  # a frame shown before its keyframe, or unknown
+        try:
+            _left_out(index, [k for k in fed if k in shows], tags, from_start=not first)
+        except _NoFrame:
+            if index.mode == "sequential":
+                raise
+            raise _Relearn(index.learn(mode="sequential")) from None
+        if todo and position >= index.num_packets - 1:
+            raise _NoFrame(todo[0])
+    index.checked = True
+    return kept
+
+
+def _count(decoded, count, todo, kept, rgb, tags):
+    for frame in decoded:
+        tags.append(frame.pts)
+        if todo and todo[0] == count:
+            kept[count] = to_rgb(frame, rgb)
+            todo.pop(0)
+        count += 1
+    return count
 
 
 def to_rgb(frame, reformatter):
     """frame.to_ndarray(format="rgb24") with one converter per video and one thread: the same pixels, but
     to_ndarray builds a new swscale context with a thread per CPU for every frame (4x slower at 340x256)."""
     return reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
-
-
-def _read_sequential(container, stream, indices, path):
-    container.seek(0)
-    wanted, kept, count, rgb = set(int(i) for i in indices), {}, 0, VideoReformatter()
-    last = max(wanted)
-    for i, frame in enumerate(container.decode(stream)):
-        count = i + 1
-        if i in wanted:
-            kept[i] = to_rgb(frame, rgb)
-        if i >= last:
-            break
-    if count == 0:
-        raise BadVideo(f"{path}: no frames")
-    out = [kept.get(min(int(i), count - 1)) for i in indices]
-    if any(f is None for f in out):  # clamp indices past the end to the last decoded frame
-        raise BadVideo(f"{path}: fewer frames than requested")
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
 
 
 def read_frame_folder(folder, indices, template="img_{:05d}.jpg", start_index=1):
