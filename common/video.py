@@ -41,7 +41,6 @@ import re
 import av
 import numpy as np
 import torch
-from av.bitstream import BitStreamFilterContext
 from av.video.reformatter import VideoReformatter
 from torchvision.io import ImageReadMode, decode_jpeg, read_file
 
@@ -52,6 +51,8 @@ EXACT_NONREF_SKIP = {"h264", "mpeg4", "mpeg1video", "mpeg2video"}
 KEEP_PACKET_BYTES = 64 << 20  # keep the scanned packets of streams up to this size; larger ones are re-read
 VOP = b"\x00\x00\x01\xb6"     # MPEG-4 Part 2 start codes: video object plane, video object layer
 VOL = re.compile(rb"\x00\x00\x01[\x20-\x2f]")
+PACKED = re.compile(rb"DivX\d+(?:Build|b)\d+p")  # the user data that makes FFmpeg's decoder read packed B-frames
+MAX_REORDER = 32              # H.264 and HEVC hold back at most 16 frames: more means timestamps that jump
 
 
 class BadVideo(Exception):
@@ -70,7 +71,7 @@ class VideoIndex:
 
     def __init__(self, decode_rank, key_packets, num_packets, mode="packet", unpack=False):
         """decode_rank: the packet of output frame i (packets that yield no frame are absent); key_packets:
-        keyframe packets; num_packets: packets demuxed; unpack: MPEG-4 packed B-frames to unpack."""
+        keyframe packets; num_packets: packets demuxed; unpack: MPEG-4 Part 2, whose packets go through `_unpack`."""
         self.decode_rank = np.asarray(decode_rank, dtype=np.int32)  # 4 bytes a frame: cached per video and worker
         self.key_packets, self.num_packets, self.mode, self.unpack = list(key_packets), num_packets, mode, unpack
         display = self.display()
@@ -112,23 +113,52 @@ class VideoIndex:
 
 
 # ---------------------------------------------------------------------------------------------- demux pass
-def _demux(container, stream, unpack):
-    """The stream's packets in file order, DivX/XviD packed B-frames unpacked (one VOP a packet) if `unpack`."""
-    bsf = BitStreamFilterContext("mpeg4_unpack_bframes", stream) if unpack else None
-    for packet in container.demux(stream):
-        if packet.size:  # size 0: the demuxer's final flush packet
-            yield from bsf.filter(packet) if bsf else (packet,)
+def _demux(container, stream, mpeg4):
+    """The stream's packets in file order; for MPEG-4 Part 2, DivX/XviD packed B-frames unpacked."""
+    packets = (packet for packet in container.demux(stream) if packet.size)  # size 0: the final flush packet
+    return _unpack(packets, stream.codec_context.extradata or b"") if mpeg4 else packets
+
+
+def _unpack(packets, extradata):
+    """Packets as they are until user data says "packed" (`PACKED`, in the extradata or a packet: FFmpeg's decoder
+    then reads packed B-frames), then one VOP a packet, as that decoder reads them: a packet's second VOP is kept
+    and decoded in the next packet's slot instead of that packet, which is kept in turn when it holds an I- or
+    B-VOP of more than 7 bytes (an N-VOP placeholder is dropped; a video object sequence header drops what is
+    kept). FFmpeg's mpeg4_unpack_bframes filter differs: it drops a kept B-VOP of up to 19 bytes as an N-VOP."""
+    kept, packed = None, bool(PACKED.search(extradata))
+    for packet in packets:
+        data = bytes(packet)
+        packed = packed or bool(PACKED.search(data))
+        if not packed:
+            yield packet
+            continue
+        if kept is not None and data.find(b"\x00\x00\x01\xb0") == data.find(b"\x00\x00\x01") >= 0:
+            kept = None
+        if kept is None:
+            second = data.find(VOP, data.find(VOP) + 4) if VOP in data else -1
+            vop, kept = (data[:second], data[second:]) if second > 0 else (data, None)
+        else:
+            at = data.find(VOP)
+            vop, kept = kept, data if len(data) > 7 and at >= 0 and data[at + 4] & 0x40 == 0 else None
+        out = av.Packet(len(vop))  # allocated by FFmpeg with the zero padding decoders read past the end (a
+        out.update(vop)            # packet made from bytes wraps them without: decoding reads stray memory)
+        out.pts, out.dts, out.is_keyframe = packet.pts, packet.dts, packet.is_keyframe
+        yield out
 
 
 def _scan(container, stream, keep_bytes):
     """(VideoIndex, the packets in decode order or None when over keep_bytes)."""
     codec = stream.codec_context
     mpeg4 = codec.name == "mpeg4"
-    pts, keys, discard, vops, size = [], [], [], [], 0
+    pts, keys, discard, vops, size, late, latest = [], [], [], [], 0, None, None
     packets = [] if keep_bytes else None
     for packet in _demux(container, stream, mpeg4):
         if packet.is_keyframe:
             keys.append(len(pts))
+        if late is None and packet.pts is not None:
+            if latest is not None and packet.pts < latest:
+                late = bytes(packet)  # the first packet shown before one decoded earlier
+            latest = packet.pts if latest is None else max(latest, packet.pts)
         pts.append(packet.pts)
         discard.append(packet.is_discard)  # before an edit list's start: decoded, never shown
         if mpeg4:
@@ -146,20 +176,52 @@ def _scan(container, stream, keep_bytes):
         if bits and None not in types:
             shown = [k for k in shown if types[k] != "N"]
             shown, mode = _vop_display_order(shown, types), "packet"
-    elif _timestamps_give_order([pts[k] for k in shown], codec.has_b_frames):
+    elif not codec.codec.reorder:  # VP8/VP9/AV1, intra-only codecs: frames come out in decode order
+        mode = "packet"
+    elif _timestamps_give_order([pts[k] for k in shown], codec, late):
         shown, mode = sorted(shown, key=pts.__getitem__), "packet"
-    index = VideoIndex(shown, keys, len(pts), mode, unpack=mpeg4)
-    if mode == "packet" and (not keys or keys[0] != 0 or index.display()[0] > 0):
-        index = index.learn(mode="count")  # a cut stream: no keyframe first, or frames shown before it
+    index = VideoIndex(shown, keys, len(pts), mode, mpeg4)
+    if mode == "packet" and (not keys or keys[0] != 0 or index.display()[0] > 0 or
+                             index.num_packets - 1 - index.tail > MAX_REORDER):
+        index = index.learn(mode="count")  # a cut stream (no keyframe first, or frames shown before it), or jumps
     return index, packets
 
 
-def _timestamps_give_order(pts, has_b_frames):
+def _timestamps_give_order(pts, codec, late):
     """Sorting by pts gives the decoder's output order: every pts present and unique, and reordered exactly when
-    the stream has B-frames (pts rising in decode order with B-frames: the muxer wrote dts as pts)."""
+    the stream has B-frames. `late`: the first packet shown before one decoded earlier (None: pts rise in decode
+    order, which with B-frames means the muxer wrote dts as pts); it must hold a B-frame where the bitstream
+    tells (H.264, MPEG-1/2), else pts out of order in a stream without B-frames would be taken for reordering
+    (`has_b_frames` alone does not tell: libavformat sets it when pts differ from dts)."""
     if None in pts or len(set(pts)) < len(pts):
         return False
-    return all(a < b for a, b in zip(pts, pts[1:])) != bool(has_b_frames)
+    if late is None:
+        return not codec.has_b_frames
+    return _is_b_frame(codec, late) if codec.name in ("h264", "mpeg1video", "mpeg2video") else codec.has_b_frames
+
+
+def _is_b_frame(codec, data):
+    """Whether an H.264 or MPEG-1/2 packet starts with a B-picture (slice_type 1 or 6; picture_coding_type 3)."""
+    if codec.name != "h264":
+        at = data.find(b"\x00\x00\x01\x00")  # picture header: temporal_reference (10 bits), picture_coding_type
+        return at >= 0 and _bits(data, 8 * at + 42, 3) == "011"
+    extradata = codec.extradata or b""
+    if extradata[:1] == b"\x01":  # avcC (MP4, MKV): NAL units with a length prefix
+        size, at, nals = (extradata[4] & 3) + 1, 0, []
+        while at + size <= len(data):
+            length = int.from_bytes(data[at:at + size], "big")
+            nals.append(data[at + size:at + size + length])
+            at += size + length
+    else:  # Annex B: start codes
+        nals = data.split(b"\x00\x00\x01")
+    for nal in nals:
+        if nal and nal[0] & 0x1F in (1, 5):  # a coded slice: first_mb_in_slice, slice_type (ue(v) each)
+            bits = _bits(nal, 8, 64)
+            first = bits.index("1")
+            at = 2 * first + 1
+            zeros = bits.index("1", at) - at
+            return (int(bits[at + zeros:at + 2 * zeros + 1], 2) - 1) % 5 == 1
+    return False
 
 
 def _bits(data, start, count):

@@ -5,10 +5,20 @@ import torch
 import torch.nn.functional as F
 
 
-def full_decode(path):
-    """Every frame of a video, decoded and converted with PyAV's defaults (RGB arrays, display order)."""
+def full_decode(path, skip_errors=False):
+    """Every frame of a video, decoded and converted with PyAV's defaults (RGB arrays, the decoder's output order).
+    skip_errors: a packet the decoder rejects yields no frame and decoding goes on, as in ffmpeg's own decode loop
+    (PyAV's container.decode raises instead)."""
     with av.open(path) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        if not skip_errors:
+            return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        codec, frames = c.streams.video[0].codec_context, []
+        for packet in c.demux(video=0):
+            try:
+                frames += codec.decode(packet if packet.size else None)
+            except av.InvalidDataError:
+                pass
+        return [f.to_ndarray(format="rgb24") for f in frames]
 
 
 def conv3d(conv, x):
