@@ -26,8 +26,9 @@ again), and nothing seeks by timestamp, so no container's seek quirks matter:
 - only kept frames are converted to RGB, with one single-threaded converter per video.
 Every run checks what the decoder put out against the index: frames out of display order switch the index to
 count mode, a count that does not add up (a frame dropped or shown before its keyframe) to sequential mode, and
-the read is done again. Packets at the end of the file (a truncated or corrupt last packet) are decoded in full
-whenever a run reaches them; one that yields no frame is left out of the count, as a full decode leaves it out.
+the read is done again. The file's last packet (truncated or corrupt in many files) is decoded in full whenever
+a wanted frame is shown after its frame; if it yields none, it is left out of the count as a full decode leaves it
+out, and the read is done again.
 Measured with `python -m common.bench_decode` (README "Performance").
 
 Every failure (missing, zero-length, truncated or corrupt file, a packet in the middle of the file that yields
@@ -150,17 +151,20 @@ def _scan(container, stream, keep_bytes):
     """(VideoIndex, the packets in decode order or None when over keep_bytes)."""
     codec = stream.codec_context
     mpeg4 = codec.name == "mpeg4"
-    pts, keys, discard, vops, size, late, latest = [], [], [], [], 0, None, None
+    pts, keys, discard, vops, size, late, latest = [], [], set(), [], 0, None, float("-inf")
     packets = [] if keep_bytes else None
     for packet in _demux(container, stream, mpeg4):
+        t = packet.pts
         if packet.is_keyframe:
             keys.append(len(pts))
-        if late is None and packet.pts is not None:
-            if latest is not None and packet.pts < latest:
-                late = bytes(packet)  # the first packet shown before one decoded earlier
-            latest = packet.pts if latest is None else max(latest, packet.pts)
-        pts.append(packet.pts)
-        discard.append(packet.is_discard)  # before an edit list's start: decoded, never shown
+        if packet.is_discard:  # before an edit list's start: decoded, never shown
+            discard.add(len(pts))
+        if t is not None:
+            if t > latest:
+                latest = t
+            elif late is None:
+                late = bytes(packet)  # the first packet shown before (or with) one decoded earlier
+        pts.append(t)
         if mpeg4:
             vops.append(bytes(packet))
         if packets is not None:
@@ -168,7 +172,7 @@ def _scan(container, stream, keep_bytes):
             packets.append(packet)
             if size > keep_bytes:
                 packets = None
-    shown = [k for k in range(len(pts)) if not discard[k]]
+    shown = [k for k in range(len(pts)) if k not in discard] if discard else list(range(len(pts)))
     mode = "count"
     if mpeg4:
         bits = _increment_bits((codec.extradata or b"") + (vops[0] if vops else b""))
@@ -178,8 +182,10 @@ def _scan(container, stream, keep_bytes):
             shown, mode = _vop_display_order(shown, types), "packet"
     elif not codec.codec.reorder:  # VP8/VP9/AV1, intra-only codecs: frames come out in decode order
         mode = "packet"
-    elif _timestamps_give_order([pts[k] for k in shown], codec, late):
-        shown, mode = sorted(shown, key=pts.__getitem__), "packet"
+    else:
+        order = _pts_order([pts[k] for k in shown], codec, late)
+        if order is not None:
+            shown, mode = np.asarray(shown)[order], "packet"
     index = VideoIndex(shown, keys, len(pts), mode, mpeg4)
     if mode == "packet" and (not keys or keys[0] != 0 or index.display()[0] > 0 or
                              index.num_packets - 1 - index.tail > MAX_REORDER):
@@ -187,17 +193,22 @@ def _scan(container, stream, keep_bytes):
     return index, packets
 
 
-def _timestamps_give_order(pts, codec, late):
-    """Sorting by pts gives the decoder's output order: every pts present and unique, and reordered exactly when
-    the stream has B-frames. `late`: the first packet shown before one decoded earlier (None: pts rise in decode
-    order, which with B-frames means the muxer wrote dts as pts); it must hold a B-frame where the bitstream
-    tells (H.264, MPEG-1/2), else pts out of order in a stream without B-frames would be taken for reordering
-    (`has_b_frames` alone does not tell: libavformat sets it when pts differ from dts)."""
-    if None in pts or len(set(pts)) < len(pts):
-        return False
+def _pts_order(pts, codec, late):
+    """The order that sorts `pts`, if it is the decoder's output order: every pts present and unique, and
+    reordered exactly when the stream has B-frames. `late`: the first packet shown before one decoded earlier
+    (None: pts rise in decode order, which with B-frames means the muxer wrote dts as pts); it must hold a
+    B-frame where the bitstream tells (H.264, MPEG-1/2), else pts out of order in a stream without B-frames
+    would be taken for reordering (`has_b_frames` does not tell: libavformat sets it when pts differ from dts)."""
+    if None in pts:
+        return None
+    pts = np.asarray(pts, dtype=np.int64)
+    order = np.argsort(pts, kind="stable")
+    if len(pts) > 1 and not (np.diff(pts[order]) > 0).all():  # duplicates
+        return None
     if late is None:
-        return not codec.has_b_frames
-    return _is_b_frame(codec, late) if codec.name in ("h264", "mpeg1video", "mpeg2video") else codec.has_b_frames
+        return None if codec.has_b_frames else order
+    reordered = _is_b_frame(codec, late) if codec.name in ("h264", "mpeg1video", "mpeg2video") else codec.has_b_frames
+    return order if reordered else None
 
 
 def _is_b_frame(codec, data):
@@ -413,9 +424,9 @@ def _read_packet_mode(index, wanted, packets, codec):
     source, position = iter(packets), -1  # position: decode order of the last packet taken from `source`
     for first, last, frames in plan_runs(index, wanted):
         full = {int(index.decode_rank[i]) for i in frames}  # packets decoded in full
-        if last >= index.tail:  # the end of the file: decode it all, a last packet may yield no frame
-            full |= set(range(max(first, index.tail), index.num_packets))
-            last = index.num_packets - 1
+        if max(frames) >= display[-1] >= 0:  # frames shown after the last packet's: decode that one too, it
+            last = index.num_packets - 1        # may yield no frame (then they come one earlier)
+            full.add(last)
         frames, tags = set(frames), []
         for packet in source:
             position += 1
