@@ -1,7 +1,7 @@
 """Measure the data pipeline side by side: decoding strategies, per-worker loader throughput, and the share of a
 training step the loader covers with N workers (README "Performance").
 
-    python -m common.bench_decode [--repeats 5] [--step-ms 200 --batch 64] [--no-cpu-step]
+    python -m common.bench_decode [--repeats 5] [--step-ms 200 --batch 64] [--no-cpu-step] [--peers]
 
 Prints markdown tables after a header line (date, machine, load, versions). Everything is measured interleaved
 (round-robin, the order rotated every repeat) and reported as medians of CPU time (`time.process_time`, all
@@ -20,6 +20,13 @@ one-thread code).
    full, forward and seek use ours' thread and converter settings, so their ratios to ours measure the decoding
    strategy alone. Every timed call's frames are checked against 'full (PyAV defaults)' of the same round.
    Times include opening the file and counting frames (no cached index).
+   With --peers, the other readers that are installed run in the same rounds, one decoding thread each:
+   torchcodec (`VideoDecoder(seek_mode="exact" | "approximate", num_ffmpeg_threads=1).get_frames_at`) and decord
+   (`VideoReader(num_threads=1).get_batch`). They convert to RGB with their own FFmpeg, so a returned frame counts
+   as right when the sequential decode's frame at that index is the nearest of all its frames (8x8-pooled grey
+   thumbnails); wrong frames and unreadable calls (an exception) are counted per reader, ours too. A second table
+   compares the readers on awkward files: H.264 whose pts equal their dts (built here) and real packed-bitstream
+   XviD AVIs (tests/data, `--awkward`). torchcodec and decord are never dependencies (README, "Decoding").
 2. Loader, per worker (one process, one thread, as a DataLoader worker runs; clips/s = 1000 / CPU ms per clip):
    `VideoDataset.__getitem__` with each paper's training sampling and `TrainTransform` to the final uint8 crop,
    on the 10 s mp4s and on a JPEG folder of the same frames (torchvision `write_jpeg`, quality 75, named
@@ -30,6 +37,7 @@ one-thread code).
 """
 import argparse
 import datetime
+import glob
 import os
 import platform
 import statistics
@@ -47,6 +55,8 @@ from .data import Record, VideoDataset
 from .sampling import dense_indices, segment_indices
 from .transforms import TrainTransform
 from .video import read_video, to_rgb, video_num_frames
+
+SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "data")
 
 
 def make_video(path, seconds, gop=None, w=340, h=256, fps=30):
@@ -151,32 +161,146 @@ def interleaved(calls, repeats):
     return median(cpu), median(wall), results
 
 
-def decode_table(videos, repeats):
+def decode_table(videos, repeats, peers=None):
+    """CPU ms per clip of every strategy and, with `peers` (`peer_readers`), of the other readers, interleaved;
+    our strategies must return exactly the frames of 'full (PyAV defaults)', the peers' wrong frames and
+    unreadable calls are counted (`wrong_frames`)."""
     methods = [("full (PyAV defaults)", full_defaults), ("full", full), ("forward", forward), ("seek", seek_each),
-               ("ours", ours)]
-    print("| video (340x256, 30 fps, H.264) | frames | keyframes | T | " + " | ".join(f"{m} ms" for m, _ in methods)
-          + " | full (PyAV defaults) / ours | full / ours | best of forward, seek / ours | ours wall ms |")
-    print("|---|---|---|---|" + "---|" * (len(methods) + 4))
+               ("ours", ours)] + [(m, guarded(fn)) for m, fn in (peers or {}).items()]
+    names = [m for m, _ in methods]
+    print("| video (340x256, 30 fps, H.264) | frames | keyframes | T | " + " | ".join(f"{m} ms" for m in names)
+          + " | full (PyAV defaults) / ours | full / ours | best of forward, seek / ours | ours wall ms |"
+          + "".join(f" {m} / ours |" for m in peers or ())
+          + "".join(f" {m}: wrong / unreadable |" for m in ["ours"] + list(peers or ())))
+    print("|---|---|---|---|" + "---|" * (len(methods) + 4 + (2 * len(peers) + 1 if peers else 0)))
     rows = []
     for title, path in videos:
         n = video_num_frames(path)
         with av.open(path) as c:
             keys = sum(1 for pkt in c.demux(video=0) if pkt.is_keyframe)
+        thumbs = reference_thumbnails(path) if peers else None
         for t in (8, 16):
             rng = np.random.RandomState(t)
             draws = [segment_indices(n, t, train=True, rng=rng).tolist() for _ in range(repeats)]
             calls = {m: (lambda r, fn=fn: fn(path, draws[r])) for m, fn in methods}
             ms, wall, results = interleaved(calls, repeats)
-            for out in results:  # exact frames, every timed call
+            for out in results:  # exact frames, every timed call of our strategies
                 reference = out["full (PyAV defaults)"]
-                for m, _ in methods:
+                for m in names[:5]:
                     assert all(np.array_equal(a, b) for a, b in zip(out[m], reference)), f"{m} differs on {title}"
             best = min(ms["forward"], ms["seek"])
             rows.append((title, t, ms))
-            print(f"| {title} | {n} | {keys} | {t} | " + " | ".join(f"{ms[m]:.1f}" for m, _ in methods)
+            print(f"| {title} | {n} | {keys} | {t} | " + " | ".join(f"{ms[m]:.1f}" for m in names)
                   + f" | {ms['full (PyAV defaults)'] / ms['ours']:.1f}x | {ms['full'] / ms['ours']:.1f}x"
-                  + f" | {best / ms['ours']:.2f} | {wall['ours']:.1f} |")
+                  + f" | {best / ms['ours']:.2f} | {wall['ours']:.1f} |"
+                  + "".join(f" {ms[m] / ms['ours']:.2f} |" for m in peers or ())
+                  + ("".join(f" {correctness(results, m, draws, thumbs)} |" for m in ["ours"] + list(peers))
+                     if peers else ""))
     return rows
+
+
+# ---------------------------------------------------------------------------------------------- other readers
+def peer_readers():
+    """{name: fn(path, indices) -> frames (N, H, W, 3) uint8} for the other readers that are installed (benchmark
+    only, never dependencies): torchcodec in both seek modes and decord, one decoding thread each, like ours."""
+    readers = {}
+    try:
+        from torchcodec.decoders import VideoDecoder
+    except Exception as e:  # not installed, or without the FFmpeg libraries it loads
+        print(f"torchcodec left out: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}")
+    else:
+        for mode in ("exact", "approximate"):
+            readers[f"torchcodec {mode}"] = lambda path, indices, mode=mode: list(VideoDecoder(
+                path, seek_mode=mode, num_ffmpeg_threads=1, dimension_order="NHWC").get_frames_at(indices).data.numpy())
+    try:
+        import decord
+    except Exception as e:
+        print(f"decord left out: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}")
+    else:
+        readers["decord"] = lambda path, indices: list(decord.VideoReader(path, num_threads=1).get_batch(indices).asnumpy())
+    return readers
+
+
+def peer_versions(peers):
+    versions = []
+    for module in ("torchcodec", "decord"):
+        if any(m.startswith(module) for m in peers):
+            versions.append(f"{module} {__import__(module).__version__}")
+    return ", ".join(versions)
+
+
+def guarded(fn):
+    """fn, returning None instead of raising (an unreadable call)."""
+    def call(path, indices):
+        try:
+            return fn(path, indices)
+        except Exception:
+            return None
+    return call
+
+
+def thumbnail(frame):
+    """8x8-pooled grey thumbnail (float32): which frame it is survives another RGB converter's rounding."""
+    h, w = frame.shape[0] // 8 * 8, frame.shape[1] // 8 * 8
+    return frame[:h, :w].reshape(h // 8, 8, w // 8, 8, 3).mean(axis=(1, 3, 4), dtype=np.float32)
+
+
+def reference_thumbnails(path):
+    """Thumbnails of every frame of the plain sequential decode (`container.decode`, the decoder's output order)."""
+    with av.open(path) as c:
+        return np.stack([thumbnail(f.to_ndarray(format="rgb24")) for f in c.decode(video=0)])
+
+
+def wrong_frames(frames, indices, thumbs):
+    """How many of `frames`, returned for `indices`, are not the sequential decode's frame at that index (clamped to
+    the last): that frame must be the nearest of all the video's frames (ties: identical frames)."""
+    wrong = 0
+    for frame, i in zip(frames, indices):
+        distance = np.abs(thumbs - thumbnail(np.asarray(frame))).mean(axis=(1, 2))
+        wrong += bool(distance[min(i, len(thumbs) - 1)] > distance.min() + 1e-3)
+    return wrong
+
+
+def correctness(results, name, draws, thumbs):
+    """'wrong frames of all frames asked / unreadable calls of all calls' for reader `name` over the rounds."""
+    wrong = unreadable = 0
+    for out, indices in zip(results, draws):
+        if out[name] is None:
+            unreadable += 1
+        else:
+            wrong += wrong_frames(out[name], indices, thumbs)
+    return f"{wrong}/{sum(map(len, draws))} / {unreadable}/{len(draws)}"
+
+
+def pts_equal_dts(src, dst):
+    """A copy of `src` (MP4 with B-frames) whose packets say pts = dts, shifted to start at 0: a common muxer bug
+    that leaves the frames in decode order for a reader that sorts by pts."""
+    with av.open(src) as c, av.open(dst, "w") as out:
+        s = c.streams.video[0]
+        o = out.add_stream_from_template(s)
+        packets = [p for p in c.demux(s) if p.size]
+        for p in packets:
+            p.pts = p.dts = p.dts - packets[0].dts
+            p.stream = o
+            out.mux(p)
+    return dst
+
+
+def awkward_table(files, repeats, peers, frames_per_clip=8):
+    """Correctness and CPU ms of ours and the peers on awkward files: `repeats` random sparse sets of
+    `frames_per_clip` indices per file, against the sequential decode."""
+    readers = [("ours", guarded(ours))] + [(m, guarded(fn)) for m, fn in peers.items()]
+    names = [m for m, _ in readers]
+    print("| file | frames (sequential decode) | " + " | ".join(f"{m} ms" for m in names)
+          + "".join(f" | {m}: wrong / unreadable" for m in names) + " |")
+    print("|---|---|" + "---|" * (2 * len(names)))
+    for title, path in files:
+        thumbs = reference_thumbnails(path)
+        rng = np.random.RandomState(len(thumbs))
+        draws = [sorted(rng.choice(len(thumbs), frames_per_clip, replace=False).tolist()) for _ in range(repeats)]
+        ms, _, results = interleaved({m: (lambda r, fn=fn: fn(path, draws[r])) for m, fn in readers}, repeats)
+        print(f"| {title} | {len(thumbs)} | " + " | ".join(f"{ms[m]:.1f}" for m in names)
+              + "".join(f" | {correctness(results, m, draws, thumbs)}" for m in names) + " |")
 
 
 # ---------------------------------------------------------------------------------------------- loader
@@ -263,10 +387,11 @@ def cpu_step_ms(repeats=2, batch=1, frames=8, size=224):
     return statistics.median(times)
 
 
-def header(repeats):
+def header(repeats, peers=False):
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     ffmpeg = ".".join(map(str, av.library_versions["libavcodec"]))
-    return (f"`python -m common.bench_decode --repeats {repeats}`: {datetime.date.today().isoformat()}, {cpu_model()}, "
+    command = f"python -m common.bench_decode --repeats {repeats}" + (" --peers" if peers else "")
+    return (f"`{command}`: {datetime.date.today().isoformat()} {datetime.datetime.now():%H:%M}, {cpu_model()}, "
             f"{os.cpu_count()} cores, load average {load} (1/5/15 min); Python {platform.python_version()}, "
             f"torch {torch.__version__}, torchvision {torchvision.__version__}, PyAV {av.__version__} "
             f"(libavcodec {ffmpeg})")
@@ -280,17 +405,32 @@ def main(argv=None):
                    help="assumed GPU training step (ms) for the coverage table; measure yours with a script's --benchmark")
     p.add_argument("--batch", type=int, default=64, help="clips per training step (per GPU) for --step-ms")
     p.add_argument("--no-cpu-step", action="store_true", help="skip measuring a CPU training step")
+    p.add_argument("--peers", action="store_true",
+                   help="add the other readers that are installed (torchcodec, decord; benchmark only, never "
+                        "dependencies) as columns, count their wrong frames, and compare all readers on awkward files")
+    p.add_argument("--awkward", nargs="*", default=sorted(glob.glob(os.path.join(SAMPLES, "*.avi"))),
+                   help="real awkward files for --peers (default: the packed-bitstream XviD clips in tests/data)")
     args = p.parse_args(argv)
-    print(header(args.repeats) + "\n")
+    peers = peer_readers() if args.peers else {}
+    print(header(args.repeats, args.peers) + (f", {peer_versions(peers)}" if peers else "") + "\n")
     with tempfile.TemporaryDirectory() as tmp:
         videos = [("10 s, default GOP (few keyframes)", os.path.join(tmp, "few_key.mp4"), 10, None),
                   ("10 s, GOP 16 (short GOP)", os.path.join(tmp, "short_gop.mp4"), 10, 16),
                   ("60 s, default GOP", os.path.join(tmp, "long.mp4"), 60, None)]
         for _, path, seconds, gop in videos:
             make_video(path, seconds, gop)
-        print("Decoding: median CPU ms per clip of TSN training offsets (process time, all threads; the last column "
-              "is ours' wall time); every timed call returned frames identical to 'full (PyAV defaults)'.\n")
-        decode_table([(title, path) for title, path, _, _ in videos], args.repeats)
+        print("Decoding: median CPU ms per clip of TSN training offsets (process time, all threads; 'ours wall ms' "
+              "is ours' wall time); every timed call of our strategies returned frames identical to "
+              "'full (PyAV defaults)'" + ("; the other readers' wrong frames (not the sequential decode's frame at "
+                                          "that index) and unreadable calls are counted" if peers else "") + ".\n")
+        decode_table([(title, path) for title, path, _, _ in videos], args.repeats, peers)
+        if peers:
+            files = [("H.264 340x256, B-frames, pts = dts on every packet (the 10 s video remuxed)",
+                      pts_equal_dts(videos[0][1], os.path.join(tmp, "pts_equal_dts.mp4")))]
+            files += [(f"{os.path.basename(f)} (real XviD, packed B-frames)", f) for f in args.awkward]
+            print(f"\nAwkward files: {args.repeats} random sets of 8 frames each, median CPU ms per clip; wrong frames "
+                  "of all frames asked / unreadable calls of all calls, against the sequential decode.\n")
+            awkward_table(files, args.repeats, peers)
         frames = os.path.join(tmp, "frames")
         n = write_jpeg_folder(videos[0][1], frames)
         sources = [("mp4, default GOP", Record(videos[0][1], 0)), ("mp4, GOP 16", Record(videos[1][1], 0)),

@@ -241,3 +241,29 @@ def test_bench_tables(videos, tmp_path, capsys):
     assert "(32, 3, 112, 112)" in out and out.count("| N=1 |") == 1 and "workers to keep up (320 clips/s)" in out
     assert len([line for line in out.splitlines() if line.startswith("| ST-MANet")]) == 1 + 2
     assert "bench_decode" in bench_decode.header(5) and "PyAV" in bench_decode.header(5)
+
+
+def test_wrong_frames_counts_frames_not_at_their_index(videos):
+    path, reference = videos["h264_bframes.mp4"]
+    thumbs = bench_decode.reference_thumbnails(path)
+    assert len(thumbs) == N
+    indices = [3, 40, 41, 89, N + 2]                                        # past the end: the last frame
+    right = [reference[min(i, N - 1)] for i in indices]
+    assert bench_decode.wrong_frames(right, indices, thumbs) == 0
+    rounded = [np.clip(f.astype(np.int16) + 1, 0, 255).astype(np.uint8) for f in right]  # another converter
+    assert bench_decode.wrong_frames(rounded, indices, thumbs) == 0
+    shifted = [reference[i - 1] for i in indices[:4]]                      # one off, as a decode-order reader
+    assert bench_decode.wrong_frames(shifted, indices[:4], thumbs) == 4
+    results = [{"r": right}, {"r": None}]                                  # a call that raised: unreadable
+    assert bench_decode.correctness(results, "r", [indices, indices], thumbs) == "0/10 / 1/2"
+
+
+def test_awkward_table_on_a_pts_equal_dts_copy(videos, tmp_path, capsys):
+    path, reference = videos["h264_bframes.mp4"]
+    bad = bench_decode.pts_equal_dts(path, str(tmp_path / "pts_dts.mp4"))
+    with av.open(bad) as c:
+        packets = [p for p in c.demux(video=0) if p.size]
+    assert all(p.pts == p.dts for p in packets) and packets[0].pts == 0
+    bench_decode.awkward_table([("pts = dts", bad)], repeats=2, peers={"broken": lambda p, indices: 1 / 0})
+    out = capsys.readouterr().out
+    assert "| pts = dts | 90 |" in out and out.count("0/16 / 0/2") == 1 and "0/16 / 2/2" in out  # ours exact, peer raises

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from common import video
+from common import bench_decode, video
 from common.video import decoded_frame_count, read_video, video_num_frames
 from reference import full_decode
 
@@ -199,7 +199,7 @@ def build(name, tmp):
     h264_no_b = lambda: encode(os.path.join(tmp, "h264_no_b.mp4"), "libx264", max_b_frames=0)
     mpeg4 = lambda b: encode(os.path.join(tmp, f"mpeg4_{b}b.avi"), "mpeg4", max_b_frames=b)
     builders = {
-        "h264_pts_eq_dts.mp4": lambda: remux(h264(), path, set_pts(lambda k, p: (p.dts + 1024, p.dts + 1024))),
+        "h264_pts_eq_dts.mp4": lambda: bench_decode.pts_equal_dts(h264(), path),
         "h264_pts_eq_dts_edit_list.mp4": lambda: remux(h264(), path, set_pts(lambda k, p: (p.dts, None))),
         "h264_pts_missing.ts": lambda: remux(h264(), path, set_pts(lambda k, p: (None if k % 3 == 2 else p.pts, None))),
         "h264_annexb_no_pts.h264": lambda: encode(path, "libx264", gop=12),
