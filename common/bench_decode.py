@@ -171,7 +171,7 @@ def decode_table(videos, repeats, peers=None):
     print("| video (340x256, 30 fps, H.264) | frames | keyframes | T | " + " | ".join(f"{m} ms" for m in names)
           + " | full (PyAV defaults) / ours | full / ours | best of forward, seek / ours | ours wall ms |"
           + "".join(f" {m} / ours |" for m in peers or ())
-          + "".join(f" {m}: wrong / unreadable |" for m in ["ours"] + list(peers or ())))
+          + "".join(f" {m}: wrong / unreadable |" for m in (["ours"] + list(peers) if peers else ())))
     print("|---|---|---|---|" + "---|" * (len(methods) + 4 + (2 * len(peers) + 1 if peers else 0)))
     rows = []
     for title, path in videos:
