@@ -217,7 +217,8 @@ def peer_readers():
     except Exception as e:
         print(f"decord left out: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}")
     else:
-        readers["decord"] = lambda path, indices: list(decord.VideoReader(path, num_threads=1).get_batch(indices).asnumpy())
+        readers["decord"] = lambda path, indices: list(
+            decord.VideoReader(path, num_threads=1).get_batch(indices).asnumpy())
     return readers
 
 

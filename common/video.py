@@ -9,8 +9,8 @@ fed to the decoder with pts = its number, so each decoded frame names its packet
   stream has B-frames: pts == dts on every packet of a stream with B-frames is a muxer bug that leaves decode
   order) or, for MPEG-4 Part 2, from the picture types in the bitstream, whatever the container says (B-VOPs are
   shown at once, I/P/S-VOPs when the next one arrives; a VOP with vop_coded = 0 shows nothing). DivX/XviD
-  "packed bitstream" AVIs (a P- and a B-VOP in one packet, then a placeholder N-VOP) are unpacked on the way
-  (FFmpeg's `mpeg4_unpack_bframes`), so each packet holds one VOP as the standard wants;
+  "packed bitstream" AVIs (a P- and a B-VOP in one packet, then a placeholder N-VOP) are unpacked on the way as
+  FFmpeg's decoder reads them (`_unpack`), so each packet holds one VOP as the standard wants;
 - "count" mode, when they cannot (pts == dts with B-frames, missing or duplicate pts, frames shown before the
   first keyframe): frames are counted as they leave the decoder, from a keyframe whose position is the number of
   frames before it; nothing is skipped;
@@ -67,6 +67,10 @@ class _Relearn(Exception):
         self.index = index
 
 
+class _NoFrame(Exception):
+    """A packet in the middle of the file yielded no frame (args: its frame index)."""
+
+
 class VideoIndex:
     """Which packet (decode order) holds each output frame, keyframe positions and the mode (module docstring)."""
 
@@ -79,7 +83,7 @@ class VideoIndex:
         keys = {int(display[k]) for k in self.key_packets if display[k] >= 0}
         self.keyframes = [0] if mode == "sequential" else sorted({0} | keys)  # frame indices; 0 always included
         lag = self.decode_rank - np.arange(len(self))
-        # the last packets, as far back as a frame can be decoded after a later-shown one: decoded in full
+        # the last packets, back as far as frames are reordered: one there that yields no frame is left out
         self.tail = num_packets - 1 - (int(lag.max() - lag.min()) if len(lag) else 0)
         self.checked = mode != "count"  # count mode: the first keyframe's group not yet decoded in full
 
@@ -399,10 +403,6 @@ def read_video(path, indices, index=None):
         container.close()
 
 
-class _NoFrame(Exception):
-    """A packet in the middle of the file yielded no frame (args: its frame index)."""
-
-
 def _left_out(index, fed, tags, from_start=False):
     """Packets fed in full (`fed`) that yielded no frame (not in `tags`): left out of the index, and the read done
     again, where a full decode loses them too: at the end of the file, or in a decode from the first packet,
@@ -461,7 +461,10 @@ def _read_count_mode(index, wanted, packets, codec):
     keyframe at the number of frames before it; every packet decoded. Checked per run: a run from a later
     keyframe shows that keyframe first, and every packet fed yields one frame. Until a read has decoded the
     first keyframe's group in full, it does (frames lost there shift every later count)."""
-    todo = sorted(set(wanted) | ({index.keyframes[1] - 1} if len(index.keyframes) > 1 and not index.checked else set()))
+    todo = set(wanted)
+    if not index.checked and len(index.keyframes) > 1:
+        todo.add(index.keyframes[1] - 1)  # the first keyframe's group, in full
+    todo = sorted(todo)
     kept, rgb, shows = {}, VideoReformatter(), set(index.decode_rank.tolist())
     source, position = iter(packets), -1
     while todo:
@@ -478,8 +481,9 @@ def _read_count_mode(index, wanted, packets, codec):
                 break  # all wanted frames out, or the next one's keyframe lies ahead: jump there
         count = _count(_decode(codec, None), count, todo, kept, rgb, tags)
         codec.flush_buffers()
-        if first and tags[:1] != [first] or len(set(tags)) < len(tags) or not shows.issuperset(tags):
-            raise _Relearn(index.learn(mode="sequential"))  # a frame shown before its keyframe, or unknown
+        if index.mode == "count" and (first and tags[:1] != [first] or len(set(tags)) < len(tags) or
+                                      not shows.issuperset(tags)):  # a frame shown before its keyframe, or unknown
+            raise _Relearn(index.learn(mode="sequential"))
         try:
             _left_out(index, [k for k in fed if k in shows], tags, from_start=not first)
         except _NoFrame:
