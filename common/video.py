@@ -26,9 +26,9 @@ again), and nothing seeks by timestamp, so no container's seek quirks matter:
 - only kept frames are converted to RGB, with one single-threaded converter per video.
 Every run checks what the decoder put out against the index: frames out of display order switch the index to
 count mode, a count that does not add up (a frame dropped or shown before its keyframe) to sequential mode, and
-the read is done again. The file's last packet (truncated or corrupt in many files) is decoded in full whenever
-a wanted frame is shown after its frame; if it yields none, it is left out of the count as a full decode leaves it
-out, and the read is done again.
+the read is done again. The last packets of the file (truncated or corrupt in many files) are decoded in full
+whenever a wanted frame is shown after the last packet's frame; one that yields no frame is left out of the count,
+as a full decode leaves it out, and the read is done again.
 Measured with `python -m common.bench_decode` (README "Performance").
 
 Every failure (missing, zero-length, truncated or corrupt file, a packet in the middle of the file that yields
@@ -83,8 +83,9 @@ class VideoIndex:
         keys = {int(display[k]) for k in self.key_packets if display[k] >= 0}
         self.keyframes = [0] if mode == "sequential" else sorted({0} | keys)  # frame indices; 0 always included
         lag = self.decode_rank - np.arange(len(self))
-        # the last packets, back as far as frames are reordered: one there that yields no frame is left out
-        self.tail = num_packets - 1 - (int(lag.max() - lag.min()) if len(lag) else 0)
+        # the end of the file: from the last packet that yields a frame back as far as frames are reordered; a
+        # packet there that yields no frame is left out of the count
+        self.tail = int(self.decode_rank.max() - lag.max() + lag.min()) if len(lag) else 0
         self.checked = mode != "count"  # count mode: the first keyframe's group not yet decoded in full
 
     def __len__(self):
@@ -192,7 +193,7 @@ def _scan(container, stream, keep_bytes):
             shown, mode = np.asarray(shown)[order], "packet"
     index = VideoIndex(shown, keys, len(pts), mode, mpeg4)
     if mode == "packet" and (not keys or keys[0] != 0 or index.display()[0] > 0 or
-                             index.num_packets - 1 - index.tail > MAX_REORDER):
+                             index.decode_rank.max() - index.tail > MAX_REORDER):
         index = index.learn(mode="count")  # a cut stream (no keyframe first, or frames shown before it), or jumps
     return index, packets
 
@@ -405,13 +406,16 @@ def read_video(path, indices, index=None):
 
 def _left_out(index, fed, tags, from_start=False):
     """Packets fed in full (`fed`) that yielded no frame (not in `tags`): left out of the index, and the read done
-    again, where a full decode loses them too: at the end of the file, or in a decode from the first packet,
-    before the second keyframe (a cut stream's first frames). Anywhere else the file is corrupt."""
+    again, where a full decode loses them too: at the end of the file (after the last packet that still yields a
+    frame, or reordered with it), or in a decode from the first packet, before the second keyframe (a cut stream's
+    first frames). Anywhere else the file is corrupt."""
     dead = sorted(set(fed) - set(tags))
     if not dead:
         return
+    alive = index.decode_rank[~np.isin(index.decode_rank, dead)]
+    end = (int(alive.max()) if len(alive) else 0) - (int(index.decode_rank.max()) - index.tail)
     second_key = next((k for k in index.key_packets if k > 0), index.num_packets)
-    if all(k >= index.tail or from_start and k < second_key for k in dead):
+    if all(k >= end or from_start and k < second_key for k in dead):
         raise _Relearn(index.learn(dead))
     raise _NoFrame(int(index.display()[dead[0]]))
 
@@ -424,9 +428,9 @@ def _read_packet_mode(index, wanted, packets, codec):
     source, position = iter(packets), -1  # position: decode order of the last packet taken from `source`
     for first, last, frames in plan_runs(index, wanted):
         full = {int(index.decode_rank[i]) for i in frames}  # packets decoded in full
-        if max(frames) >= display[-1] >= 0:  # frames shown after the last packet's: decode that one too, it
-            last = index.num_packets - 1        # may yield no frame (then they come one earlier)
-            full.add(last)
+        if max(frames) >= display[index.decode_rank.max()]:  # a frame shown after the last frame's packet: decode
+            last = index.num_packets - 1                      # the end in full, packets there may yield no frame
+            full |= {k for k in range(max(first, index.tail), last + 1) if display[k] >= 0}
         frames, tags = set(frames), []
         for packet in source:
             position += 1

@@ -6,7 +6,7 @@ index, and the frame count (`video_num_frames` == `decoded_frame_count` == frame
 The awkward kinds: DivX/XviD packed B-frames (a P- and a B-VOP in one packet, then an N-VOP placeholder), stray
 N-VOPs (dropped frames), H.264 whose pts equal their dts (muxer bug: decode order), missing, duplicate and
 non-monotonic pts, an edit list that discards the first packets, variable frame rate, a last packet that fails
-to decode (silently or with an error), headers that lie; and the ordinary ones: VP8/VP9 WebM, HEVC, MJPEG, MPEG-1/2.
+to decode (silently or with an error), trailing packets without a frame, headers that lie; and the ordinary ones: VP8/VP9 WebM, HEVC, MJPEG, MPEG-1/2.
 """
 import os
 from fractions import Fraction
@@ -150,6 +150,18 @@ def corrupt_last_packet(src, dst, how):
     return remux(src, dst, edit)
 
 
+def end_of_sequence_packets(packets, extra=3):
+    """`extra` packets holding only an H.264 end-of-sequence NAL unit after the last frame: listed as frames by the
+    container, none by the decoder."""
+    last = packets[-1]
+    for k in range(1, extra + 1):
+        p = av.Packet(b"\x00\x00\x00\x01\x0a")                          # length-prefixed NAL, type 10
+        p.time_base, p.duration = last.time_base, last.duration
+        p.pts = p.dts = max(q.pts for q in packets) + k * last.duration
+        packets.append(p)
+    return packets
+
+
 def avi_header_lies(src, dst, factor=3):
     """Multiply the AVI header's frame counts (avih dwTotalFrames, strh dwLength)."""
     data = bytearray(open(src, "rb").read())
@@ -218,6 +230,7 @@ def build(name, tmp):
         "last_packet_zeros_vp9.webm": lambda: corrupt_last_packet(
             encode(os.path.join(tmp, "vp9_plain.webm"), "libvpx-vp9"), path, "zeros"),
         "last_packet_garbage_h264.mp4": lambda: corrupt_last_packet(h264(), path, "garbage"),
+        "last_packets_end_of_sequence_h264.mp4": lambda: remux(h264(), path, end_of_sequence_packets),
         "header_lies.avi": lambda: avi_header_lies(mpeg4(2), path),
     }
     if name.startswith("real/"):
@@ -235,7 +248,8 @@ CASES = ["h264_pts_eq_dts.mp4", "h264_pts_eq_dts_edit_list.mp4", "h264_pts_missi
          "h264_vfr.mkv", "mpeg4_packed_1b.avi",
          "mpeg4_packed_2b.avi", "mpeg4_dropped_frames.avi", "mpeg4_2b.avi", "vp8_altref.webm", "vp9.webm",
          "hevc.mp4", "mjpeg.avi", "mpeg1.mpg", "mpeg2.ts", "last_packet_truncated_mpeg4.avi",
-         "last_packet_zeros_vp9.webm", "last_packet_garbage_h264.mp4", "header_lies.avi"] + REAL
+         "last_packet_zeros_vp9.webm", "last_packet_garbage_h264.mp4", "last_packets_end_of_sequence_h264.mp4",
+         "header_lies.avi"] + REAL
 
 
 @pytest.fixture(scope="module")
@@ -277,9 +291,9 @@ def test_frames_equal_the_sequential_decode(folder, name):
         frames, index = read_video(path, indices, index)                    # cached index: demuxed again
         check_equal(frames, indices, reference, name)
         assert len(fresh) >= n and len(index) >= n                          # a dead last packet: left out once read
-    frames, index = read_video(path, list(range(n)))
-    check_equal(frames, list(range(n)), reference, name)
-    assert len(index) == n
+    frames, index = read_video(path, list(range(n + 2)))                   # every frame, then past the end
+    check_equal(frames, list(range(n + 2)), reference, name)
+    assert len(index) == n                                                  # the true end found on the way
     frames, _ = read_video(path, lambda count: [0, count // 2, count - 1])  # indices from the true count
     check_equal(frames, [0, n // 2, n - 1], reference, name)
 
@@ -302,10 +316,12 @@ def test_falls_back_only_as_far_as_needed(folder, name, mode, monkeypatch):
         counts.append(len(frames))
         return frames
     monkeypatch.setattr(video, "_decode", counting)
-    frames, index = read_video(path, [n - 1], index)                        # cached index: from the last keyframe
-    check_equal(frames, [n - 1], reference, name)
-    from_last_key = n - index.keyframes[-1]
+    keys = index.keyframes[1:] + [n]
+    start, end = max(zip(keys, keys[1:]), key=lambda pair: pair[1] - pair[0])  # the longest group after the first
+    wanted = (start + end) // 2
+    frames, index = read_video(path, [wanted], index)                       # cached index
+    check_equal(frames, [wanted], reference, name)
     if "packed" in name:                                                   # B-VOPs that are not wanted: skipped
-        assert sum(counts) < from_last_key
-    else:
-        assert sum(counts) == from_last_key
+        assert sum(counts) < wanted - start + 1
+    else:                                                                  # all from the keyframe, none before it
+        assert wanted - start + 1 <= sum(counts) <= wanted
