@@ -158,7 +158,9 @@ def _scan(container, stream, keep_bytes):
     mpeg4 = codec.name == "mpeg4"
     pts, keys, discard, vops, size, late, latest = [], [], set(), [], 0, None, float("-inf")
     packets = [] if keep_bytes else None
-    for packet in _demux(container, stream, mpeg4):
+    for packet in _demux(container, stream, True) if mpeg4 else container.demux(stream):
+        if not packet.size:  # the demuxer's final flush packet
+            continue
         t = packet.pts
         if packet.is_keyframe:
             keys.append(len(pts))
@@ -177,7 +179,7 @@ def _scan(container, stream, keep_bytes):
             packets.append(packet)
             if size > keep_bytes:
                 packets = None
-    shown = [k for k in range(len(pts)) if k not in discard] if discard else list(range(len(pts)))
+    shown = [k for k in range(len(pts)) if k not in discard] if discard else range(len(pts))
     mode = "count"
     if mpeg4:
         bits = _increment_bits((codec.extradata or b"") + (vops[0] if vops else b""))
@@ -188,7 +190,7 @@ def _scan(container, stream, keep_bytes):
     elif not codec.codec.reorder:  # VP8/VP9/AV1, intra-only codecs: frames come out in decode order
         mode = "packet"
     else:
-        order = _pts_order([pts[k] for k in shown], codec, late)
+        order = _pts_order([pts[k] for k in shown] if discard else pts, codec, late)
         if order is not None:
             shown, mode = np.asarray(shown)[order], "packet"
     index = VideoIndex(shown, keys, len(pts), mode, mpeg4)
@@ -422,14 +424,14 @@ def _left_out(index, fed, tags, from_start=False):
 
 def _read_packet_mode(index, wanted, packets, codec):
     """Packet mode: runs from keyframes (`plan_runs`), unwanted non-reference frames skipped; returns {i: rgb}."""
-    display = index.display()
+    display = index.display().tolist()
     skip = "NONREF" if codec.name in EXACT_NONREF_SKIP else "DEFAULT"
-    kept, rgb = {}, VideoReformatter()
+    kept, rgb, end = {}, VideoReformatter(), display[int(index.decode_rank.max())]
     source, position = iter(packets), -1  # position: decode order of the last packet taken from `source`
     for first, last, frames in plan_runs(index, wanted):
         full = {int(index.decode_rank[i]) for i in frames}  # packets decoded in full
-        if max(frames) >= display[index.decode_rank.max()]:  # a frame shown after the last frame's packet: decode
-            last = index.num_packets - 1                      # the end in full, packets there may yield no frame
+        if max(frames) >= end:  # a frame shown after the last frame's packet: decode the end in full, packets
+            last = index.num_packets - 1  # there may yield no frame
             full |= {k for k in range(max(first, index.tail), last + 1) if display[k] >= 0}
         frames, tags = set(frames), []
         for packet in source:
@@ -444,7 +446,7 @@ def _read_packet_mode(index, wanted, packets, codec):
         codec.skip_frame = "DEFAULT"
         _keep(_decode(codec, None), display, frames, kept, rgb, tags)  # drain the frames held back for reordering
         codec.flush_buffers()                                              # ready for the next run's keyframe
-        shown = display[tags].tolist()
+        shown = [display[t] for t in tags]
         if shown != sorted(shown) or -1 in shown:  # not the display order the index assumed
             raise _Relearn(index.learn(mode="count"))
         start = index.keyframe_before(min(frames))  # frames shown before it need packets before the run
@@ -455,7 +457,7 @@ def _read_packet_mode(index, wanted, packets, codec):
 def _keep(decoded, display, frames, kept, rgb, tags):
     for frame in decoded:
         tags.append(frame.pts)
-        i = int(display[frame.pts])
+        i = display[frame.pts]
         if i in frames and i not in kept:
             kept[i] = to_rgb(frame, rgb)
 
