@@ -82,12 +82,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from common import complexity, run
-from common.data import AnnotationError, EpochSampler, VideoDataset, load_split
+from common import checkpoint, complexity, predict, run
+from common.data import AnnotationError, EpochSampler, VideoDataset, collate_eval, data_options, load_split
 from common.demo import demo_dataset
-from common.metrics import Predictions
+from common.predict import metrics_of, print_predictions, records_from_paths, video_scores, write_reports
+from common.prepare import read_dataset_info
 from common.sampling import segment_indices
-from common.transforms import EvalTransform, TrainTransform, normalize, parse_label_map
+from common.transforms import EvalTransform, TrainTransform, normalize, parse_size
 
 SCRIPT = "ean"
 
@@ -95,15 +96,18 @@ SCRIPT = "ean"
 # The CPU-sized profile used when no --data is given (CONVENTIONS.md "The demo dataset"); flags given on the
 # command line win over it. The paper's modules are unchanged; only backbone depth, frame size and schedule shrink.
 DEMO_PROFILE = dict(arch="resnet18", pretrained="none", input_size=64, epochs=12, batch_size=16, lr=0.02,
-                    lr_steps=[8, 11], weight_decay=5e-4, dropout=0.0, workers=2,
-                    flip_labels="0:1,1:0,2:3,3:2")  # a flipped "moving right" clip is "moving left"
+                    lr_steps=[8, 11], weight_decay=5e-4, dropout=0.0, workers=2)
+# what a checkpoint decides about its model: --evaluate, --predict, --resume and --ensemble take these from it
+MODEL_KEYS = ("arch", "num_segments", "input_size", "baseline", "no_eab", "no_soi", "no_lmc", "eab_stages",
+              "soi_stages", "eab_fusion", "soi_regions", "num_objects", "snippet", "rgb_frame")
 
 
 def get_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", default=None, help="dataset root (CONVENTIONS.md layout); omitted: the demo dataset")
-    p.add_argument("--frame-template", default="img_{:05d}.jpg", help="file names inside frame folders (1-based)")
+    p.add_argument("--frame-template", default=None,
+                   help="file names inside frame folders; default: dataset.json's, else img_{:05d}.jpg (1-based)")
     # optimisation (paper Sec. 4 "Implementation Detail")
     p.add_argument("--epochs", type=int, default=70, help="'about 70' epochs in total (Sec. 4)")
     p.add_argument("--batch-size", type=int, default=64, help="clips per step over all GPUs (Sec. 4)")
@@ -115,35 +119,57 @@ def get_args(argv=None):
     p.add_argument("--dropout", type=float, default=0.5, help="before the classifier (Sec. 4)")
     p.add_argument("--clip-grad", type=float, default=20.0,
                    help="gradient-norm clipping (TDN's settings, Sec. 4 footnote 2)")
+    p.add_argument("--finetune", default=None, metavar="PATH",
+                   help="start from the weights of another run or release (TSN/TSM/EAN/mmaction2 key layouts; "
+                        "matched by name and shape, the classifier kept only when K is equal)")
     # model
     p.add_argument("--num-segments", type=int, default=8, help="T, segments per clip (8F/16F, Table 1)")
     p.add_argument("--arch", default="resnet50", choices=["resnet18", "resnet34", "resnet50"],
                    help="ResNet-50 in the paper (Sec. 4)")
-    p.add_argument("--pretrained", default="imagenet", help="none | imagenet (IMAGENET1K_V1) | PATH")
+    p.add_argument("--pretrained", default="imagenet",
+                   help="none | imagenet (IMAGENET1K_V1) | PATH (ResNet weights of torchvision/TSN/TSM/mmaction2 layout)")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="--pretrained/--finetune PATH: go on when fewer than 90 %% of the ResNet tensors match")
     p.add_argument("--input-size", type=int, default=224, help="crop size (Sec. 4)")
     p.add_argument("--num-classes", type=int, default=174, help="when no dataset is given (SSv1/v2: 174)")
     p.add_argument("--baseline", nargs="?", const="tsn", default=None, choices=["tsn"],
                    help="all paper modules off: the TSN baseline (the paper's 'ResNet baseline' of Table 5, "
                         "with ME and temporal convs, is --no-eab --no-soi --no-lmc)")
-    p.add_argument("--flip-labels", default="ssv2",
-                   help="labels swapped by a horizontal flip: 'ssv2' (86<->87, 93<->94, 166<->167), 'A:B,...' or ''")
+    p.add_argument("--flip-labels", default=None,
+                   help="labels a horizontal flip swaps, 'A:B,B:A,...' or '' (none); default: dataset.json's pairs "
+                        "(Something-Something's direction classes, found by name), none without dataset.json")
     p.add_argument("--no-flip", action="store_true", help="no horizontal flip in training")
     # run
-    p.add_argument("--workers", type=int, default=8)
+    p.add_argument("--workers", type=int, default=min(8, len(os.sched_getaffinity(0))), help="loader processes")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (--benchmark: on CPU too)")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA, and CPUs with bf16 support)")
     p.add_argument("--channels-last", action="store_true",
                    help="channels_last memory format (channels_last_3d for 5-D weights) in training and --benchmark")
     p.add_argument("--compile", action="store_true", help="torch.compile the model in training and --benchmark")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default=None, help="run directory (default runs/<script>-<time>)")
-    p.add_argument("--resume", default=None, help="continue a run from its last.pt")
-    p.add_argument("--evaluate", action="store_true", help="evaluation only (with --checkpoint)")
-    p.add_argument("--checkpoint", default=None, help="weights to evaluate")
+    p.add_argument("--log-every", type=int, default=0,
+                   help="a progress line every N steps, also off a terminal (0: about every 30 s)")
+    p.add_argument("--resume", default=None, help="continue a run from its last.pt (its flags come with it)")
+    p.add_argument("--evaluate", action="store_true", help="evaluation only (with --checkpoint or --ensemble)")
+    p.add_argument("--checkpoint", default=None,
+                   help="a checkpoint of this script (its model flags come with it) for --evaluate and --predict")
+    p.add_argument("--predict", nargs="+", default=None, metavar="PATH",
+                   help="with --checkpoint: the top classes of each video file, frame folder or list file")
+    p.add_argument("--top-k", type=int, default=5, help="classes per video printed by --predict")
+    p.add_argument("--save-scores", default=None, metavar="FILE",
+                   help="--evaluate: write the videos' paths, labels and averaged probabilities (.npz)")
+    p.add_argument("--ensemble", nargs="+", default=None, metavar="CKPT",
+                   help="--evaluate several checkpoints and average their scores (Table 1 EAN_En: 16F + 8F)")
     p.add_argument("--test-clips", type=int, default=1,
                    help="clips per video at test time (1: Table 1; 10: Table 2 Kinetics; 2: Table 4 Diving48)")
     p.add_argument("--test-crops", type=int, default=1, choices=[1, 3, 10],
                    help="crops per clip at test time (1 centre crop: Tables 1, 4; 3: Table 2)")
+    p.add_argument("--test-size", type=int, default=None,
+                   help="test crops of this size from the short side scaled to it (full-resolution testing, Table 2: "
+                        "256); default: --input-size crops from the short side at 256/224 of it")
+    p.add_argument("--test-resize", default=None, metavar="HxW",
+                   help="resize every test frame to HxW first, aspect not kept (the official release: 240x320)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after N optimisation steps (smoke runs)")
     p.add_argument("--accumulate", type=int, default=1,
                    help="micro-batches per step: one GPU with --accumulate 8 sees the per-GPU batches of 8 GPUs")
@@ -170,10 +196,11 @@ def get_args(argv=None):
     p.add_argument("--rgb-frame", default="centre", choices=["centre", "first"],
                    help="snippet frame fed to the RGB stream with LMC (Eq. 12 says first; official code: centre)")
     args = p.parse_args(argv)
-    args.demo = args.data is None and not (args.complexity or args.benchmark)
+    adopted = checkpoint.adopt(p, argv, args, SCRIPT, MODEL_KEYS)  # the model flags of --checkpoint/--resume
+    args.demo = args.data is None and not (args.complexity or args.benchmark or args.predict)
     if args.complexity or args.benchmark:
         args.pretrained = "none"  # weights change neither FLOPs nor speed
-    if args.demo:
+    if args.demo and not adopted:
         for key, value in DEMO_PROFILE.items():
             if getattr(args, key) == p.get_default(key):
                 setattr(args, key, value)
@@ -185,8 +212,15 @@ def get_args(argv=None):
         args.soi_stages = []
     if args.accumulate < 1 or args.batch_size % args.accumulate:
         p.error(f"--batch-size {args.batch_size} is not a multiple of --accumulate {args.accumulate}")
-    if args.evaluate and not (args.checkpoint or args.resume):
-        p.error("--evaluate needs --checkpoint PATH")
+    if (args.evaluate or args.predict) and not (args.checkpoint or args.ensemble):
+        p.error(f"{'--evaluate' if args.evaluate else '--predict'} needs --checkpoint PATH")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error(f"--device {args.device}: no CUDA GPU is visible to PyTorch (use --device cpu)")
+    if args.test_resize:
+        try:
+            parse_size(args.test_resize)
+        except ValueError as e:
+            p.error(f"--test-resize: {e}")
     return args
 
 
@@ -522,7 +556,8 @@ class LMC(nn.Module):
 
 # ============================================================================================ backbone surgery
 def build_resnet(arch, pretrained):
-    """torchvision ResNet without its classifier; `imagenet` = IMAGENET1K_V1 (the weights the papers used)."""
+    """torchvision ResNet without its classifier; `imagenet` = IMAGENET1K_V1 (the weights the papers used). A
+    --pretrained PATH is loaded by main() after the surgery (common.checkpoint.load_foreign: by name and shape)."""
     weights = None
     if pretrained == "imagenet":
         weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
@@ -531,11 +566,6 @@ def build_resnet(arch, pretrained):
     except OSError as e:  # no network and no cached file
         sys.exit(f"error: cannot load {weights} ({e}); put the file in $TORCH_HOME/hub/checkpoints, "
                  f"pass --pretrained PATH, or --pretrained none")
-    if pretrained not in ("none", "imagenet"):
-        state = torch.load(pretrained, map_location="cpu")
-        state = state.get("model", state.get("state_dict", state))
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        run.print0(f"loaded {pretrained}: {len(missing)} missing, {len(unexpected)} unexpected keys")
     net.fc = nn.Identity()
     return net
 
@@ -650,32 +680,44 @@ def snippet_length(args):
     return frames_per_clip(args) // args.num_segments
 
 
+def eval_dataset(args, records, opts):
+    """The test protocol: --test-clips clips of T segments (5-frame snippets with LMC), each in --test-crops
+    crops (Sec. 4: 1 clip x 1 centre crop); unreadable videos are left out, never replaced."""
+    return VideoDataset(
+        records, lambda n, k, rng: segment_indices(n, args.num_segments, snippet_length(args),
+                                                   train=False, clip=k, num_clips=args.test_clips),
+        EvalTransform.from_args(args, frames_per_clip(args)), num_clips=args.test_clips, skip_bad=True, **opts.frames)
+
+
+def eval_loader(dataset, args, rank, world):
+    return torch.utils.data.DataLoader(
+        dataset, max(1, args.batch_size // world // (args.test_clips * args.test_crops)), collate_fn=collate_eval,
+        sampler=EpochSampler(len(dataset), shuffle=False, rank=rank, world=world), num_workers=args.workers,
+        pin_memory=torch.cuda.is_available())
+
+
 def build_loaders(args, rank, world):
+    """(train loader or None with --evaluate, val records, val loader, classes, DataOptions)."""
     if args.data is None:
         args.data = demo_dataset()
-    train_records, classes = load_split(args.data, "train")
-    val_records, _ = load_split(args.data, "val")
-    flip_labels = parse_label_map(args.flip_labels)
+    val_records, classes = load_split(args.data, "val")
+    opts = data_options(args, classes, read_dataset_info(args.data), args.data)
+    val_loader = eval_loader(eval_dataset(args, val_records, opts), args, rank, world)
+    if args.evaluate:
+        return None, val_records, val_loader, classes, opts
+    train_records, _ = load_split(args.data, "train")
     train_set = VideoDataset(
         train_records, lambda n, k, rng: segment_indices(n, args.num_segments, snippet_length(args),
                                                          train=True, rng=rng),
-        TrainTransform(args.input_size, flip=not args.no_flip, flip_labels=flip_labels),
-        frame_template=args.frame_template)
-    val_set = VideoDataset(
-        val_records, lambda n, k, rng: segment_indices(n, args.num_segments, snippet_length(args),
-                                                       train=False, clip=k, num_clips=args.test_clips),
-        EvalTransform(args.input_size, crops=args.test_crops, frames_per_clip=frames_per_clip(args)),
-        num_clips=args.test_clips, frame_template=args.frame_template)
+        TrainTransform(args.input_size, flip=not args.no_flip, flip_labels=opts.flip_labels), **opts.frames)
     per_rank = max(1, args.batch_size // world)
-    kw = dict(num_workers=args.workers, pin_memory=torch.cuda.is_available(), persistent_workers=args.workers > 0,
-              generator=torch.Generator())  # not the global RNG: a resumed run draws the same numbers
-    train_sampler = EpochSampler(len(train_set), shuffle=True, seed=args.seed, rank=rank, world=world)
-    train_loader = torch.utils.data.DataLoader(train_set, per_rank, sampler=train_sampler, drop_last=True, **kw)
-    val_loader = torch.utils.data.DataLoader(val_set, max(1, per_rank // (args.test_clips * args.test_crops)),
-                                             sampler=EpochSampler(len(val_set), shuffle=False, rank=rank, world=world), **kw)
+    train_loader = torch.utils.data.DataLoader(
+        train_set, per_rank, sampler=EpochSampler(len(train_set), shuffle=True, seed=args.seed, rank=rank, world=world),
+        drop_last=True, num_workers=args.workers, pin_memory=torch.cuda.is_available(),
+        persistent_workers=args.workers > 0, generator=torch.Generator())  # not the global RNG: exact resume
     if len(train_loader) == 0:
         raise AnnotationError(f"{args.data}/train.txt: fewer samples ({len(train_set)}) than --batch-size {per_rank}")
-    return train_loader, val_loader, classes
+    return train_loader, val_records, val_loader, classes, opts
 
 
 # ============================================================================================ train/evaluate
@@ -692,7 +734,7 @@ def learning_rate(args, epoch):
 
 
 def autocast(args, device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp)
 
 
 def train_loss(model, clips, targets, args):
@@ -711,9 +753,11 @@ def train_one_epoch(model, loader, optimizer, args, device, state, bad, stop, sa
     one. One loader batch = one step of --accumulate micro-batches. Returns True when a signal asked to stop."""
     model.train()
     sums, A = state["sums"], args.accumulate
+    steps = run.StepLog(f"epoch {state['epoch']}", state["epoch_step"] + len(loader), args.log_every,
+                        first=state["epoch_step"])
     start = time.perf_counter()
     for clips, targets, bad_paths in run.progress(loader, desc=f"epoch {state['epoch']}", leave=False):
-        sums["data_time"] += time.perf_counter() - start
+        data_time = time.perf_counter() - start
         bad.add(bad_paths)
         clips = normalize(clips.to(device, non_blocking=True))                # uint8 -> float (B,T,C,H,W)
         targets = targets.to(device, non_blocking=True)
@@ -738,10 +782,11 @@ def train_one_epoch(model, loader, optimizer, args, device, state, bad, stop, sa
         optimizer.step()
         state["step"] += 1
         state["epoch_step"] += 1
-        for key, value in {"loss": loss.item(), "steps": 1, "samples": len(targets),
+        for key, value in {"loss": loss.item(), "steps": 1, "samples": len(targets), "data_time": data_time,
                            **{k: v.item() for k, v in logged.items()}}.items():
             sums[key] = sums.get(key, 0.0) + value
         sums["time"] += time.perf_counter() - start
+        steps.step(loss.item(), optimizer.param_groups[0]["lr"], data_time, len(targets))
         if stopping:
             return True
         if args.max_steps and state["step"] >= args.max_steps:
@@ -761,26 +806,25 @@ def epoch_record(sums, device):
             "train_samples": samples}
 
 
-@torch.no_grad()
 def evaluate(model, loader, args, device, bad):
-    """Softmax probabilities averaged over the views (clips x crops) of each video."""
+    """Per-video softmax probabilities averaged over the views (clips x crops), as (Predictions, videos left
+    out) of this rank (common/predict.py)."""
     model.eval()
-    preds = Predictions()
-    for clips, targets, bad_paths in run.progress(loader, desc="eval", leave=False):
-        bad.add(bad_paths)
-        B, V = clips.shape[:2]
-        clips = normalize(clips.to(device, non_blocking=True)).flatten(0, 1)  # (B,V,T,C,H,W) -> (B*V,T,C,H,W)
+
+    def forward(clips):                                                      # uint8 (n,T,C,H,W) -> logits (n,K)
         with autocast(args, device):
-            logits = model(clips)
-        probs = logits.float().softmax(-1).view(B, V, -1).mean(1)            # (B*V,K) -> (B,V,K) -> (B,K)
-        preds.update(probs, targets)
-    return preds.compute()
+            return model(normalize(clips))
+
+    preds, skipped = video_scores(forward, loader, device, crops=args.test_crops)
+    bad.add([message for _, message in skipped], "left out of the evaluation")
+    return preds, skipped
 
 
 # ======================================================================================================= main
 def protocol(args):
     frames = f"{args.num_segments}x{snippet_length(args)}" if snippet_length(args) > 1 else f"{args.num_segments}"
-    return f"{frames} frames x {args.test_clips} clips x {args.test_crops} crops"
+    return (f"{frames} frames x {args.test_clips} clips x {args.test_crops} crops "
+            f"({EvalTransform.from_args(args, frames_per_clip(args)).describe()})")
 
 
 def build_model(args, num_classes):
@@ -812,8 +856,56 @@ def report_benchmark(args, device):
     print(json.dumps({"script": SCRIPT, **result}))
 
 
+def trained_model(args, num_classes, device, path):
+    """The model the flags build, with the weights of checkpoint `path`."""
+    model = build_model(args, num_classes)
+    checkpoint.load_weights(model, path)
+    return model.to(device)
+
+
+def predict_videos(args, device):
+    """--predict: the top classes of each video file, frame folder or list file (common/predict.py)."""
+    meta = checkpoint.meta(args.checkpoint)
+    classes = meta["classes"]
+    opts = data_options(args, classes, meta["dataset"], "the checkpoint's dataset")
+    records = records_from_paths(args.predict, len(classes), lambda name: name.lower().endswith((".jpg", ".jpeg")))
+    model = trained_model(args, len(classes), device, args.checkpoint)
+    loader = eval_loader(eval_dataset(args, records, opts), args, 0, 1)
+    preds, skipped = evaluate(model, loader, args, device, run.BadSamples(1.0))
+    unreadable = print_predictions(preds, skipped, records, classes, args.top_k, protocol(args), multi_label=False)
+    if unreadable:
+        sys.exit(f"error: {unreadable} of {len(records)} videos unreadable")
+
+
+def evaluate_only(args, rank, world, device):
+    """--evaluate --checkpoint X (or --ensemble X Y ...): metrics over the readable val videos, per-class
+    accuracy and confusion matrix in the run directory, optionally the per-video scores (--save-scores)."""
+    _, records, loader, classes, opts = build_loaders(args, rank, world)
+    bad, t0 = run.BadSamples(1.0), time.time()
+    members = []
+    for path in args.ensemble or [args.checkpoint]:
+        cfg = checkpoint.member_args(args, path, MODEL_KEYS) if args.ensemble else args
+        checkpoint.check_classes(checkpoint.meta(path), classes, os.path.join(args.data, "classes.txt"))
+        model = trained_model(cfg, len(classes), device, path)
+        member_loader = loader if cfg is args else eval_loader(eval_dataset(cfg, records, opts), cfg, rank, world)
+        preds, skipped = evaluate(model, member_loader, cfg, device, bad)
+        members.append((path, protocol(cfg), preds, skipped))
+    preds, skipped = (predict.average([m[2] for m in members]), members[0][3]) if args.ensemble else members[0][2:]
+    frames = "+".join(proto.split(" frames")[0] for _, proto, _, _ in members)   # the papers' "16+8 frames"
+    result = {**metrics_of(preds, skipped), "protocol": frames + " frames" + members[0][1].split(" frames", 1)[1],
+              "seconds": round(time.time() - t0, 1)}
+    if args.ensemble:
+        result["members"] = [{"checkpoint": p, "frames": int(proto.split(" frames")[0].split("x")[0]),
+                              "protocol": proto, **metrics_of(m, s)} for p, proto, m, s in members]
+    folder = args.output or os.path.dirname(os.path.abspath(args.ensemble[0] if args.ensemble else args.checkpoint))
+    write_reports(preds, records, classes, folder, args.save_scores)
+    run.print0(f"protocol: {result['protocol']}")
+    run.print0(json.dumps(result))
+    return result
+
+
 def main(argv=None):
-    args = get_args(argv)
+    args = get_args(argv)  # with --evaluate/--predict/--resume the model flags come from the checkpoint
     if args.complexity:
         return report_complexity(args)
     rank, world, device = run.init_distributed(args.device)
@@ -823,12 +915,18 @@ def main(argv=None):
     if args.demo:
         run.print0(f"demo profile (no --data): {json.dumps({k: getattr(args, k) for k in DEMO_PROFILE})}")
     try:
-        train_loader, val_loader, classes = build_loaders(args, rank, world)
+        if args.predict:
+            return predict_videos(args, device)
+        if args.evaluate:
+            return evaluate_only(args, rank, world, device)
+        train_loader, val_records, val_loader, classes, opts = build_loaders(args, rank, world)
     except AnnotationError as e:
         sys.exit(f"error: {e}")
     model = build_model(args, len(classes)).to(device)
-    if args.evaluate:
-        model.load_state_dict(run.load_checkpoint(args.checkpoint or args.resume)["model"])
+    if args.pretrained not in ("none", "imagenet") and not args.resume:  # a file: matched by name and shape
+        checkpoint.load_foreign(model.backbone, args.pretrained, "--pretrained", args.allow_partial)
+    if args.finetune and not args.resume:
+        checkpoint.load_foreign(model, args.finetune, "--finetune", args.allow_partial)
     if args.channels_last:
         complexity.to_channels_last(model)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -836,18 +934,12 @@ def main(argv=None):
     optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)
     bad = run.BadSamples(args.max_bad_fraction)
     t0 = time.time()
-    if args.evaluate:
-        metrics = evaluate(ddp, val_loader, args, device, bad)
-        run.print0(f"protocol: {protocol(args)}")
-        run.print0(json.dumps({**metrics, "protocol": protocol(args), "bad_samples": len(bad.check(metrics["samples"], True)),
-                               "seconds": round(time.time() - t0, 1)}))
-        return metrics
 
     output = args.output or os.path.join("runs", f"{SCRIPT}-{time.strftime('%Y%m%d-%H%M%S')}")
     state = {"epoch": 0, "step": 0, "best": -math.inf, "epoch_step": 0, "saved_step": None, "bad_samples": 0,
              "sums": new_sums()}
     if args.resume:
-        ckpt = run.load_checkpoint(args.resume)
+        ckpt = checkpoint.load(args.resume)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
@@ -862,16 +954,19 @@ def main(argv=None):
             json.dump(vars(args), f, indent=1)
     log = run.JsonlLog(os.path.join(output, "log.jsonl"))
     log.truncate(state["epoch"])
+    meta = checkpoint.describe(args, SCRIPT, classes, opts.info)
 
     def save(names):
-        """Called by every rank (it gathers the sums, bad paths and RNG states of all ranks); rank 0 writes."""
+        """Called by every rank (it gathers the sums, bad paths and RNG states of all ranks); rank 0 writes.
+        best.pt holds the weights and what built them; the optimiser and run state stay in last.pt."""
         sums = dict(zip(state["sums"], run.all_reduce_sum(list(state["sums"].values()), device)))
         state["saved_step"] = state["step"]
-        ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": {**state, "sums": sums},
-                "bad": run.all_gather_list(bad.paths), "args": vars(args), "rng": run.gathered_rng_state()}
+        ckpt = {"model": model.state_dict(), "meta": meta, "optimizer": optimizer.state_dict(),
+                "state": {**state, "sums": sums}, "bad": run.all_gather_list(bad.paths), "rng": run.gathered_rng_state()}
         for name in names:
             if run.is_main():
-                run.save_checkpoint(ckpt, os.path.join(output, name))
+                run.save_checkpoint(ckpt if name == "last.pt" else {"model": ckpt["model"], "meta": meta},
+                                    os.path.join(output, name))
 
     metrics = {}
     with run.StopRequest() as stop:
@@ -886,11 +981,11 @@ def main(argv=None):
             if train_one_epoch(ddp, train_loader, optimizer, args, device, state, bad, stop, save):
                 save(["last.pt"])
                 run.print0(f"stopped by {stop.name} at epoch {epoch}, step {state['step']}; checkpoint written. "
-                           f"Continue with the same arguments and --resume {os.path.join(output, 'last.pt')}")
+                           f"Continue with --resume {os.path.join(output, 'last.pt')}")
                 run.cleanup_distributed()
                 sys.exit(128 + (stop.signum or signal.SIGTERM))
             train_stats = epoch_record(state["sums"], device)
-            metrics = evaluate(ddp, val_loader, args, device, bad)
+            metrics = metrics_of(*evaluate(ddp, val_loader, args, device, bad))
             bad_paths = bad.check(train_stats["train_samples"] + metrics["samples"], final=True)
             state["bad_samples"] += len(bad_paths)
             key = "val_map" if "val_map" in metrics else "val_top1"
@@ -901,11 +996,11 @@ def main(argv=None):
                       "bad_paths": bad_paths, "step": state["step"]}
             log.write(record)
             run.print0(json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
-                                   for k, v in record.items() if k != "bad_paths"}))
+                                   for k, v in record.items() if k not in ("bad_paths", "skipped_paths")}))
             save(["last.pt", "best.pt"] if is_best else ["last.pt"])
     final = {k: metrics.get(k) for k in ("val_top1", "val_top5", "val_map") if k in metrics}
     final.update({"epochs": state["epoch"], "seconds": round(time.time() - t0, 1), "bad_samples": state["bad_samples"],
-                  "protocol": protocol(args), "output": output})
+                  "skipped": metrics.get("skipped", 0), "protocol": protocol(args), "output": output})
     run.print0(json.dumps(final))
     run.cleanup_distributed()
     return final

@@ -81,12 +81,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import complexity, run
-from common.data import AnnotationError, EpochSampler, VideoDataset, load_split
+from common import checkpoint, complexity, predict, run
+from common.data import AnnotationError, EpochSampler, VideoDataset, collate_eval, data_options, load_split
 from common.demo import demo_dataset
-from common.metrics import Predictions
+from common.predict import metrics_of, print_predictions, records_from_paths, video_scores, write_reports
+from common.prepare import read_dataset_info
 from common.sampling import dense_indices, whole_video_starts
-from common.transforms import EvalTransform, TrainTransform, normalize, parse_label_map
+from common.transforms import EvalTransform, TrainTransform, normalize, parse_size
 
 SCRIPT = "stmanet"
 
@@ -96,15 +97,17 @@ SCRIPT = "stmanet"
 # the clip (16 frames of 32 px instead of 32 of 112; 64 px
 # was too slow on the shared 2-core CPU) and the schedule are smaller.
 DEMO_PROFILE = dict(arch="resnet18", input_size=32, num_segments=16, epochs=8, batch_size=16, lr=0.01,
-                    lr_steps=[5, 7], weight_decay=5e-4, workers=2,
-                    flip_labels="0:1,1:0,2:3,3:2")  # a flipped "moving right" clip is "moving left"
+                    lr_steps=[5, 7], weight_decay=5e-4, workers=2)
+# what a checkpoint decides about its model: --evaluate, --predict, --resume and --ensemble take these from it
+MODEL_KEYS = ("arch", "num_segments", "frame_stride", "input_size", "baseline", "no_tda", "no_sda", "no_mf")
 
 
 def get_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", default=None, help="dataset root (CONVENTIONS.md layout); omitted: the demo dataset")
-    p.add_argument("--frame-template", default="img_{:05d}.jpg", help="file names inside frame folders (1-based)")
+    p.add_argument("--frame-template", default=None,
+                   help="file names inside frame folders; default: dataset.json's, else img_{:05d}.jpg (1-based)")
     # optimisation (paper Sec. 4.1 "Implementation Details")
     p.add_argument("--epochs", type=int, default=90, help="Sec. 4.1")
     p.add_argument("--batch-size", type=int, default=32, help="clips per step over all GPUs (Sec. 4.1)")
@@ -116,6 +119,9 @@ def get_args(argv=None):
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Sec. 4.1)")
     p.add_argument("--dropout", type=float, default=0.0, help="before the classifier (paper silent: none)")
     p.add_argument("--clip-grad", type=float, default=0.0, help="gradient-norm clipping (paper silent: off)")
+    p.add_argument("--finetune", default=None, metavar="PATH",
+                   help="start from the weights of another run or release (TSN/TSM/EAN/mmaction2 key layouts; "
+                        "matched by name and shape, the classifier kept only when K is equal)")
     # model
     p.add_argument("--num-segments", type=int, default=32, help="T, frames per clip (Sec. 4.1: 32)")
     p.add_argument("--frame-stride", type=int, default=2,
@@ -124,28 +130,46 @@ def get_args(argv=None):
                    help="3D ResNet depth (Sec. 3.1: 50)")
     p.add_argument("--pretrained", default="none",
                    help="none (Kaiming init, Sec. 4.1) | PATH to 3D ResNet weights; there are no ImageNet 3D weights")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="--pretrained/--finetune PATH: go on when fewer than 90 %% of the ResNet tensors match")
     p.add_argument("--input-size", type=int, default=112, help="Sec. 4.1")
     p.add_argument("--num-classes", type=int, default=101, help="when no dataset is given (UCF101: 101)")
     p.add_argument("--baseline", nargs="?", const="r3d", default=None, choices=["r3d"],
                    help="all paper modules off: the plain 3D ResNet (Table 4, first row)")
-    p.add_argument("--flip-labels", default="",
-                   help="labels swapped by a horizontal flip: 'A:B,...' or '' (UCF101/HMDB51/Diving48: none)")
+    p.add_argument("--flip-labels", default=None,
+                   help="labels a horizontal flip swaps, 'A:B,B:A,...' or '' (none); default: dataset.json's pairs "
+                        "(Something-Something's direction classes, found by name), none without dataset.json")
     p.add_argument("--no-flip", action="store_true", help="no horizontal flip in training")
     # run
-    p.add_argument("--workers", type=int, default=8)
+    p.add_argument("--workers", type=int, default=min(8, len(os.sched_getaffinity(0))), help="loader processes")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (--benchmark: on CPU too)")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA, and CPUs with bf16 support)")
     p.add_argument("--channels-last", action="store_true",
                    help="channels_last memory format (channels_last_3d for 5-D weights) in training and --benchmark")
     p.add_argument("--compile", action="store_true", help="torch.compile the model in training and --benchmark")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default=None, help="run directory (default runs/<script>-<time>)")
-    p.add_argument("--resume", default=None, help="continue a run from its last.pt")
-    p.add_argument("--evaluate", action="store_true", help="evaluation only (with --checkpoint)")
-    p.add_argument("--checkpoint", default=None, help="weights to evaluate")
+    p.add_argument("--log-every", type=int, default=0,
+                   help="a progress line every N steps, also off a terminal (0: about every 30 s)")
+    p.add_argument("--resume", default=None, help="continue a run from its last.pt (its flags come with it)")
+    p.add_argument("--evaluate", action="store_true", help="evaluation only (with --checkpoint or --ensemble)")
+    p.add_argument("--checkpoint", default=None,
+                   help="a checkpoint of this script (its model flags come with it) for --evaluate and --predict")
+    p.add_argument("--predict", nargs="+", default=None, metavar="PATH",
+                   help="with --checkpoint: the top classes of each video file, frame folder or list file")
+    p.add_argument("--top-k", type=int, default=5, help="classes per video printed by --predict")
+    p.add_argument("--save-scores", default=None, metavar="FILE",
+                   help="--evaluate: write the videos' paths, labels and averaged probabilities (.npz)")
+    p.add_argument("--ensemble", nargs="+", default=None, metavar="CKPT",
+                   help="--evaluate several checkpoints and average their scores (several runs)")
     p.add_argument("--test-clips", type=int, default=0,
                    help="0: the whole video in consecutive windows of T*stride frames (Sec. 4.1); K: K windows")
     p.add_argument("--test-crops", type=int, default=1, choices=[1, 3, 10], help="crops per clip (Sec. 4.1: centre)")
+    p.add_argument("--test-size", type=int, default=None,
+                   help="test crops of this size from the short side scaled to it (full-resolution testing, Table 2: "
+                        "256); default: --input-size crops from the short side at 256/224 of it")
+    p.add_argument("--test-resize", default=None, metavar="HxW",
+                   help="resize every test frame to HxW first, aspect not kept (the official release: 240x320)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after N optimisation steps (smoke runs)")
     p.add_argument("--accumulate", type=int, default=1,
                    help="micro-batches per step: one GPU with --accumulate 8 sees the per-GPU batches of 8 GPUs")
@@ -162,22 +186,30 @@ def get_args(argv=None):
     p.add_argument("--lambda-s", type=float, default=0.01, help="lambda1, spatial diversity weight (Eq. 9, Sec. 4.5)")
     p.add_argument("--lambda-t", type=float, default=0.001, help="lambda2, temporal diversity weight (Eq. 9, Sec. 4.5)")
     args = p.parse_args(argv)
+    adopted = checkpoint.adopt(p, argv, args, SCRIPT, MODEL_KEYS)  # the model flags of --checkpoint/--resume
     if args.pretrained == "imagenet":
         p.error("--pretrained imagenet: there are no ImageNet weights for a 3D ResNet; ST-MANet trains from "
                 "Kaiming initialisation (Sec. 4.1). Use 'none' or a PATH to 3D ResNet weights")
     if args.test_clips < 0:
         p.error("--test-clips must be >= 0 (0 = whole video)")
-    args.demo = args.data is None and not (args.complexity or args.benchmark)
+    args.demo = args.data is None and not (args.complexity or args.benchmark or args.predict)
     if args.complexity or args.benchmark:
         args.pretrained = "none"  # weights change neither FLOPs nor speed
-    if args.demo:
+    if args.demo and not adopted:
         for key, value in DEMO_PROFILE.items():
             if getattr(args, key) == p.get_default(key):
                 setattr(args, key, value)
     if args.accumulate < 1 or args.batch_size % args.accumulate:
         p.error(f"--batch-size {args.batch_size} is not a multiple of --accumulate {args.accumulate}")
-    if args.evaluate and not (args.checkpoint or args.resume):
-        p.error("--evaluate needs --checkpoint PATH")
+    if (args.evaluate or args.predict) and not (args.checkpoint or args.ensemble):
+        p.error(f"{'--evaluate' if args.evaluate else '--predict'} needs --checkpoint PATH")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error(f"--device {args.device}: no CUDA GPU is visible to PyTorch (use --device cpu)")
+    if args.test_resize:
+        try:
+            parse_size(args.test_resize)
+        except ValueError as e:
+            p.error(f"--test-resize: {e}")
     return args
 
 
@@ -417,15 +449,6 @@ class ResNet3d(nn.Module):
         return self.maxpool(self.relu(self.bn1(self.conv1(x))))
 
 
-def load_backbone(backbone, path):
-    """3D ResNet weights from a file (Hara et al.'s checkpoints: {'state_dict': ...} with 'module.' prefixes)."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    state = state.get("model", state.get("state_dict", state))
-    state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
-    missing, unexpected = backbone.load_state_dict(state, strict=False)
-    run.print0(f"loaded {path}: {len(missing)} missing, {len(unexpected)} unexpected keys (classifier keys expected)")
-
-
 def insert_aggregation(backbone, tda=True, sda=True):
     """Backbone surgery: walks layer1..layer4 (stages 2-5) and builds the TDA branch and one SDA per stage.
 
@@ -460,8 +483,6 @@ class STMANet(nn.Module):
     def __init__(self, arch, num_classes, tda=True, sda=True, mf=True, dropout=0.0, pretrained="none"):
         super().__init__()
         self.backbone = ResNet3d(arch)
-        if pretrained != "none":
-            load_backbone(self.backbone, pretrained)
         self.tda_entry, self.tda, self.sda = insert_aggregation(self.backbone, tda, sda)
         self.mf = mf
         widths = self.backbone.widths
@@ -514,45 +535,53 @@ def test_starts(num_frames, window):
     return [min(s, max(num_frames - window, 0)) for s in whole_video_starts(num_frames, window)]
 
 
-def build_loaders(args, rank, world):
-    if args.data is None:
-        args.data = demo_dataset()
-    train_records, classes = load_split(args.data, "train")
-    val_records, _ = load_split(args.data, "val")
-    flip_labels = parse_label_map(args.flip_labels)
+def eval_dataset(args, records, opts):
+    """Sec. 4.1 test: the whole video in consecutive windows of T*stride frames (--test-clips 0) or K windows,
+    each in --test-crops crops; unreadable videos are left out, never replaced."""
     T, stride = args.num_segments, args.frame_stride
     window = T * stride
-    # train: a random run of T*stride consecutive frames, every stride-th kept; crop 0.5-1 x the short side
-    train_set = VideoDataset(
-        train_records, lambda n, k, rng: dense_indices(n, T, stride, train=True, rng=rng),
-        TrainTransform(args.input_size, crop="side", flip=not args.no_flip, flip_labels=flip_labels),
-        frame_template=args.frame_template)
     if args.test_clips == 0:   # the whole video, one clip per window
         num_clips = lambda n: len(test_starts(n, window))
         sample = lambda n, k, rng: (test_starts(n, window)[k] + np.arange(T) * stride) % n
     else:
         num_clips = args.test_clips
         sample = lambda n, k, rng: dense_indices(n, T, stride, train=False, clip=k, num_clips=args.test_clips)
-    val_set = VideoDataset(val_records, sample, EvalTransform(args.input_size, crops=args.test_crops,
-                                                              frames_per_clip=T),
-                           num_clips=num_clips, frame_template=args.frame_template)
+    return VideoDataset(records, sample, EvalTransform.from_args(args, T), num_clips=num_clips, skip_bad=True,
+                        **opts.frames)
+
+
+def eval_loader(dataset, args, rank, world):
+    """Batches of --batch-size videos; their views (a number per video with whole-video testing) go through the
+    model --batch-size at a time (evaluate)."""
+    return torch.utils.data.DataLoader(
+        dataset, max(1, args.batch_size // world), collate_fn=collate_eval,
+        sampler=EpochSampler(len(dataset), shuffle=False, rank=rank, world=world), num_workers=args.workers,
+        pin_memory=torch.cuda.is_available())
+
+
+def build_loaders(args, rank, world):
+    """(train loader or None with --evaluate, val records, val loader, classes, DataOptions)."""
+    if args.data is None:
+        args.data = demo_dataset()
+    val_records, classes = load_split(args.data, "val")
+    opts = data_options(args, classes, read_dataset_info(args.data), args.data)
+    val_loader = eval_loader(eval_dataset(args, val_records, opts), args, rank, world)
+    if args.evaluate:
+        return None, val_records, val_loader, classes, opts
+    train_records, _ = load_split(args.data, "train")
+    # train: a random run of T*stride consecutive frames, every stride-th kept; crop 0.5-1 x the short side
+    train_set = VideoDataset(
+        train_records, lambda n, k, rng: dense_indices(n, args.num_segments, args.frame_stride, train=True, rng=rng),
+        TrainTransform(args.input_size, crop="side", flip=not args.no_flip, flip_labels=opts.flip_labels),
+        **opts.frames)
     per_rank = max(1, args.batch_size // world)
-    kw = dict(num_workers=args.workers, pin_memory=torch.cuda.is_available(), persistent_workers=args.workers > 0,
-              generator=torch.Generator())  # not the global RNG: a resumed run draws the same numbers
-    train_sampler = EpochSampler(len(train_set), shuffle=True, seed=args.seed, rank=rank, world=world)
-    train_loader = torch.utils.data.DataLoader(train_set, per_rank, sampler=train_sampler, drop_last=True, **kw)
-    # videos have different numbers of views: concatenate them (collate_views) and average per video
-    val_loader = torch.utils.data.DataLoader(val_set, per_rank, collate_fn=collate_views,
-                                             sampler=EpochSampler(len(val_set), shuffle=False, rank=rank, world=world), **kw)
+    train_loader = torch.utils.data.DataLoader(
+        train_set, per_rank, sampler=EpochSampler(len(train_set), shuffle=True, seed=args.seed, rank=rank, world=world),
+        drop_last=True, num_workers=args.workers, pin_memory=torch.cuda.is_available(),
+        persistent_workers=args.workers > 0, generator=torch.Generator())  # not the global RNG: exact resume
     if len(train_loader) == 0:
         raise AnnotationError(f"{args.data}/train.txt: fewer samples ({len(train_set)}) than --batch-size {per_rank}")
-    return train_loader, val_loader, classes
-
-
-def collate_views(batch):
-    """[(views (V_b,T,C,H,W), label, bad)] -> views of all videos (sum V_b, T,C,H,W), V_b per video, labels, bad."""
-    clips, labels, bad = zip(*batch)
-    return torch.cat(clips), torch.tensor([len(c) for c in clips]), torch.stack(labels), list(bad)
+    return train_loader, val_records, val_loader, classes, opts
 
 
 # ============================================================================================ train/evaluate
@@ -569,7 +598,7 @@ def learning_rate(args, epoch):
 
 
 def autocast(args, device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp)
 
 
 def train_loss(model, clips, targets, args):
@@ -591,9 +620,11 @@ def train_one_epoch(model, loader, optimizer, args, device, state, bad, stop, sa
     one. One loader batch = one step of --accumulate micro-batches. Returns True when a signal asked to stop."""
     model.train()
     sums, A = state["sums"], args.accumulate
+    steps = run.StepLog(f"epoch {state['epoch']}", state["epoch_step"] + len(loader), args.log_every,
+                        first=state["epoch_step"])
     start = time.perf_counter()
     for clips, targets, bad_paths in run.progress(loader, desc=f"epoch {state['epoch']}", leave=False):
-        sums["data_time"] += time.perf_counter() - start
+        data_time = time.perf_counter() - start
         bad.add(bad_paths)
         clips = normalize(clips.to(device, non_blocking=True))                # uint8 -> float (B,T,C,H,W)
         targets = targets.to(device, non_blocking=True)
@@ -618,10 +649,11 @@ def train_one_epoch(model, loader, optimizer, args, device, state, bad, stop, sa
         optimizer.step()
         state["step"] += 1
         state["epoch_step"] += 1
-        for key, value in {"loss": loss.item(), "steps": 1, "samples": len(targets),
+        for key, value in {"loss": loss.item(), "steps": 1, "samples": len(targets), "data_time": data_time,
                            **{k: v.item() for k, v in logged.items()}}.items():
             sums[key] = sums.get(key, 0.0) + value
         sums["time"] += time.perf_counter() - start
+        steps.step(loss.item(), optimizer.param_groups[0]["lr"], data_time, len(targets))
         if stopping:
             return True
         if args.max_steps and state["step"] >= args.max_steps:
@@ -641,32 +673,26 @@ def epoch_record(sums, device):
             "train_samples": samples}
 
 
-@torch.no_grad()
 def evaluate(model, loader, args, device, bad):
-    """Softmax probabilities averaged over the views (windows x crops) of each video (Sec. 4.1)."""
+    """Per-video softmax probabilities averaged over the views (windows x crops, Sec. 4.1), as (Predictions,
+    videos left out) of this rank (common/predict.py); views go through the model --batch-size at a time."""
     model.eval()
-    preds = Predictions()
-    for clips, views, targets, bad_paths in run.progress(loader, desc="eval", leave=False):
-        bad.add(bad_paths)
-        probs = []
-        for chunk in clips.split(max(1, args.batch_size)):   # bounded memory for long videos
-            chunk = normalize(chunk.to(device, non_blocking=True))            # (n,T,C,H,W) float
-            with autocast(args, device):
-                logits, _ = model(chunk)
-            probs.append(logits.float().softmax(-1))
-        probs = torch.cat(probs)                                              # (sum V, K)
-        views = views.to(device)
-        video = torch.repeat_interleave(torch.arange(len(views), device=device), views)  # (sum V,) video of view
-        scores = probs.new_zeros(len(views), probs.shape[1]).index_add_(0, video, probs) / views[:, None]  # (B,K)
-        preds.update(scores, targets)
-    return preds.compute()
+
+    def forward(clips):                                                      # uint8 (n,T,C,H,W) -> logits (n,K)
+        with autocast(args, device):
+            return model(normalize(clips))[0]
+
+    preds, skipped = video_scores(forward, loader, device, crops=args.test_crops, chunk=max(1, args.batch_size))
+    bad.add([message for _, message in skipped], "left out of the evaluation")
+    return preds, skipped
 
 
 # ======================================================================================================= main
 def protocol(args):
     clips = (f"whole-video windows of {args.num_segments * args.frame_stride} frames" if args.test_clips == 0
              else f"{args.test_clips} clips")
-    return f"{args.num_segments} frames (stride {args.frame_stride}) x {clips} x {args.test_crops} crops"
+    return (f"{args.num_segments} frames (stride {args.frame_stride}) x {clips} x {args.test_crops} crops "
+            f"({EvalTransform.from_args(args, frames_per_clip(args)).describe()})")
 
 
 def build_model(args, num_classes):
@@ -707,8 +733,56 @@ def report_benchmark(args, device):
     print(json.dumps({"script": SCRIPT, **result}))
 
 
+def trained_model(args, num_classes, device, path):
+    """The model the flags build, with the weights of checkpoint `path`."""
+    model = build_model(args, num_classes)
+    checkpoint.load_weights(model, path)
+    return model.to(device)
+
+
+def predict_videos(args, device):
+    """--predict: the top classes of each video file, frame folder or list file (common/predict.py)."""
+    meta = checkpoint.meta(args.checkpoint)
+    classes = meta["classes"]
+    opts = data_options(args, classes, meta["dataset"], "the checkpoint's dataset")
+    records = records_from_paths(args.predict, len(classes), lambda name: name.lower().endswith((".jpg", ".jpeg")))
+    model = trained_model(args, len(classes), device, args.checkpoint)
+    loader = eval_loader(eval_dataset(args, records, opts), args, 0, 1)
+    preds, skipped = evaluate(model, loader, args, device, run.BadSamples(1.0))
+    unreadable = print_predictions(preds, skipped, records, classes, args.top_k, protocol(args), multi_label=False)
+    if unreadable:
+        sys.exit(f"error: {unreadable} of {len(records)} videos unreadable")
+
+
+def evaluate_only(args, rank, world, device):
+    """--evaluate --checkpoint X (or --ensemble X Y ...): metrics over the readable val videos, per-class
+    accuracy and confusion matrix in the run directory, optionally the per-video scores (--save-scores)."""
+    _, records, loader, classes, opts = build_loaders(args, rank, world)
+    bad, t0 = run.BadSamples(1.0), time.time()
+    members = []
+    for path in args.ensemble or [args.checkpoint]:
+        cfg = checkpoint.member_args(args, path, MODEL_KEYS) if args.ensemble else args
+        checkpoint.check_classes(checkpoint.meta(path), classes, os.path.join(args.data, "classes.txt"))
+        model = trained_model(cfg, len(classes), device, path)
+        member_loader = loader if cfg is args else eval_loader(eval_dataset(cfg, records, opts), cfg, rank, world)
+        preds, skipped = evaluate(model, member_loader, cfg, device, bad)
+        members.append((path, protocol(cfg), preds, skipped))
+    preds, skipped = (predict.average([m[2] for m in members]), members[0][3]) if args.ensemble else members[0][2:]
+    frames = "+".join(proto.split(" frames")[0] for _, proto, _, _ in members)   # the papers' "16+8 frames"
+    result = {**metrics_of(preds, skipped), "protocol": frames + " frames" + members[0][1].split(" frames", 1)[1],
+              "seconds": round(time.time() - t0, 1)}
+    if args.ensemble:
+        result["members"] = [{"checkpoint": p, "frames": int(proto.split(" frames")[0].split("x")[0]),
+                              "protocol": proto, **metrics_of(m, s)} for p, proto, m, s in members]
+    folder = args.output or os.path.dirname(os.path.abspath(args.ensemble[0] if args.ensemble else args.checkpoint))
+    write_reports(preds, records, classes, folder, args.save_scores)
+    run.print0(f"protocol: {result['protocol']}")
+    run.print0(json.dumps(result))
+    return result
+
+
 def main(argv=None):
-    args = get_args(argv)
+    args = get_args(argv)  # with --evaluate/--predict/--resume the model flags come from the checkpoint
     if args.complexity:
         return report_complexity(args)
     rank, world, device = run.init_distributed(args.device)
@@ -718,12 +792,18 @@ def main(argv=None):
     if args.demo:
         run.print0(f"demo profile (no --data): {json.dumps({k: getattr(args, k) for k in DEMO_PROFILE})}")
     try:
-        train_loader, val_loader, classes = build_loaders(args, rank, world)
+        if args.predict:
+            return predict_videos(args, device)
+        if args.evaluate:
+            return evaluate_only(args, rank, world, device)
+        train_loader, val_records, val_loader, classes, opts = build_loaders(args, rank, world)
     except AnnotationError as e:
         sys.exit(f"error: {e}")
     model = build_model(args, len(classes)).to(device)
-    if args.evaluate:
-        model.load_state_dict(run.load_checkpoint(args.checkpoint or args.resume)["model"])
+    if args.pretrained not in ("none", "imagenet") and not args.resume:  # a file: matched by name and shape
+        checkpoint.load_foreign(model.backbone, args.pretrained, "--pretrained", args.allow_partial)
+    if args.finetune and not args.resume:
+        checkpoint.load_foreign(model, args.finetune, "--finetune", args.allow_partial)
     if args.channels_last:
         complexity.to_channels_last(model)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -731,18 +811,12 @@ def main(argv=None):
     optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)
     bad = run.BadSamples(args.max_bad_fraction)
     t0 = time.time()
-    if args.evaluate:
-        metrics = evaluate(ddp, val_loader, args, device, bad)
-        run.print0(f"protocol: {protocol(args)}")
-        run.print0(json.dumps({**metrics, "protocol": protocol(args), "bad_samples": len(bad.check(metrics["samples"], True)),
-                               "seconds": round(time.time() - t0, 1)}))
-        return metrics
 
     output = args.output or os.path.join("runs", f"{SCRIPT}-{time.strftime('%Y%m%d-%H%M%S')}")
     state = {"epoch": 0, "step": 0, "best": -math.inf, "epoch_step": 0, "saved_step": None, "bad_samples": 0,
              "sums": new_sums()}
     if args.resume:
-        ckpt = run.load_checkpoint(args.resume)
+        ckpt = checkpoint.load(args.resume)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
@@ -757,16 +831,19 @@ def main(argv=None):
             json.dump(vars(args), f, indent=1)
     log = run.JsonlLog(os.path.join(output, "log.jsonl"))
     log.truncate(state["epoch"])
+    meta = checkpoint.describe(args, SCRIPT, classes, opts.info)
 
     def save(names):
-        """Called by every rank (it gathers the sums, bad paths and RNG states of all ranks); rank 0 writes."""
+        """Called by every rank (it gathers the sums, bad paths and RNG states of all ranks); rank 0 writes.
+        best.pt holds the weights and what built them; the optimiser and run state stay in last.pt."""
         sums = dict(zip(state["sums"], run.all_reduce_sum(list(state["sums"].values()), device)))
         state["saved_step"] = state["step"]
-        ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": {**state, "sums": sums},
-                "bad": run.all_gather_list(bad.paths), "args": vars(args), "rng": run.gathered_rng_state()}
+        ckpt = {"model": model.state_dict(), "meta": meta, "optimizer": optimizer.state_dict(),
+                "state": {**state, "sums": sums}, "bad": run.all_gather_list(bad.paths), "rng": run.gathered_rng_state()}
         for name in names:
             if run.is_main():
-                run.save_checkpoint(ckpt, os.path.join(output, name))
+                run.save_checkpoint(ckpt if name == "last.pt" else {"model": ckpt["model"], "meta": meta},
+                                    os.path.join(output, name))
 
     metrics = {}
     with run.StopRequest() as stop:
@@ -781,11 +858,11 @@ def main(argv=None):
             if train_one_epoch(ddp, train_loader, optimizer, args, device, state, bad, stop, save):
                 save(["last.pt"])
                 run.print0(f"stopped by {stop.name} at epoch {epoch}, step {state['step']}; checkpoint written. "
-                           f"Continue with the same arguments and --resume {os.path.join(output, 'last.pt')}")
+                           f"Continue with --resume {os.path.join(output, 'last.pt')}")
                 run.cleanup_distributed()
                 sys.exit(128 + (stop.signum or signal.SIGTERM))
             train_stats = epoch_record(state["sums"], device)
-            metrics = evaluate(ddp, val_loader, args, device, bad)
+            metrics = metrics_of(*evaluate(ddp, val_loader, args, device, bad))
             bad_paths = bad.check(train_stats["train_samples"] + metrics["samples"], final=True)
             state["bad_samples"] += len(bad_paths)
             key = "val_map" if "val_map" in metrics else "val_top1"
@@ -796,11 +873,11 @@ def main(argv=None):
                       "bad_paths": bad_paths, "step": state["step"]}
             log.write(record)
             run.print0(json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
-                                   for k, v in record.items() if k != "bad_paths"}))
+                                   for k, v in record.items() if k not in ("bad_paths", "skipped_paths")}))
             save(["last.pt", "best.pt"] if is_best else ["last.pt"])
     final = {k: metrics.get(k) for k in ("val_top1", "val_top5", "val_map") if k in metrics}
     final.update({"epochs": state["epoch"], "seconds": round(time.time() - t0, 1), "bad_samples": state["bad_samples"],
-                  "protocol": protocol(args), "output": output})
+                  "skipped": metrics.get("skipped", 0), "protocol": protocol(args), "output": output})
     run.print0(json.dumps(final))
     run.cleanup_distributed()
     return final

@@ -5,11 +5,12 @@ an int or, for multi-label data, a comma-separated list of ints. Numbers are tak
 contain spaces. Errors name the file, the line number and the reason.
 
 The dataset returns uint8 clips (decoding and cropping happen in the workers; conversion to float and
-normalisation happen on the device). A sample that cannot be read is replaced by another one, and the paths of
-the bad samples travel with the batch so the main process can warn once per path and count them per epoch.
+normalisation happen on the device). In training a sample that cannot be read is replaced by another one, and
+the paths of the bad samples travel with the batch so the main process can warn once per path and count them per
+epoch. In evaluation (`skip_bad=True`) an unreadable video is never replaced: its item carries no clip, and
+`collate_eval` leaves it out of the batch and reports it, so a metric never counts a video twice.
 """
 import os
-import warnings
 import zlib
 from dataclasses import dataclass
 
@@ -88,8 +89,57 @@ def load_split(root, split, multi_label=False):
     """(records, class_names) for DIR/split.txt and DIR/classes.txt."""
     if not os.path.isdir(root):
         raise AnnotationError(f"{root}: dataset folder not found")
+    if not os.path.isfile(os.path.join(root, f"{split}.txt")):
+        from .prepare import raw_dataset_hint  # a raw download passed as --data: say what to run
+        hint = raw_dataset_hint(root)
+        if hint:
+            raise AnnotationError(hint)
     classes = read_classes(os.path.join(root, "classes.txt"))
     return read_list(os.path.join(root, f"{split}.txt"), root, len(classes), multi_label), classes
+
+
+@dataclass
+class DataOptions:
+    """How a run reads its dataset: frame-folder names and the labels a horizontal flip swaps."""
+    frame_template: str = "img_{:05d}.jpg"
+    start_index: int = 1
+    flip_labels: dict = None
+    info: dict = None        # DIR/dataset.json, or None
+    classes: list = None
+
+    @property
+    def frames(self):
+        return {"frame_template": self.frame_template, "start_index": self.start_index}
+
+
+def data_options(args, classes, info, source):
+    """The run's DataOptions: a command-line flag (--frame-template, --flip-labels) wins over dataset.json
+    (`info`, written by common.prepare; from the checkpoint for --predict); without either, TSN's img_{:05d}.jpg
+    from 1 and no label swap. Prints what it uses and where it comes from."""
+    from .transforms import parse_label_map
+    info = info or {}
+    template = args.frame_template or info.get("frame_template") or DataOptions.frame_template
+    start = 1 if info.get("start_index") is None else info["start_index"]
+    if args.flip_labels is not None:
+        try:
+            flips, origin = parse_label_map(args.flip_labels), "--flip-labels"
+        except ValueError as e:
+            raise AnnotationError(str(e)) from None
+    else:
+        from .prepare import flip_map
+        flips = flip_map(info)
+        origin = "dataset.json" if info else "no dataset.json: none"
+    bad = [k for pair in flips.items() for k in pair if not 0 <= k < len(classes)]
+    if bad:
+        raise AnnotationError(f"flip label {bad[0]} out of range [0, {len(classes)}) ({origin})")
+    pairs = sorted({tuple(sorted(pair)) for pair in flips.items()})
+    shown = ", ".join(f"{a} {classes[a]!r} <-> {b} {classes[b]!r}" for a, b in pairs) or "none"
+    name = f" ({info['name']})" if info.get("name") else ""
+    from .run import print0
+    print0(f"data: {source}{name}; frame template {template} from {start} "
+           f"({'--frame-template' if args.frame_template else 'dataset.json' if info.get('frame_template') else 'default'}); "
+           f"labels swapped by a flip ({origin}): {shown}")
+    return DataOptions(template, start, flips, info or None, list(classes))
 
 
 def sample_seed(seed, epoch, index):
@@ -131,18 +181,18 @@ class VideoDataset(torch.utils.data.Dataset):
 
     sample(num_frames, clip, rng) -> frame indices of one clip; `num_clips` clips per video (an int, or a
     function of the frame count for whole-video testing); transform(frames uint8 (N,C,H,W), label, rng) ->
-    (clip, label). Items are (clip, label, bad) with `bad` the newline-joined paths that failed before this
-    sample was found (empty string when none)."""
+    (clip, label). Training items are (clip, label, bad) with `bad` the newline-joined messages of the samples
+    that failed before this one was found (empty string when none). With `skip_bad` (evaluation) items are
+    (clip or None, label, message, index): an unreadable video is left out (`collate_eval`), never replaced."""
 
     max_attempts = 20
 
-    def __init__(self, records, sample, transform, num_clips=1, frame_template="img_{:05d}.jpg",
-                 multi_label=False, num_classes=None):
+    def __init__(self, records, sample, transform, num_clips=1, frame_template="img_{:05d}.jpg", start_index=1,
+                 multi_label=False, num_classes=None, skip_bad=False):
         self.records, self.sample, self.transform = records, sample, transform
-        self.num_clips, self.template = num_clips, frame_template
-        self.multi_label, self.num_classes = multi_label, num_classes
+        self.num_clips, self.template, self.start_index = num_clips, frame_template, start_index
+        self.multi_label, self.num_classes, self.skip_bad = multi_label, num_classes, skip_bad
         self._index_cache = {}
-        self._warned = set()
 
     def __len__(self):
         return len(self.records)
@@ -155,7 +205,7 @@ class VideoDataset(torch.utils.data.Dataset):
         if record.num_frames is not None:
             if not os.path.isdir(record.path):
                 raise BadVideo(f"{record.path}: frame folder not found")
-            return read_frame_folder(record.path, indices(record.num_frames), self.template)
+            return read_frame_folder(record.path, indices(record.num_frames), self.template, self.start_index)
         frames, index = read_video(record.path, indices, self._index_cache.get(record.path))
         if index is not None and len(self._index_cache) < 100_000:  # one demux pass per video and worker
             self._index_cache[record.path] = index
@@ -171,6 +221,13 @@ class VideoDataset(torch.utils.data.Dataset):
     def __getitem__(self, item):
         index, seed = item if isinstance(item, tuple) else (item, item)
         rng = np.random.RandomState(seed)
+        if self.skip_bad:
+            record = self.records[index]
+            try:
+                clip, label = self.transform(self._frames(record, rng), record.label, rng)
+                return clip, self._target(label), "", index
+            except BadVideo as e:
+                return None, self._target(record.label), str(e), index
         bad = []
         for _ in range(self.max_attempts):
             record = self.records[index]
@@ -179,8 +236,18 @@ class VideoDataset(torch.utils.data.Dataset):
                 return clip, self._target(label), "\n".join(bad)
             except BadVideo as e:
                 bad.append(str(e))
-                if record.path not in self._warned:
-                    self._warned.add(record.path)
-                    warnings.warn(f"skipping unreadable sample ({record.where}): {e}", stacklevel=1)
                 index = int(rng.randint(len(self.records)))
         raise RuntimeError(f"{self.max_attempts} unreadable samples in a row; last: {bad[-1]}")
+
+
+def collate_eval(batch):
+    """Evaluation items -> (views of the readable videos concatenated (sum V, T, C, H, W) or None, views per
+    video (B,), targets (B, ...), dataset indices (B,), [(dataset index, message)] of the videos left out).
+    Videos may have different numbers of views (whole-video testing)."""
+    kept = [item for item in batch if item[0] is not None]
+    skipped = [(item[3], item[2]) for item in batch if item[0] is None]
+    if not kept:
+        return None, None, None, None, skipped
+    clips, targets, _, ids = zip(*kept)
+    return (torch.cat(clips), torch.tensor([len(c) for c in clips]), torch.stack(targets), torch.tensor(ids),
+            skipped)

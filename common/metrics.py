@@ -61,22 +61,32 @@ class Predictions:
     """Collects (scores, targets) of a whole evaluation and computes the paper metrics on every rank."""
 
     def __init__(self, multi_label=False):
-        self.multi_label, self.scores, self.targets = multi_label, [], []
+        self.multi_label, self.scores, self.targets, self.ids = multi_label, [], [], []
 
-    def update(self, scores, targets):
+    def update(self, scores, targets, ids=None):
+        """ids: the dataset indices of the videos (for per-video outputs); default: running numbers."""
         self.scores.append(scores.detach().float().cpu())
         self.targets.append(targets.detach().cpu())
+        start = sum(len(i) for i in self.ids)
+        self.ids.append(ids.cpu() if ids is not None else torch.arange(start, start + len(scores)))
 
     def gather(self):
-        scores, targets = torch.cat(self.scores), torch.cat(self.targets)
+        """(scores, targets, ids) of all ranks."""
+        empty = len(self.scores) == 0
+        scores = torch.cat(self.scores) if not empty else torch.zeros(0, 0)
+        targets = torch.cat(self.targets) if not empty else torch.zeros(0, dtype=torch.long)
+        ids = torch.cat(self.ids) if not empty else torch.zeros(0, dtype=torch.long)
         if dist.is_available() and dist.is_initialized():
             parts = [None] * dist.get_world_size()
-            dist.all_gather_object(parts, (scores, targets))
-            scores, targets = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-        return scores, targets
+            dist.all_gather_object(parts, (scores, targets, ids))
+            parts = [p for p in parts if len(p[2])] or parts[:1]
+            scores, targets, ids = (torch.cat([p[i] for p in parts]) for i in range(3))
+        return scores, targets, ids
 
     def compute(self):
-        scores, targets = self.gather()
+        scores, targets, _ = self.gather()
+        if len(targets) == 0:
+            return {"val_map" if self.multi_label else "val_top1": float("nan"), "samples": 0}
         if self.multi_label:
             return {"val_map": mean_average_precision(scores.numpy(), targets.numpy()), "samples": len(targets)}
         top1, top5 = topk_correct(scores, targets, (1, 5))

@@ -5,6 +5,7 @@ import os
 import random
 import signal
 import sys
+import time
 
 import numpy as np
 import torch
@@ -144,7 +145,34 @@ class JsonlLog:
 
 
 def progress(iterable, **kwargs):
+    """A tqdm bar on terminals (rank 0); nothing otherwise (StepLog prints lines that reach a log file)."""
     return tqdm(iterable, disable=not is_main() or not sys.stderr.isatty(), dynamic_ncols=True, **kwargs)
+
+
+class StepLog:
+    """A progress line every `every` steps, or about every `seconds` when `every` is 0, whether or not stderr
+    is a terminal (under nohup, SLURM or a pipe the bar is off and a log file would otherwise show nothing
+    until the epoch ends): step, loss, lr, data time per step, clips/s and the epoch's ETA."""
+
+    def __init__(self, desc, total, every=0, seconds=30.0, first=0):
+        self.desc, self.total, self.every, self.seconds = desc, total, every, seconds
+        self.start = self.last = time.perf_counter()
+        self.steps, self.first, self.clips, self.data_time, self.loss = 0, first, 0, 0.0, 0.0
+
+    def step(self, loss, lr, data_time, clips):
+        self.steps += 1
+        self.clips, self.data_time, self.loss = self.clips + clips, self.data_time + data_time, self.loss + loss
+        now = time.perf_counter()
+        due = self.steps % self.every == 0 if self.every else now - self.last >= self.seconds
+        if not due or not is_main():
+            return
+        elapsed, done = now - self.start, self.first + self.steps
+        eta = elapsed / self.steps * max(self.total - done, 0)
+        tqdm.write(f"{self.desc} step {done}/{self.total}  loss {self.loss / self.steps:.4f}  lr {lr:.3g}  "
+                   f"data {self.data_time / self.steps:.3f}s/step  {self.clips / elapsed:.1f} clips/s  "
+                   f"ETA {time.strftime('%H:%M:%S', time.gmtime(eta))}", file=sys.stdout)
+        sys.stdout.flush()
+        self.last = now
 
 
 def print0(*args, **kwargs):
@@ -194,13 +222,13 @@ class BadSamples:
     def new_epoch(self):
         self.paths = []
 
-    def add(self, bad_strings):
+    def add(self, bad_strings, what="replaced by another"):
         for s in bad_strings:
             for msg in filter(None, s.split("\n")):
                 self.paths.append(msg)
                 if msg not in self.seen_total:
                     self.seen_total.add(msg)
-                    print0(f"warning: unreadable sample replaced by another: {msg}")
+                    print0(f"warning: unreadable sample {what}: {msg}")
 
     def check(self, samples_seen, final=False):
         """Gathered over ranks; exits with a clear message when the fraction is exceeded."""

@@ -3,7 +3,8 @@
 Train: TSN multi-scale crop (scales 1, .875, .75, .66; crop sides from the short side, |i-j| <= 1 aspect pairs,
 13 fixed offsets; notes/tsm-family-reference.md Sec. 1.4) or a random square crop of 0.5-1 x the short side
 (ST-MANet), resize to `size`, horizontal flip with an optional label-swap map (Something-Something direction
-classes). Eval: short side to `scale_size`, then 1 centre / 3 (along the long side) / 10 (5 + flips) crops,
+classes). Eval: short side to `scale_size` (or a fixed resize), then 1 centre / 3 (along the long side) / 10
+(5 + flips) crops,
 returned as views (V, N, C, H, W). Normalisation happens on the device (`normalize`).
 """
 import torch
@@ -12,20 +13,26 @@ import torchvision.transforms.v2.functional as TF
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-# Something-Something V1/V2 direction classes (identical indices in both): flipping a clip of one turns it
-# into the other. 86/87 "Pulling something from left to right/right to left", 93/94 "Pushing ...",
-# 166/167 "Turning the camera left/right while filming something" (TDN and EAN swap these when flipping).
-SSV2_FLIP_LABELS = {86: 87, 87: 86, 93: 94, 94: 93, 166: 167, 167: 166}
-
 
 def parse_label_map(text):
-    """'86:87,87:86' -> {86: 87, 87: 86}; 'ssv2' -> SSV2_FLIP_LABELS; '' -> {}."""
+    """'86:87,87:86' -> {86: 87, 87: 86}; '' -> {}. Pairs by index are the user's to give: the scripts take the
+    Something-Something direction pairs from dataset.json, where common.prepare found them by class name."""
     if not text:
         return {}
-    if text.lower() in ("ssv1", "ssv2", "something"):
-        return dict(SSV2_FLIP_LABELS)
-    pairs = (p.split(":") for p in text.split(","))
-    return {int(a): int(b) for a, b in pairs}
+    try:
+        pairs = [p.split(":") for p in text.split(",")]
+        return {int(a): int(b) for a, b in pairs}
+    except ValueError:
+        raise ValueError(f"--flip-labels: expected 'A:B,B:A,...' (class indices), got {text!r}") from None
+
+
+def parse_size(text):
+    """'240x320' -> (240, 320) (height x width)."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"expected HxW such as 240x320, got {text!r}") from None
+    return h, w
 
 
 def multiscale_crop_box(height, width, size, rng, scales=(1, 0.875, 0.75, 0.66), max_distort=1):
@@ -68,17 +75,35 @@ class TrainTransform:
 
 
 class EvalTransform:
-    """Short side -> `scale_size`, then `crops` (1, 3 or 10) views. Input (K*N, C, H, W) holding K clips of N
-    frames; output (K*crops, N, C, size, size), clips major."""
+    """Short side -> `scale_size` (or every frame -> `resize` (H, W), aspect not kept), then `crops` (1, 3 or 10)
+    views of size x size. Input (K*N, C, H, W) holding K clips of N frames; output (K*crops, N, C, size, size),
+    clips major."""
 
-    def __init__(self, size, scale_size=None, crops=1, frames_per_clip=None):
+    def __init__(self, size, scale_size=None, crops=1, frames_per_clip=None, resize=None):
         if crops not in (1, 3, 10):
             raise ValueError(f"--test-crops must be 1, 3 or 10, got {crops}")
-        self.size, self.crops, self.frames_per_clip = size, crops, frames_per_clip
+        self.size, self.crops, self.frames_per_clip, self.resize = size, crops, frames_per_clip, resize
         self.scale_size = scale_size or size * 256 // 224
 
+    @classmethod
+    def from_args(cls, args, frames_per_clip):
+        """The test protocol of the flags: crops of --input-size from the short side at 256/224 of it (TSN);
+        --test-size S: crops of S from the short side at S (full-resolution testing, TSM/TDN/EAN Table 2);
+        --test-resize HxW: every frame resized to H x W first (EAN's release), crops of --test-size or
+        --input-size."""
+        resize = parse_size(args.test_resize) if args.test_resize else None
+        size = args.test_size or args.input_size
+        return cls(size, size if args.test_size else None, args.test_crops, frames_per_clip, resize)
+
+    def describe(self):
+        resized = f"resize {self.resize[0]}x{self.resize[1]}" if self.resize else f"short side {self.scale_size}"
+        return f"{resized}, {self.crops} crop{'s' if self.crops > 1 else ''} of {self.size}"
+
     def __call__(self, frames, label, rng=None):
-        frames = TF.resize(frames, self.scale_size, antialias=True)
+        if self.resize:
+            frames = TF.resize(frames, list(self.resize), antialias=True)
+        else:
+            frames = TF.resize(frames, self.scale_size, antialias=True)
         _, _, h, w = frames.shape
         s = self.size
         if self.crops == 1:

@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from common import complexity, run, video
-from common.data import AnnotationError, EpochSampler, Record, VideoDataset, read_list
+from common.data import AnnotationError, EpochSampler, Record, VideoDataset, collate_eval, read_list
 from common.metrics import Meter, Predictions, mean_average_precision, mean_class_accuracy, topk_correct
 from common.sampling import dense_indices, segment_indices, whole_video_starts
 from common.transforms import EvalTransform, TrainTransform, multiscale_crop_box, parse_label_map
@@ -153,11 +153,17 @@ def test_dataset_substitutes_and_reports_bad_samples(tmp_path):
     records = [Record(str(tmp_path / "empty.mp4"), 0, where="list:1"), Record(good, 1, where="list:2")]
     ds = VideoDataset(records, lambda n, k, rng: segment_indices(n, 4, train=False),
                       lambda frames, label, rng: (frames, label))
-    with pytest.warns(UserWarning, match="empty.mp4"):
-        clip, label, bad = ds[(0, 123)]
+    clip, label, bad = ds[(0, 123)]   # training: replaced, reported with the batch (the main process warns once)
     assert clip.shape[0] == 4 and label.item() == 1 and "empty.mp4" in bad
     clip, label, bad = ds[(1, 5)]
     assert bad == ""
+    # evaluation: never replaced; collate_eval leaves it out of the batch and names it
+    ds.skip_bad = True
+    batch = collate_eval([ds[(0, 1)], ds[(1, 1)]])
+    clips, views, targets, ids, skipped = batch
+    assert clips.shape[0] == 4 and views.tolist() == [4] and targets.tolist() == [1] and ids.tolist() == [1]
+    assert len(skipped) == 1 and skipped[0][0] == 0 and "empty.mp4" in skipped[0][1]
+    assert collate_eval([ds[(0, 1)]])[0] is None
 
 
 # ---------------------------------------------------------------------------------------------- annotations
@@ -201,10 +207,18 @@ def test_transforms():
     clip = torch.randint(0, 255, (8, 3, 96, 128), dtype=torch.uint8)
     out, _ = TrainTransform(64)(clip, 0, rng)
     assert out.shape == (8, 3, 64, 64) and out.dtype == torch.uint8
-    flip = TrainTransform(96, flip_labels=parse_label_map("ssv2"))
+    flip = TrainTransform(96, flip_labels=parse_label_map("86:87,87:86"))
     labels = {flip(clip, 86, np.random.RandomState(s))[1] for s in range(20)}
     assert labels == {86, 87}
-    assert parse_label_map("1:2,2:1") == {1: 2, 2: 1}
+    assert parse_label_map("1:2,2:1") == {1: 2, 2: 1} and parse_label_map("") == {}
+    with pytest.raises(ValueError):
+        parse_label_map("ssv2")   # no index map by dataset name: pairs come from dataset.json, found by class name
+    # fixed resize (the EAN release's 240x320) and full-resolution crops (--test-size)
+    resized, _ = EvalTransform(64, crops=1, frames_per_clip=4, resize=(72, 100))(clip, 0)
+    assert resized.shape == (2, 4, 3, 64, 64)
+    full, _ = EvalTransform(80, 80, crops=3, frames_per_clip=8)(clip, 0)
+    assert full.shape == (3, 8, 3, 80, 80)
+    assert EvalTransform(80, 80, crops=3).describe() == "short side 80, 3 crops of 80"
     # 2 clips x 3 crops; the centre crop of 1 view equals the middle of the 3
     views, _ = EvalTransform(64, crops=3, frames_per_clip=4)(clip, 0)
     centre, _ = EvalTransform(64, crops=1, frames_per_clip=4)(clip, 0)

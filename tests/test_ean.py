@@ -197,7 +197,7 @@ def test_command_line_train_resume_evaluate(tiny_data, tmp_path, capsys):
     log = [json.loads(line) for line in open(os.path.join(out, "log.jsonl"))]
     assert len(log) == 2 and all(r["train_loss"] == r["train_loss"] for r in log)
     assert final["epochs"] == 2 and 0 <= final["val_top1"] <= 100 and final["bad_samples"] == 0
-    assert final["protocol"] == "2x5 frames x 1 clips x 1 crops"
+    assert final["protocol"] == "2x5 frames x 1 clips x 1 crops (short side 73, 1 crop of 64)"
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["val_top1"] == final["val_top1"]
     final = ean.main(common + ["--epochs", "3", "--resume", os.path.join(out, "last.pt")])

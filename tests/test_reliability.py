@@ -122,7 +122,7 @@ def test_bad_annotations_and_arguments_stop_before_any_work(script, tiny_data, t
     out = str(tmp_path / "never")
     cases = {"train.txt": ("a.mp4 1\nno_label_here\n", r"train.txt:2: expected 'RELPATH LABEL'"),
              "val.txt": ("a.mp4 7\n", r"val.txt:1: label 7 out of range \[0, 4\)"),
-             "classes.txt": ("only\ntwo\n", r"train.txt:\d+: label [23] out of range \[0, 2\) \(classes.txt has 2 lines\)")}
+             "classes.txt": ("only\ntwo\n", r"(train|val).txt:\d+: label [23] out of range \[0, 2\) \(classes.txt has 2 lines\)")}
     for name, (text, message) in cases.items():
         data = str(tmp_path / name.replace(".", "_"))
         shutil.copytree(tiny_data, data)

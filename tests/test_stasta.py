@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 import stasta
+from common.predict import metrics_of
 from common.metrics import mean_average_precision
 from reference import values_and_grads
 
@@ -166,8 +167,8 @@ def test_multi_label_scores_max_over_clips_and_map():
     clips[0, 1, 0, 0, 0] = torch.tensor([0., 0, 255])               #          class 2 high in clip 1 only
     clips[1, 1, 0, 0, 0] = torch.tensor([0., 255, 0])               # video 1: class 1 high in clip 1
     targets = torch.tensor([[1., 0, 1], [0, 1, 0]])
-    loader = [(clips, targets, ["", ""])]
-    metrics = stasta.evaluate(FirstPixels(), loader, args, torch.device("cpu"), stasta.run.BadSamples(1.0))
+    loader = [(clips.flatten(0, 1), torch.tensor([2, 2]), targets, torch.tensor([0, 1]), [])]  # collate_eval's batch
+    metrics = metrics_of(*stasta.evaluate(FirstPixels(), loader, args, torch.device("cpu"), stasta.run.BadSamples(1.0)))
     scores = stasta.normalize(clips)[..., 0, 0, 0, :3].mul(10).sigmoid().amax(1)  # (B,V,3) -> max over clips
     assert metrics["val_map"] == pytest.approx(mean_average_precision(scores.numpy(), targets.numpy()))
     assert metrics["val_map"] == pytest.approx(100.0)  # the max over clips keeps every positive on top

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import stw
+from common import checkpoint
 from reference import values_and_grads
 
 B, T = 2, 4
@@ -181,7 +182,7 @@ def test_finetune_defaults_and_loading(tmp_path):
     path = tmp_path / "k400.pt"
     torch.save({"model": source.state_dict()}, path)
     target = stw.build_model(tiny_args(), 4)
-    stw.load_finetune(target, str(path))
+    checkpoint.load_foreign(target, str(path), "--finetune")
     src, dst = source.state_dict(), target.state_dict()
     assert all(torch.equal(src[k], dst[k]) for k in dst if not k.startswith("fc."))
     assert dst["fc.weight"].shape == (4, 512)

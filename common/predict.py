@@ -1,0 +1,159 @@
+"""Per-video scores for evaluation, `--predict`, `--ensemble` and the files `--evaluate` writes.
+
+Every script evaluates the same way: a video's views (clips x crops) go through the model, softmax probabilities
+are averaged over the views (multi-label: sigmoid scores averaged over the crops of a clip, then the maximum over
+clips; CONVENTIONS.md). An unreadable video is left out and reported (`skipped`, `skipped_paths`), never replaced
+by another, so an accuracy never counts a video twice.
+"""
+import csv
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+from . import run
+from .data import AnnotationError, Record, read_list
+from .metrics import Predictions, average_precision
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ogv", ".3gp")
+
+
+@torch.no_grad()
+def video_scores(forward, loader, device, crops=1, multi_label=False, chunk=0):
+    """(Predictions of this rank's videos with their dataset indices, [(index, message)] of the videos left out).
+    `forward(uint8 clips (n,T,C,H,W) on the device) -> logits (n,K)`; loader batches come from
+    `data.collate_eval`; views are fed `chunk` at a time (0: a batch at once) to bound memory."""
+    preds, skipped = Predictions(multi_label), []
+    for clips, views, targets, ids, bad in run.progress(loader, desc="eval", leave=False):
+        skipped += bad
+        if clips is None:
+            continue
+        probs = torch.cat([score(forward(part.to(device, non_blocking=True)).float(), multi_label)
+                           for part in clips.split(chunk or len(clips))])          # (sum V, K)
+        per_video = []
+        for p in probs.split(views.tolist()):                                    # (V, K): one video, clips major
+            p = p.view(-1, crops, p.shape[-1]).mean(1)                            # -> (clips, K)
+            per_video.append(p.amax(0) if multi_label else p.mean(0))             # -> (K,)
+        preds.update(torch.stack(per_video), targets, ids)
+    return preds, skipped
+
+
+def score(logits, multi_label):
+    return logits.sigmoid() if multi_label else logits.softmax(-1)
+
+
+def metrics_of(preds, skipped):
+    """The paper metrics over the readable videos of all ranks, with the videos left out named."""
+    skipped = run.all_gather_list([message for _, message in skipped])
+    return {**preds.compute(), "skipped": len(skipped), "skipped_paths": skipped}
+
+
+# ---- what --evaluate writes ----------------------------------------------------------------------------------
+def write_reports(preds, records, classes, folder, save_scores=None):
+    """eval_per_class.json (per-class top-1, or AP for multi-label) and confusion.csv (rows: true class,
+    columns: predicted) in `folder`; with `save_scores`, an .npz of the videos' paths, labels and averaged
+    probabilities. Rank 0 only."""
+    scores, targets, ids = preds.gather()
+    if not run.is_main() or len(ids) == 0:
+        return
+    os.makedirs(folder, exist_ok=True)
+    order = ids.argsort()
+    scores, targets, ids = scores[order], targets[order], ids[order]
+    if save_scores:
+        np.savez_compressed(save_scores, paths=np.array([records[i].path for i in ids.tolist()]),
+                            labels=targets.numpy(), scores=scores.numpy(), classes=np.array(classes))
+        run.print0(f"per-video scores: {save_scores}")
+    per_class = {}
+    if preds.multi_label:
+        for k, name in enumerate(classes):
+            positives = targets[:, k].numpy() > 0
+            if positives.any():
+                per_class[name] = {"samples": int(positives.sum()), "ap": 100 * average_precision(scores[:, k].numpy(), positives)}
+    else:
+        K = len(classes)
+        confusion = torch.bincount(targets * K + scores.argmax(1), minlength=K * K).view(K, K)  # (true, predicted)
+        for k, name in enumerate(classes):
+            n = int(confusion[k].sum())
+            if n:
+                per_class[name] = {"samples": n, "top1": 100.0 * int(confusion[k, k]) / n}
+        with open(os.path.join(folder, "confusion.csv"), "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["true \\ predicted", *classes])
+            writer.writerows([name, *row] for name, row in zip(classes, confusion.tolist()))
+    with open(os.path.join(folder, "eval_per_class.json"), "w") as f:
+        json.dump(per_class, f, indent=1)
+    key = "ap" if preds.multi_label else "top1"
+    worst = sorted(per_class.items(), key=lambda kv: kv[1][key])[:5]
+    run.print0(f"per-class {key} and confusion matrix in {folder}; lowest: "
+               + ", ".join(f"{name} {v[key]:.1f}" for name, v in worst))
+
+
+# ---- --predict -------------------------------------------------------------------------------------------------
+def records_from_paths(paths, num_classes, is_frame_file):
+    """Records for the videos named on the command line: a video file, a folder of frames (`is_frame_file(name)`
+    says which files are frames) or a list file (the dataset format, or one path per line; relative paths are
+    relative to the list's folder). Labels are -1 where unknown."""
+    records = []
+    for path in paths:
+        if os.path.isdir(path):
+            n = sum(1 for f in os.listdir(path) if is_frame_file(f))
+            if n == 0:
+                sys.exit(f"error: {path}: a folder without frame files")
+            records.append(Record(path, -1, n, path))
+        elif path.lower().endswith(VIDEO_SUFFIXES) or not os.path.isfile(path):
+            records.append(Record(path, -1, None, path))  # a missing file is reported as unreadable
+        else:
+            records += list_records(path, num_classes)
+    return records
+
+
+def list_records(path, num_classes):
+    root = os.path.dirname(os.path.abspath(path))
+    try:
+        return read_list(path, root, num_classes)
+    except AnnotationError:  # not the dataset format: one path per line
+        with open(path, encoding="utf-8") as f:
+            lines = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+        if not lines:
+            sys.exit(f"error: {path}: an empty list")
+        return [Record(os.path.join(root, line), -1, None, f"{path}:{n}") for n, line in enumerate(lines, 1)]
+
+
+def print_predictions(preds, skipped, records, classes, top_k, protocol, multi_label):
+    """One JSON line per video on stdout, {"path", "top": [{"label", "class", "prob"}], "protocol"}, in the order
+    given; unreadable videos as {"path", "error"}; a table on stderr when it is a terminal. Returns the number of
+    unreadable videos."""
+    scores, _, ids = preds.gather()
+    by_id = dict(zip(ids.tolist(), scores))
+    errors = dict(run.all_gather_list(skipped))
+    lines, table = [], []
+    for i, record in enumerate(records):
+        if i not in by_id:
+            lines.append({"path": record.path, "error": errors.get(i, "unreadable")})
+            table.append(f"{record.path}\n    unreadable: {lines[-1]['error']}")
+            continue
+        probs, labels = by_id[i].topk(min(top_k, len(classes)))
+        top = [{"label": int(k), "class": classes[k], "prob": round(float(p), 4)} for p, k in zip(probs, labels.tolist())]
+        lines.append({"path": record.path, "top": top, "protocol": protocol})
+        table.append(record.path + "".join(f"\n    {t['prob']:7.2%}  {t['label']:4d}  {t['class']}" for t in top))
+    for line in lines:
+        print(json.dumps(line), flush=True)
+    if sys.stderr.isatty():
+        kind = "sigmoid scores" if multi_label else "probabilities"
+        print(f"\n{protocol}; top-{top_k} {kind}:\n" + "\n".join(table), file=sys.stderr)
+    return sum("error" in line for line in lines)
+
+
+def average(members, multi_label=False):
+    """The per-video mean of several Predictions of the same videos (an --ensemble), matched by dataset index;
+    a video left out by any member is left out."""
+    parts = [dict(zip(torch.cat(p.ids).tolist(), zip(torch.cat(p.scores), torch.cat(p.targets)))) if p.ids else {}
+             for p in members]
+    common = sorted(set.intersection(*(set(part) for part in parts)))
+    out = Predictions(multi_label)
+    if common:
+        out.update(torch.stack([torch.stack([part[i][0] for part in parts]).mean(0) for i in common]),
+                   torch.stack([parts[0][i][1] for i in common]), torch.tensor(common))
+    return out
