@@ -93,9 +93,13 @@ SCRIPT = "stmanet"
 # ================================================================================================== arguments
 # The CPU-sized profile used when no --data is given (CONVENTIONS.md "The demo dataset"); flags given on the
 # command line win over it. The model is the paper's (TDA, SDA, MF, both constraints); only the backbone depth,
-# the clip (16 frames of 32 px instead of 32 of 112; 64 px
-# was too slow on the shared 2-core CPU) and the schedule are smaller.
-DEMO_PROFILE = dict(arch="resnet18", input_size=32, num_segments=16, epochs=8, batch_size=16, lr=0.01,
+# the clip (20 frames of 40 px instead of 32 of 112; 64 px was too slow on the shared 2-core CPU) and the schedule
+# are smaller.
+# Choice: 20 frames of 40 px is about the smallest clip whose stage 5 keeps 2 time steps and 2 x 2 positions
+# (T: 20 -> 10 -> 10 -> 5 -> 3 -> 2; H: 40 -> 20 -> 10 -> 10 -> 5 -> 3 -> 2). With the earlier 16 frames of 32 px
+# stage 5 was 1 x 1 x 1: every map aligned to it was one number, each cosine similarity 1, L_s = L_t = 12 (the
+# 12 ordered stage pairs) with zero gradient, so the demo trained neither constraint (tests/test_stmanet.py).
+DEMO_PROFILE = dict(arch="resnet18", input_size=40, num_segments=20, epochs=8, batch_size=16, lr=0.01,
                     lr_steps=[5, 7], weight_decay=5e-4, workers=2,
                     flip_labels="0:1,1:0,2:3,3:2")  # a flipped "moving right" clip is "moving left"
 
@@ -161,6 +165,9 @@ def get_args(argv=None):
                    help="without multi-level fusion: stage 5 only, no diversity constraints (Table 4)")
     p.add_argument("--lambda-s", type=float, default=0.01, help="lambda1, spatial diversity weight (Eq. 9, Sec. 4.5)")
     p.add_argument("--lambda-t", type=float, default=0.001, help="lambda2, temporal diversity weight (Eq. 9, Sec. 4.5)")
+    p.add_argument("--classify-stage", type=int, default=None, choices=[2, 3, 4, 5],
+                   help="classify from this stage's features alone, the diversity constraints kept (Fig. 4, "
+                        "Sec. 4.4); default: the multi-level fusion of stages 2-5")
     args = p.parse_args(argv)
     if args.pretrained == "imagenet":
         p.error("--pretrained imagenet: there are no ImageNet weights for a 3D ResNet; ST-MANet trains from "
@@ -178,7 +185,37 @@ def get_args(argv=None):
         p.error(f"--batch-size {args.batch_size} is not a multiple of --accumulate {args.accumulate}")
     if args.evaluate and not (args.checkpoint or args.resume):
         p.error("--evaluate needs --checkpoint PATH")
+    # a paper switch that the model would not use stops here, before any work (CONVENTIONS.md "paper switches")
+    given = explicit_flags(p, argv)
+    if args.baseline:
+        for dest in ("no_tda", "no_sda", "no_mf", "lambda_s", "lambda_t", "classify_stage"):
+            if dest in given:
+                p.error(f"{option(dest)} has no effect with --baseline (the plain 3D ResNet)")
+    if args.no_mf and args.classify_stage is not None:
+        p.error("--classify-stage keeps the diversity constraints of MF; --no-mf drops them and classifies from "
+                "stage 5: give one of the two")
+    constraints = not args.no_mf or args.classify_stage is not None
+    for dest, module, off in (("lambda_s", "SDA", args.no_sda), ("lambda_t", "TDA", args.no_tda)):
+        if dest in given and (off or not constraints):
+            p.error(f"{option(dest)} has no effect: its constraint needs {module} and MF (or --classify-stage)")
     return args
+
+
+def explicit_flags(p, argv):
+    """The destinations of the flags given on the command line, whatever their value (a flag given with its
+    default value counts as given): `argv` parsed again with every default suppressed."""
+    defaults = {a.dest: a.default for a in p._actions}
+    for a in p._actions:
+        a.default = argparse.SUPPRESS
+    try:
+        return set(vars(p.parse_args(argv)))
+    finally:
+        for a in p._actions:
+            a.default = defaults[a.dest]
+
+
+def option(dest):
+    return "--" + dest.replace("_", "-")
 
 
 # ============================================================================================== paper modules
@@ -254,6 +291,10 @@ class TDA(nn.Module):
         logits = (phi @ omega.transpose(2, 3)).sum(1) / math.sqrt(d)                            # (B,T,T)
         attn = logits.softmax(-1)                                                                # A_t^i
         # A_t^i tau(Z_c^i): each time step becomes the attention-weighted sum of all time steps.
+        # Choice (Eq. 2's operand): the prose multiplies A_t with "Z_TDA^{i-1} after the tau operation", but tau
+        # reshapes to T x 3/2(CWH) and eps reshapes "back to 3C/2 x T x W x H": the shapes of Z_c^i, the
+        # concatenation, which we follow. Read as the branch Z_TDA^{i-1} alone (C/2 channels), eps's 3x1x1 conv
+        # would see a third of the channels (its ~7.0 G at 32 x 112^2 would drop to about 2.3 G).
         # Choice: no second softmax around this product (the text's "normalized using softmax" is read as
         # Eq. (1)'s normalisation; a softmax over a feature map would scale it by ~1/(CHW)).
         agg = (attn.unsqueeze(1) @ zc.flatten(3)).view_as(zc)        # (B,1,T,T) @ (B,3C/2,T,HW) -> (B,3C/2,T,H,W)
@@ -457,16 +498,20 @@ class STMANet(nn.Module):
     plain 3D ResNet (global average pool of stage 5, classifier). Input (B, T, C, H, W) from the loader.
     forward returns (logits, {"ls": L_s, "lt": L_t}); the constraints are computed in training mode only."""
 
-    def __init__(self, arch, num_classes, tda=True, sda=True, mf=True, dropout=0.0, pretrained="none"):
+    def __init__(self, arch, num_classes, tda=True, sda=True, mf=True, dropout=0.0, pretrained="none",
+                 classify_stage=None):
         super().__init__()
         self.backbone = ResNet3d(arch)
         if pretrained != "none":
             load_backbone(self.backbone, pretrained)
         self.tda_entry, self.tda, self.sda = insert_aggregation(self.backbone, tda, sda)
-        self.mf = mf
+        # Fig. 4 / Sec. 4.4: classify from one stage (2-5) with the constraints kept; None: MF's fusion (mf=True)
+        # or stage 5 alone without constraints (mf=False, Table 4)
+        self.mf, self.classify_stage = mf, classify_stage
         widths = self.backbone.widths
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(sum(widths) if mf else widths[-1], num_classes)   # Choice: default (Kaiming-uniform)
+        width = widths[classify_stage - 2] if classify_stage else sum(widths) if mf else widths[-1]
+        self.fc = nn.Linear(width, num_classes)   # Choice: default init (Kaiming-uniform)
 
     def forward(self, x):
         x = x.permute(0, 2, 1, 3, 4)                      # (B,T,C,H,W) -> (B,C,T,H,W)
@@ -488,11 +533,14 @@ class STMANet(nn.Module):
             z = out
             pooled.append(z.mean((2, 3, 4)))              # (B,C,T,H,W) -> (B,C)
         # Eq. (8): Z = Con(Z^2, Z^3, Z^4, Z^5) along channels (of the pooled stage outputs)
-        feature = torch.cat(pooled, 1) if self.mf else pooled[-1]   # (B, sum C_i) or (B, C_5)
+        if self.classify_stage:                                     # Fig. 4: one stage alone, (B, C_i)
+            feature = pooled[self.classify_stage - 2]
+        else:
+            feature = torch.cat(pooled, 1) if self.mf else pooled[-1]   # (B, sum C_i) or (B, C_5)
         logits = self.fc(self.dropout(feature))
         zero = logits.new_zeros(())
         losses = {"ls": zero, "lt": zero}
-        if self.training and self.mf:
+        if self.training and (self.mf or self.classify_stage):
             if maps_t:   # Eq. (6)-(7), temporal: align to stage 5's T x T
                 t = maps_t[-1].shape[-1]
                 losses["lt"] = diversity_loss([align_temporal(a, t) for a in maps_t])
@@ -674,25 +722,38 @@ def build_model(args, num_classes):
         return STMANet(args.arch, num_classes, tda=False, sda=False, mf=False, dropout=args.dropout,
                        pretrained=args.pretrained)
     return STMANet(args.arch, num_classes, tda=not args.no_tda, sda=not args.no_sda, mf=not args.no_mf,
-                   dropout=args.dropout, pretrained=args.pretrained)
+                   dropout=args.dropout, pretrained=args.pretrained, classify_stage=args.classify_stage)
 
 
 def clip_shape(args):
     return (frames_per_clip(args), 3, args.input_size, args.input_size)
 
 
+def complexity_row(args):
+    """Params (M) and GFLOPs (multiply-accumulates) of one clip of the model `args` build, as --complexity and
+    common/paper_tables.py report them. Built and run on the 'meta' device: shapes only, no weights, no arithmetic
+    (the counts equal those of a real build, tested), so a ResNet-50 row takes about a second.
+    The count includes the attention products (torch.bmm: A_t and A_s with the features, 5.5 G of the 33.1 G at
+    32 x 112^2); a counter that sees convolutions only (e.g. one of conv hooks) would give 27.6 G, +37 % over the
+    3D ResNet-50's 20.1 G instead of our +64 % (measured with FlopCounterMode's per-operator counts)."""
+    with torch.device("meta"):
+        model = build_model(args, args.num_classes)
+    gflops = complexity.gmacs(model, torch.zeros(1, *clip_shape(args), device="meta"))
+    return {"params_m": complexity.params_m(model), "gflops": gflops}
+
+
 def report_complexity(args):
-    x = torch.zeros(1, *clip_shape(args))
     out = {"script": SCRIPT}
     for prefix, base in (("", args.baseline), ("baseline_", "r3d")):
-        model = build_model(argparse.Namespace(**{**vars(args), "baseline": base}), args.num_classes)
-        out[prefix + "params_m"] = round(complexity.params_m(model), 2)
-        out[prefix + "gflops"] = round(complexity.gmacs(model, x), 2)
+        row = complexity_row(argparse.Namespace(**{**vars(args), "baseline": base}))
+        out[prefix + "params_m"] = round(row["params_m"], 2)
+        out[prefix + "gflops"] = round(row["gflops"], 2)
     out["gflops_overhead_pct"] = round(100 * (out["gflops"] / out["baseline_gflops"] - 1), 1)
     out.update({"arch": args.arch, "num_segments": args.num_segments, "input_size": args.input_size,
                 "num_classes": args.num_classes, "frames_per_clip": frames_per_clip(args),
                 "modules": "+".join(m for m, off in (("tda", args.no_tda), ("sda", args.no_sda), ("mf", args.no_mf))
-                                    if not off and not args.baseline) or "none"})
+                                    if not off and not args.baseline) or "none",
+                "classify_stage": args.classify_stage})
     print(json.dumps(out))
 
 
