@@ -368,6 +368,39 @@ def diversity_loss(maps):
     return (cos.sum((1, 2)) - cos.diagonal(dim1=1, dim2=2).sum(-1)).mean()
 
 
+# ---- the paper's tables as data: `python -m common.paper_tables stmanet` builds every row and prints it -----------
+# Rows per common/paper_tables.py: the flags build the row with `python stmanet.py --complexity FLAGS`. The paper
+# prints accuracies as fractions (0.9605); here in percent. It gives no params or GFLOPs, only Sec. 4.5's FLOPs
+# increase over the 3D ResNet-50.
+WHOLE_VIDEO = ("protocol: 32 frames (64 at stride 2) x every consecutive window of the video x 1 centre crop of "
+               "112 (Sec. 4.1; `--test-clips 0`, the default)")
+PAPER_TABLES = [
+    {"table": "Table 3", "row": "ST-MANet (UCF-101)", "flags": "", "top1": 96.05, "note": WHOLE_VIDEO},
+    {"table": "Table 3", "row": "ST-MANet (HMDB-51)", "flags": "--num-classes 51", "top1": 68.72,
+     "note": WHOLE_VIDEO},
+    {"table": "Table 3", "row": "ST-MANet (Diving 48)", "flags": "--num-classes 48", "top1": 72.15,
+     "note": WHOLE_VIDEO},
+    {"table": "Table 4", "row": "3D ResNet-50", "flags": "--baseline", "top1": 83.17, "note": "UCF-101"},
+    {"table": "Table 4", "row": "3D ResNet-50 + TDA", "flags": "--no-sda --no-mf", "top1": 89.45, "note": ""},
+    {"table": "Table 4", "row": "3D ResNet-50 + SDA", "flags": "--no-tda --no-mf", "top1": 90.12, "note": ""},
+    {"table": "Table 4", "row": "3D ResNet-50 + TDA + SDA", "flags": "--no-mf", "top1": 92.78, "note": ""},
+    {"table": "Table 4", "row": "3D ResNet-50 + MF", "flags": "--no-tda --no-sda", "top1": 84.16,
+     "note": "the concatenation of stages 2-5 only: without TDA and SDA there are no attention maps to constrain"},
+    {"table": "Table 4", "row": "ST-MANet (TDA + SDA + MF)", "flags": "", "top1": 96.05, "note": ""},
+    *[{"table": "Fig. 4", "row": f"stage {stage}", "flags": f"--classify-stage {stage}",
+       "note": "Fig. 4's bars carry no numbers in the text; Sec. 4.4: accuracy falls from stage 5 to stage 2"}
+      for stage in (2, 3, 4, 5)],
+    {"table": "Fig. 4", "row": "multi-level fusion", "flags": "",
+     "note": "Sec. 4.4: above every single stage"},
+    {"table": "Sec. 4.5 (Fig. 6)", "row": "ST-MANet over 3D ResNet-50 (UCF-101)", "flags": "", "over": "--baseline",
+     "gflops_over_pct": 24,
+     "note": "the paper names no FLOPs counter and gives no absolute figures. Ours: Eq. 2's 3x1x1 convs before "
+             "pooling read 3C/2 channels (~7.0 G; TDA's Choices) and SDA's HW x HW products at stage 2 (~5.0 G) "
+             "follow the paper's stated order and shapes; a counter that skips the attention matmuls (5.5 G of "
+             "torch.bmm) would give +37 % (complexity_row)"},
+]
+
+
 # ============================================================================================ backbone surgery
 LAYERS = ("layer1", "layer2", "layer3", "layer4")  # the paper's stages 2-5
 
@@ -551,6 +584,9 @@ class STMANet(nn.Module):
 
 
 # ======================================================================================================= data
+# Choice (test crop): Sec. 4.1 says only "central cropping"; EvalTransform resizes the short side to 128
+# (= 112 x 256/224, the TSN/TSM convention) and crops the central 112 x 112, i.e. 0.875 of the short side, inside
+# the 0.5-1 range of the training crops. A crop of the full short side resized to 112 is the other reading.
 def frames_per_clip(args):
     return args.num_segments
 
