@@ -15,18 +15,52 @@ Run:  python can.py --data DIR --pretrained imagenet            (Sec. 4.2 recipe
       python can.py --complexity --num-classes 48                (Table 10, Diving48 head)
       python can.py                                              (demo dataset, CPU profile)
 
-Expected results (paper; ours where measured):
-| setting (8 frames, 224^2, 1 clip x 1 crop, 48 classes) | paper params / FLOPs | ours params / GMACs | paper top-1 |
-|--------------------------------------------------------|----------------------|---------------------|-------------|
-| TSN R50 (`--baseline`, Table 10 "-")                   | 23.6M / 33.1G        | 23.61M / 32.70G     | 72.7 (D48)  |
-| GSCM only (`--no-mtcm`, Table 10)                      | 24.3M / 33.3G        | 24.00M / 32.96G     | 80.1        |
-| MTCM only (`--no-gscm`, Table 10)                      | 24.9M / 34.8G        | 24.88M / 34.38G     | 81.0        |
-| CAN (GSCM -> MTCM, position c, Table 10)               | 25.3M / 35.1G        | 25.28M / 34.64G     | 82.7 (D48)  |
-| CAN 16 frames, 174 classes (Table 2)                   | 25.3M / 70G          | 25.54M / 69.29G     | 53.9 (SSv1) |
-| TSM / CAN MobileNetV2 (`--arch mobilenet_v2`, Table 12) | 2.3M/2.6G, 2.5M/2.8G | 2.29M/2.40G, 2.46M/2.75G | 74.6 / 77.7 |
-| TSM / CAN ShuffleNetV2 x2.0 (Table 12)                 | 5.4M/4.8G, 5.8M/5.6G | 5.44M/4.65G, 6.06M/5.74G | 76.9 / 77.9 |
+Expected results: the paper's tables with our params/GFLOPs beside its figures, every row built now by
+`python -m common.paper_tables can` (Tables 2-12, each row with a note: its protocol, or why a figure is more than
+3 % off; the rows are PAPER_TABLES, below the modules). Tables 2, 10 and 12 as
+`python -m common.paper_tables can --brief --table "Table 2" "Table 10" "Table 12"` printed them (torch 2.14.1):
+
+can.py, Table 2:
+
+| row | flags (python can.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| TSN 8f (SSv1) | `--baseline` | 23.9 / 23.86 (-0.1 %) | 33 / 32.70 (-0.9 %) | top-1 19.7 |
+| TSM 8f (SSv1) | `--baseline tsm` | 24.3 / 23.86 (-1.8 %) | 33 / 32.70 (-0.9 %) | top-1 45.6, top-5 74.2 |
+| TSM 16f (SSv1) | `--baseline tsm --num-segments 16` | 24.3 / 23.86 (-1.8 %) | 65 / 65.40 (+0.6 %) | top-1 47.3, top-5 77.1 |
+| CAN 8f (SSv1) | (none) | 25.3 / 25.54 (+0.9 %) | 35 / 34.64 (-1.0 %) | top-1 50.4, top-5 78.2 |
+| CAN 16f (SSv1) | `--num-segments 16` | 25.3 / 25.54 (+0.9 %) | 70 / 69.29 (-1.0 %) | top-1 53.9, top-5 82.0 |
+| TSN 8f (SSv2) | `--baseline` | 23.9 / 23.86 (-0.1 %) | 33 / 32.70 (-0.9 %) | top-1 33.4 |
+| TSM 8f (SSv2) | `--baseline tsm` | 24.3 / 23.86 (-1.8 %) | 33 / 32.70 (-0.9 %) | top-1 58.8, top-5 85.4 |
+| TSM 16f (SSv2) | `--baseline tsm --num-segments 16` | 24.3 / 23.86 (-1.8 %) | 65 / 65.40 (+0.6 %) | top-1 61.2, top-5 86.9 |
+| CAN 8f (SSv2) | (none) | 25.3 / 25.54 (+0.9 %) | 35 / 34.64 (-1.0 %) | top-1 63.9, top-5 89.1 |
+| CAN 16f (SSv2) | `--num-segments 16` | 25.3 / 25.54 (+0.9 %) | 70 / 69.29 (-1.0 %) | top-1 64.4, top-5 89.7 |
+
+can.py, Table 10:
+
+| row | flags (python can.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| - | `--baseline --num-classes 48` | 23.6 / 23.61 (+0.0 %) | 33.1 / 32.70 (-1.2 %) | top-1 72.7, top-5 97.1 |
+| GSCM | `--no-mtcm --num-classes 48` | 24.3 / 24.00 (-1.2 %) | 33.3 / 32.96 (-1.0 %) | top-1 80.1, top-5 98.2 |
+| MTCM | `--no-gscm --num-classes 48` | 24.9 / 24.88 (-0.1 %) | 34.8 / 34.38 (-1.2 %) | top-1 81.0, top-5 98.2 |
+| Paralleled | `--order parallel --num-classes 48` | 25.3 / 25.28 (-0.1 %) | 35.1 / 34.64 (-1.3 %) | top-1 81.8, top-5 97.4 |
+| MTCM + GSCM | `--order mtcm-gscm --num-classes 48` | 25.3 / 25.28 (-0.1 %) | 35.1 / 34.64 (-1.3 %) | top-1 82.1, top-5 98.1 |
+| GSCM + MTCM | `--num-classes 48` | 25.3 / 25.28 (-0.1 %) | 35.1 / 34.64 (-1.3 %) | top-1 82.7, top-5 98.3 |
+
+can.py, Table 12:
+
+| row | flags (python can.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| MobileNet V2, TSM | `--arch mobilenet_v2 --baseline tsm --num-classes 48` | 2.3 / 2.29 (-0.6 %) | 2.6 / 2.40 (**-7.8 %**) | top-1 74.6, top-5 97.1 |
+| MobileNet V2, CAN (Ours) | `--arch mobilenet_v2 --num-classes 48` | 2.5 / 2.46 (-1.6 %) | 2.8 / 2.75 (-1.8 %) | top-1 77.7, top-5 97.4 |
+| ShuffleNet V2, TSM | `--arch shufflenet_v2 --baseline tsm --num-classes 48` | 5.4 / 5.44 (+0.8 %) | 4.8 / 4.65 (**-3.1 %**) | top-1 76.9, top-5 96.9 |
+| ShuffleNet V2, CAN (Ours) | `--arch shufflenet_v2 --num-classes 48` | 5.8 / 6.06 (**+4.4 %**) | 5.6 / 5.74 (+2.6 %) | top-1 77.9, top-5 97.1 |
+| ResNet-50, TSM | `--baseline tsm --num-classes 48` | 23.6 / 23.61 (+0.0 %) | 33.1 / 32.70 (-1.2 %) | top-1 77.1, top-5 97.4 |
+| ResNet-50, CAN (Ours) | `--num-classes 48` | 25.3 / 25.28 (-0.1 %) | 35.1 / 34.64 (-1.3 %) | top-1 82.7, top-5 98.3 |
+
 The paper's FLOPs read like thop counts (BN included: its TSN R50 is 33.05G, thop gives 33.06G); ours are
 conv+linear multiply-accumulates (TSN R50 = 32.70G), so ours sit about 0.35G below the paper at equal models.
+Headline protocol (Sec. 4.2): T = 8 or 16 frames x 1 clip x 1 centre crop of 224 (short side 256), e.g.
+      python can.py --data DIR --evaluate --checkpoint RUN/best.pt --test-clips 1 --test-crops 1
 Demo (CPU, `python can.py` vs `python can.py --baseline`, 16 epochs at lr 0.005): CAN 76.0 % (`--seed 1`: 99.0 %),
 TSN 24.0 % val top-1. From scratch the modules' convs get the backbone's He init (`he_init_`); with zero-initialised gates CAN
 stayed at chance (28.0 %), see the README's two-class probe.
@@ -699,6 +733,11 @@ class Model(nn.Module):
 
 
 # ======================================================================================================= data
+# Choice (train crops, differs from the paper's text): Sec. 4.2 resizes every frame to short side 256 before the
+# 224 crop; TrainTransform takes TSN's multi-scale crop (sides 1, .875, .75, .66 x the short side) from the frame as
+# decoded and resizes the crop to --input-size. The two agree for frames stored at short side 256 (what
+# `python -m common.prepare` advises); for other sizes the crop covers the same fraction of the frame but TSN's
+# snapping of a side within 3 px of 224 (at short side 256) does not occur.
 def frames_per_clip(args):
     return args.num_segments
 

@@ -514,6 +514,11 @@ class Model(nn.Module):
 
 
 # ======================================================================================================= data
+# Choice (train crops, differs from the paper's text): Sec. IV-B resizes every frame to short side 256 before the
+# 224 crop; TrainTransform takes TSN's multi-scale crop (sides 1, .875, .75, .66 x the short side) from the frame as
+# decoded and resizes the crop to --input-size. The two agree for frames stored at short side 256 (what
+# `python -m common.prepare` advises); for other sizes the crop covers the same fraction of the frame but TSN's
+# snapping of a side within 3 px of 224 (at short side 256) does not occur.
 def frames_per_clip(args):
     return args.num_segments
 

@@ -1,4 +1,4 @@
-"""A paper's tables as markdown, every row built now: `python -m common.paper_tables SCRIPT [--table NAME] [--brief]`.
+"""A paper's tables in markdown, every row built now: `python -m common.paper_tables SCRIPT [--table NAME...]`.
 
 SCRIPT is one of the five scripts (`can`, `stw`, `stasta`, `stmanet`, `ean`). It must provide
   * `PAPER_TABLES`: a list of rows, each a dict with
@@ -21,7 +21,8 @@ and a row whose figure is more than 3 % off is marked with its note as the docum
 documented" when the note is empty). The last line is one JSON object
 `{"script", "rows", "with_paper_figures", "within_3pct"}`: rows printed, rows with a paper params/GFLOPs figure,
 and those of them with every such figure within 3 %.
-`--brief` leaves out the notes (rows more than 3 % off keep their mark): the form of the scripts' docstring tables.
+`--brief` prints the flags instead of whole commands and leaves out the notes (figures more than 3 % off keep
+their bold difference): the form of the scripts' docstring tables.
 """
 import argparse
 import functools
@@ -73,7 +74,7 @@ def diff_pct(ours, paper):
 
 def measure(module, row):
     """Our figures for one row and their differences to the paper's: {"params_m", "gflops", "diff": {...}}."""
-    members = [cost(module, flags) for flags in [row["flags"], *row.get("ensemble", [])]]
+    members = [cost(module, flags) for flags in member_flags(row)]
     ours = {key: sum(m[key] for m in members) for key in ("params_m", "gflops")}
     ours["gflops"] *= row.get("views", 1)
     diff = {key: diff_pct(ours[key], row[key]) for key in ("params_m", "gflops") if key in row}
@@ -103,9 +104,14 @@ def figure(row, ours, key):
     return f"{row[key]} / {value} ({diff})"
 
 
+def member_flags(row):
+    """The flag strings of the models whose costs add up to the row's: the row's own and its ensemble members'."""
+    return [row["flags"], *row.get("ensemble", [])]
+
+
 def command(script, row):
     """The command(s) that print the row's cost; ensemble members joined by ' + '."""
-    members = [row["flags"], *row.get("ensemble", [])]
+    members = member_flags(row)
     text = " + ".join(f"`python {script}.py --complexity{' ' + flags if flags else ''}`" for flags in members)
     if row.get("views", 1) != 1:
         text += f" x {row['views']} views"
@@ -116,8 +122,8 @@ def render(script, module, rows, brief=False):
     """Markdown tables (one per paper table, in PAPER_TABLES order) and the summary dict."""
     lines, summary = [], {"script": script, "rows": 0, "with_paper_figures": 0, "within_3pct": 0}
     tables = list(dict.fromkeys(row["table"] for row in rows))
-    columns = ["row", "command", "params (M): paper / ours", "GFLOPs: paper / ours", "paper accuracy (%)"]
-    columns += [] if brief else ["note"]
+    columns = ["row", f"flags (python {script}.py --complexity FLAGS)" if brief else "command",
+               "params (M): paper / ours", "GFLOPs: paper / ours", "paper accuracy (%)"] + ([] if brief else ["note"])
     for table in tables:
         lines += ["", f"{script}.py, {table}:", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for row in (r for r in rows if r["table"] == table):
@@ -133,7 +139,10 @@ def render(script, module, rows, brief=False):
                 gflops += (f"; over `{row['over']}`: +{row['gflops_over_pct']} % / "
                            f"+{ours['gflops_over_pct']:.1f} % ({diff})")
             accuracy = ", ".join(f"{name} {row[key]}" for key, name in ACCURACY_KEYS if key in row) or "-"
-            cells = [row["row"], command(script, row), figure(row, ours, "params_m"), gflops, accuracy]
+            flags = " + ".join(f"`{f}`" if f else "(none)" for f in member_flags(row))
+            flags += f" x {row['views']} views" if row.get("views", 1) != 1 else ""
+            cells = [row["row"], flags if brief else command(script, row), figure(row, ours, "params_m"), gflops,
+                     accuracy]
             if not brief:
                 mark = "" if ours["within"] else "**> 3 % off**" + (": " if row["note"] else " (no reason documented)")
                 cells.append((mark + row["note"]) or "-")
@@ -144,16 +153,18 @@ def render(script, module, rows, brief=False):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("script", help="can | stw | stasta | stmanet | ean")
-    p.add_argument("--table", default=None, help="only this table, as PAPER_TABLES names it (e.g. 'Table 10')")
+    p.add_argument("--table", nargs="+", default=None,
+                   help="only these tables, as PAPER_TABLES names them (e.g. 'Table 10' 'Table 12')")
     p.add_argument("--brief", action="store_true", help="without the notes column (the docstring tables)")
     args = p.parse_args(argv)
     module = load(args.script)
     rows = check_rows(module)
     if args.table is not None:
-        rows = [r for r in rows if r["table"] == args.table]
-        if not rows:
-            names = sorted({r["table"] for r in check_rows(module)})
-            raise SystemExit(f"error: {args.script} has no table {args.table!r}; it has {names}")
+        names = list(dict.fromkeys(r["table"] for r in rows))
+        unknown = [t for t in args.table if t not in names]
+        if unknown:
+            raise SystemExit(f"error: {args.script} has no table {unknown[0]!r}; it has {names}")
+        rows = [r for r in rows if r["table"] in args.table]
     lines, summary = render(args.script, module, rows, args.brief)
     print("\n".join(lines[1:]))
     print(json.dumps(summary))
