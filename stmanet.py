@@ -46,25 +46,59 @@ What was inferred (each is also a `# Choice:` at the line that implements it):
   stage 5's output; its BN starts at zero. "Con" concatenates globally average-pooled stage outputs.
 - The branch for stage 2 (Z_TDA^1) starts from the stage-2 input (stem output after the max pool): 3x1x1 conv
   to C2/2, BN, ReLU. Pooling (Eq. 2 eps) is a 3x3x3 max pool with stride 2 (the resolution of the next stage).
-- `--no-mf` drops both the concatenation and the diversity constraints (Sec. 3.4 "multi-level fusion loss").
+- `--no-mf` drops both the concatenation and the diversity constraints (Sec. 3.4 "multi-level fusion loss");
+  `--classify-stage N` (Fig. 4, Sec. 4.4) classifies from stage N alone and keeps the constraints.
+- Eq. 2's operand: the prose names Z_TDA^{i-1}, but tau's shape T x 3/2(CWH) and eps's reshape to 3C/2 x T x W x H
+  are those of Z_c^i, the concatenation, which we follow.
+- The test crop: Sec. 4.1 says "central cropping" only; the short side is resized to 128 (112 x 256/224) before
+  the 112 x 112 centre crop (TSN/TSM's convention).
 
 Run:  python stmanet.py --data DIR            (UCF101/HMDB51/Diving48 lists; see CONVENTIONS.md)
       python stmanet.py --complexity          (params/GFLOPs of 32x112x112 with and without the modules)
-      python stmanet.py                       (demo: 3D ResNet-18, 16 frames of 32 px, CPU)
-Demo (8 epochs, 2-core CPU): ST-MANet 90.0 %, plain 3D ResNet-18 (`--baseline`) 91.0 % val top-1 (README).
+      python stmanet.py                       (demo: 3D ResNet-18, 20 frames of 40 px, CPU)
+Demo: the profile of 20 frames of 40 px (DEMO_PROFILE) is not yet measured over its 8 epochs: its epoch 0 gave
+70.0 % val top-1 with train L_s 11.97 and L_t 11.97 (the constraints move; shared 2-core CPU, 25 s per step). The
+README's ST-MANet 90.0 % / plain 3D ResNet-18 (`--baseline`) 91.0 % were measured with the earlier 16 frames of
+32 px, where stage 5 was 1x1x1 and L_s = L_t = 12 had no gradient (neither constraint was trained).
 
-Expected results (accuracy, 32x112x112, whole-video test; paper Table 3/4; ours: not run on these datasets)
-| model                       | UCF101 | HMDB51 | Diving48 |
-| 3D ResNet-50 (Table 4)      | 83.17  |   -    |    -     |
-| ST-MANet (Table 3)          | 96.05  | 68.72  |  72.15   |
-Complexity (ours, `python stmanet.py --complexity`, one 32x112x112 clip, 101 classes, GFLOPs = multiply-adds):
-| model                                  | params (M) | GFLOPs |
-| 3D ResNet-50 (`--baseline`)            |   46.41    | 20.14  |
-| ST-MANet-50 (TDA + SDA + MF)           |   71.75    | 33.12  (+64.4%) |
-| `--no-sda` (TDA + MF) / `--no-tda` (SDA + MF) | 71.73 / 46.60 | 27.74 (+37.7%) / 25.52 (+26.7%) |
-The paper gives no absolute figures, only "approximately 24% more FLOPs than 3D ResNet-50" (Sec. 4.5, Fig. 6).
-Most of our extra cost is Eq. 2's 3x1x1 convs before pooling (7.0 G; 18.9 M params in the stage-5 one alone) and
-SDA's HW x HW products at stage 2 (5.0 G); both follow the paper's stated order and shapes.
+Expected results: the paper's tables with our params/GFLOPs beside its figures, every row built now by
+`python -m common.paper_tables stmanet` (Tables 3-4, Fig. 4's single-stage rows, Sec. 4.5; each row with a note;
+the rows are PAPER_TABLES, below the modules). Accuracy in percent (the paper prints fractions); one 32x112x112
+clip; Tables 3, 4 and Sec. 4.5 as `python -m common.paper_tables stmanet --brief --table "Table 3" "Table 4"
+"Sec. 4.5 (Fig. 6)"` printed them (torch 2.14.1):
+
+stmanet.py, Table 3:
+
+| row | flags (python stmanet.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| ST-MANet (UCF-101) | (none) | 71.75 | 33.12 | top-1 96.05 |
+| ST-MANet (HMDB-51) | `--num-classes 51` | 71.56 | 33.12 | top-1 68.72 |
+| ST-MANet (Diving 48) | `--num-classes 48` | 71.54 | 33.12 | top-1 72.15 |
+
+stmanet.py, Table 4:
+
+| row | flags (python stmanet.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| 3D ResNet-50 | `--baseline` | 46.41 | 20.14 | top-1 83.17 |
+| 3D ResNet-50 + TDA | `--no-sda --no-mf` | 71.55 | 27.74 | top-1 89.45 |
+| 3D ResNet-50 + SDA | `--no-tda --no-mf` | 46.42 | 25.52 | top-1 90.12 |
+| 3D ResNet-50 + TDA + SDA | `--no-mf` | 71.57 | 33.12 | top-1 92.78 |
+| 3D ResNet-50 + MF | `--no-tda --no-sda` | 46.59 | 20.14 | top-1 84.16 |
+| ST-MANet (TDA + SDA + MF) | (none) | 71.75 | 33.12 | top-1 96.05 |
+
+stmanet.py, Sec. 4.5 (Fig. 6):
+
+| row | flags (python stmanet.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| ST-MANet over 3D ResNet-50 (UCF-101) | (none) | 71.75 | 33.12; over `--baseline`: +24 % / +64.5 % (**+32.6 %**) | - |
+
+The paper gives no absolute params or FLOPs, only "approximately 24% more FLOPs than 3D ResNet-50" (Sec. 4.5,
+Fig. 6); ours is +64 % (`python stmanet.py --complexity`: 33.12 vs 20.14 G). Most of our extra cost is Eq. 2's
+3x1x1 convs before pooling (7.0 G; 18.9 M params in the stage-5 one alone) and SDA's HW x HW products at stage 2
+(5.0 G); both follow the paper's stated order and shapes. A counter that skips the attention matmuls (as
+conv-hook counters do) gives +37 % for the same model (complexity_row). Accuracy: none measured on these datasets.
+Headline protocol (Sec. 4.1): 32 frames (64 at stride 2) from every consecutive window of the video, 1 centre crop:
+`python stmanet.py --data DIR --evaluate --checkpoint RUN/best.pt` (--test-clips 0, the default).
 """
 # ==================================================================================================== imports
 import argparse

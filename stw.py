@@ -17,17 +17,47 @@ Run:  python stw.py --data DIR [--num-segments 16]          (Something-Something
       python stw.py --evaluate --ensemble stw16f/best.pt stw8f/best.pt --data DIR      (Tables 1-2 "16f+8f")
       python stw.py --complexity                              (8 x 224^2, 174 classes)
 
-Expected results (Something-Something V1 val, ResNet-50 ImageNet, 1 clip x 1 crop, Table 1 / Tables 5-8):
-| model                    | paper top-1 | GFLOPs paper | ours: params / GMACs (--complexity) | ours top-1 |
-|--------------------------|-------------|--------------|-------------------------------------|------------|
-| TSN 8f (--baseline)      | 19.7        | 33           | 23.86M / 32.70                      | not run    |
-| TSM 8f (--baseline tsm)  | 42.1 (T6)   | 33           | 23.86M / 32.70                      | not run    |
-| STW 8f                   | 46.3        | 33.5 ("34")  | 23.96M / 33.01                      | not run    |
-| STW 16f                  | 48.7        | 67           | 23.96M / 66.03                      | not run    |
-| STW 16f+8f (--ensemble)  | 49.9        | 100          | -                                   | not run    |
-Ablations, ours params / GMACs at 8f: STFM only (--no-twm, T6 42.6) 23.92M / 32.88; TWM only (--no-stfm, T6 41.9)
-23.90M / 32.83; --stfm-ratio 8:4/3:8 (T5 41.5) 24.01M / 33.19; 16:8/7:16 (T5 39.2) 24.11M / 33.55; avg (T5 32.8)
-23.90M / 32.83; --stages 4 5 (T7 45.6) 23.94M / 32.80.
+Expected results: the paper's tables with our params/GFLOPs beside its figures, every row built now by
+`python -m common.paper_tables stw` (Tables 1-8, each row with a note: its protocol or pretraining; the rows are
+PAPER_TABLES, below the modules). SSv1 val, ResNet-50 from ImageNet; Tables 1, 5 and 6 as
+`python -m common.paper_tables stw --brief --table "Table 1" "Table 5" "Table 6"` printed them (torch 2.14.1;
+ensembles: the members' costs summed):
+
+stw.py, Table 1:
+
+| row | flags (python stw.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| TSN 8f | `--baseline` | 23.86 | 33 / 32.70 (-0.9 %) | top-1 19.7 |
+| TSM 8f | `--baseline tsm` | 23.86 | 33 / 32.70 (-0.9 %) | top-1 43.4 |
+| TSM 16f | `--baseline tsm --num-segments 16` | 23.86 | 65 / 65.40 (+0.6 %) | top-1 44.8 |
+| TSM_En 16f+8f | `--baseline tsm --num-segments 16` + `--baseline tsm` | 47.73 | 98 / 98.10 (+0.1 %) | top-1 46.8 |
+| STW_8f | (none) | 23.96 | 34 / 33.01 (-2.9 %) | top-1 46.3 |
+| STW_16f | `--num-segments 16` | 23.96 | 67 / 66.03 (-1.4 %) | top-1 48.7 |
+| STW_16f+8f | `--num-segments 16` + (none) | 47.91 | 100 / 99.04 (-1.0 %) | top-1 49.9 |
+
+stw.py, Table 5:
+
+| row | flags (python stw.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| Average Pooling | `--no-twm --stfm-ratio avg` | 23.86 | 32.70 | top-1 32.8, top-5 60.2 |
+| Conv2d(16:8/7:16) & Concat | `--no-twm --stfm-ratio 16:8/7:16` | 24.07 | 33.42 | top-1 39.2, top-5 68.9 |
+| Conv2d(8:4/3:8) & Concat | `--no-twm --stfm-ratio 8:4/3:8` | 23.97 | 33.06 | top-1 41.5, top-5 70.4 |
+| Conv2d(4:2:4) & Concat | `--no-twm --stfm-ratio 4:2:4` | 23.92 | 32.88 | top-1 42.6, top-5 73.5 |
+
+stw.py, Table 6:
+
+| row | flags (python stw.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| TSN | `--baseline` | 23.86 | 32.70 | top-1 19.7, top-5 46.6 |
+| TSM | `--baseline tsm` | 23.86 | 32.70 | top-1 42.1, top-5 72.7 |
+| STFM | `--no-twm` | 23.92 | 32.88 | top-1 42.6, top-5 73.5 |
+| TWM | `--no-stfm` | 23.90 | 32.83 | top-1 41.9, top-5 72.3 |
+| STW | (none) | 23.96 | 33.01 | top-1 46.3, top-5 76.6 |
+
+Table 5's rows are STFM alone (its 4:2:4 row is Table 6's STFM row); the ratio sets STFM's group size b and with it
+the cost (STFM's docstring). Accuracy: none measured at full scale (no GPU, no datasets here).
+Headline protocol (Sec. IV-C): 8 or 16 frames x 1 clip x 1 centre crop of 224; "16f+8f" averages the scores of
+both models: `python stw.py --data DIR --evaluate --ensemble RUN16/best.pt RUN8/best.pt`.
 Demo (`python stw.py` vs `python stw.py --baseline`, no --data, CPU, resnet18 64 px, 12 epochs, lr 0.005; order-only
 classes, chance 25 %): STW 100.0 % (from epoch 8), TSN 27.0 % val top-1 (README).
 """
