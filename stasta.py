@@ -185,7 +185,8 @@ def get_args(argv=None):
             if dest in given:
                 p.error(f"{option(dest)} has no effect with --baseline {args.baseline} (no STASTA module)")
     if "order" in given and (args.no_afs or args.no_dmta):
-        p.error(f"--order orders ST-AFS-FF and DM-TA: it has no effect with {'--no-afs' if args.no_afs else '--no-dmta'}")
+        off = "--no-afs" if args.no_afs else "--no-dmta"
+        p.error(f"--order orders ST-AFS-FF and DM-TA: it has no effect with {off}")
     if args.no_afs and args.no_dmta:
         args.baseline = "tcm"  # Table 3, first row: both modules off is the TCM baseline
     if args.num_segments < 3:
@@ -680,7 +681,8 @@ def layout(x):
 
 def insert_stasta(backbone, num_segments, module="stasta", afs=True, dmta=True, order="afs-dmta"):
     """TSM surgery + the paper module: wraps conv1 of every block of layer1..layer4 in TemporalShift (TSM
-    'blockres') and appends STASTA (or TCM; nothing for module 'tsm') to layer2, so it sees layer2's output (28x28x512 for ResNet-50 at 224).
+    'blockres') and appends STASTA (or TCM; nothing for 'tsm') to layer2, so it sees layer2's output (28x28x512
+    for ResNet-50 at 224).
     Choice: after layer2, TCM's and MotionSqueeze's position (the paper names none; Table 1's FLOPs fit it)."""
     for name in ("layer1", "layer2", "layer3", "layer4"):
         for block in getattr(backbone, name):

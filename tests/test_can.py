@@ -268,10 +268,12 @@ def test_mtcm_and_pmm_equal_their_conv3d_formulation():
 @pytest.mark.parametrize("argv,flag", [
     (["--no-mtcm", "--order", "parallel"], "--order"), (["--no-gscm", "--order", "gscm-mtcm"], "--order"),
     (["--position", "e", "--order", "mtcm-gscm"], "--order"), (["--position", "g", "--order", "parallel"], "--order"),
-    (["--gscm-paths", "pmm", "gmm", "--lmm-kernel", "5"], "--lmm-kernel"), (["--no-gscm", "--lmm-kernel", "7"], "--lmm-kernel"),
+    (["--gscm-paths", "pmm", "gmm", "--lmm-kernel", "5"], "--lmm-kernel"),
+    (["--no-gscm", "--lmm-kernel", "7"], "--lmm-kernel"),
     (["--no-gscm", "--gscm-paths", "lmm"], "--gscm-paths"), (["--no-mtcm", "--mtcm-branches", "2"], "--mtcm-branches"),
     (["--no-mtcm", "--gscm-paths", "lmm", "--reduction", "4"], "--reduction"),
-    (["--baseline", "tsm", "--position", "a"], "--position"), (["--baseline", "--mtcm-branches", "3"], "--mtcm-branches"),
+    (["--baseline", "tsm", "--position", "a"], "--position"),
+    (["--baseline", "--mtcm-branches", "3"], "--mtcm-branches"),
 ])
 def test_a_flag_the_model_would_ignore_stops_before_any_work(argv, flag, tmp_path, capsys):
     """argparse's exit (code 2) from get_args: without the check, main would go on to the (missing) data."""

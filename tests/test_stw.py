@@ -280,7 +280,8 @@ def test_stw_block_equals_its_conv3d_and_grouped_conv_formulation():
 # ------------------------------------------------------------------------------------- flags a model would ignore
 @pytest.mark.parametrize("argv,flag", [
     (["--no-stfm", "--combine", "stfm-twm"], "--combine"), (["--no-twm", "--combine", "parallel"], "--combine"),
-    (["--no-stfm", "--stfm-ratio", "8:4/3:8"], "--stfm-ratio"), (["--baseline", "tsm", "--stages", "4", "5"], "--stages"),
+    (["--no-stfm", "--stfm-ratio", "8:4/3:8"], "--stfm-ratio"),
+    (["--baseline", "tsm", "--stages", "4", "5"], "--stages"),
     (["--baseline", "--no-twm"], "--no-twm"), (["--baseline", "--stfm-ratio", "avg"], "--stfm-ratio"),
 ])
 def test_a_flag_the_model_would_ignore_stops_before_any_work(argv, flag, tmp_path, capsys):
