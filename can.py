@@ -15,18 +15,52 @@ Run:  python can.py --data DIR --pretrained imagenet            (Sec. 4.2 recipe
       python can.py --complexity --num-classes 48                (Table 10, Diving48 head)
       python can.py                                              (demo dataset, CPU profile)
 
-Expected results (paper; ours where measured):
-| setting (8 frames, 224^2, 1 clip x 1 crop, 48 classes) | paper params / FLOPs | ours params / GMACs | paper top-1 |
-|--------------------------------------------------------|----------------------|---------------------|-------------|
-| TSN R50 (`--baseline`, Table 10 "-")                   | 23.6M / 33.1G        | 23.61M / 32.70G     | 72.7 (D48)  |
-| GSCM only (`--no-mtcm`, Table 10)                      | 24.3M / 33.3G        | 24.00M / 32.96G     | 80.1        |
-| MTCM only (`--no-gscm`, Table 10)                      | 24.9M / 34.8G        | 24.88M / 34.38G     | 81.0        |
-| CAN (GSCM -> MTCM, position c, Table 10)               | 25.3M / 35.1G        | 25.28M / 34.64G     | 82.7 (D48)  |
-| CAN 16 frames, 174 classes (Table 2)                   | 25.3M / 70G          | 25.54M / 69.29G     | 53.9 (SSv1) |
-| TSM / CAN MobileNetV2 (`--arch mobilenet_v2`, Table 12) | 2.3M/2.6G, 2.5M/2.8G | 2.29M/2.40G, 2.46M/2.75G | 74.6 / 77.7 |
-| TSM / CAN ShuffleNetV2 x2.0 (Table 12)                 | 5.4M/4.8G, 5.8M/5.6G | 5.44M/4.65G, 6.06M/5.74G | 76.9 / 77.9 |
+Expected results: the paper's tables with our params/GFLOPs beside its figures, every row built now by
+`python -m common.paper_tables can` (Tables 2-12, each row with a note: its protocol, or why a figure is more than
+3 % off; the rows are PAPER_TABLES, below the modules). Tables 2, 10 and 12 as
+`python -m common.paper_tables can --brief --table "Table 2" "Table 10" "Table 12"` printed them (torch 2.14.1):
+
+can.py, Table 2:
+
+| row | flags (python can.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| TSN 8f (SSv1) | `--baseline` | 23.9 / 23.86 (-0.1 %) | 33 / 32.70 (-0.9 %) | top-1 19.7 |
+| TSM 8f (SSv1) | `--baseline tsm` | 24.3 / 23.86 (-1.8 %) | 33 / 32.70 (-0.9 %) | top-1 45.6, top-5 74.2 |
+| TSM 16f (SSv1) | `--baseline tsm --num-segments 16` | 24.3 / 23.86 (-1.8 %) | 65 / 65.40 (+0.6 %) | top-1 47.3, top-5 77.1 |
+| CAN 8f (SSv1) | (none) | 25.3 / 25.54 (+0.9 %) | 35 / 34.64 (-1.0 %) | top-1 50.4, top-5 78.2 |
+| CAN 16f (SSv1) | `--num-segments 16` | 25.3 / 25.54 (+0.9 %) | 70 / 69.29 (-1.0 %) | top-1 53.9, top-5 82.0 |
+| TSN 8f (SSv2) | `--baseline` | 23.9 / 23.86 (-0.1 %) | 33 / 32.70 (-0.9 %) | top-1 33.4 |
+| TSM 8f (SSv2) | `--baseline tsm` | 24.3 / 23.86 (-1.8 %) | 33 / 32.70 (-0.9 %) | top-1 58.8, top-5 85.4 |
+| TSM 16f (SSv2) | `--baseline tsm --num-segments 16` | 24.3 / 23.86 (-1.8 %) | 65 / 65.40 (+0.6 %) | top-1 61.2, top-5 86.9 |
+| CAN 8f (SSv2) | (none) | 25.3 / 25.54 (+0.9 %) | 35 / 34.64 (-1.0 %) | top-1 63.9, top-5 89.1 |
+| CAN 16f (SSv2) | `--num-segments 16` | 25.3 / 25.54 (+0.9 %) | 70 / 69.29 (-1.0 %) | top-1 64.4, top-5 89.7 |
+
+can.py, Table 10:
+
+| row | flags (python can.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| - | `--baseline --num-classes 48` | 23.6 / 23.61 (+0.0 %) | 33.1 / 32.70 (-1.2 %) | top-1 72.7, top-5 97.1 |
+| GSCM | `--no-mtcm --num-classes 48` | 24.3 / 24.00 (-1.2 %) | 33.3 / 32.96 (-1.0 %) | top-1 80.1, top-5 98.2 |
+| MTCM | `--no-gscm --num-classes 48` | 24.9 / 24.88 (-0.1 %) | 34.8 / 34.38 (-1.2 %) | top-1 81.0, top-5 98.2 |
+| Paralleled | `--order parallel --num-classes 48` | 25.3 / 25.28 (-0.1 %) | 35.1 / 34.64 (-1.3 %) | top-1 81.8, top-5 97.4 |
+| MTCM + GSCM | `--order mtcm-gscm --num-classes 48` | 25.3 / 25.28 (-0.1 %) | 35.1 / 34.64 (-1.3 %) | top-1 82.1, top-5 98.1 |
+| GSCM + MTCM | `--num-classes 48` | 25.3 / 25.28 (-0.1 %) | 35.1 / 34.64 (-1.3 %) | top-1 82.7, top-5 98.3 |
+
+can.py, Table 12:
+
+| row | flags (python can.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| MobileNet V2, TSM | `--arch mobilenet_v2 --baseline tsm --num-classes 48` | 2.3 / 2.29 (-0.6 %) | 2.6 / 2.40 (**-7.8 %**) | top-1 74.6, top-5 97.1 |
+| MobileNet V2, CAN (Ours) | `--arch mobilenet_v2 --num-classes 48` | 2.5 / 2.46 (-1.6 %) | 2.8 / 2.75 (-1.8 %) | top-1 77.7, top-5 97.4 |
+| ShuffleNet V2, TSM | `--arch shufflenet_v2 --baseline tsm --num-classes 48` | 5.4 / 5.44 (+0.8 %) | 4.8 / 4.65 (**-3.1 %**) | top-1 76.9, top-5 96.9 |
+| ShuffleNet V2, CAN (Ours) | `--arch shufflenet_v2 --num-classes 48` | 5.8 / 6.06 (**+4.4 %**) | 5.6 / 5.74 (+2.6 %) | top-1 77.9, top-5 97.1 |
+| ResNet-50, TSM | `--baseline tsm --num-classes 48` | 23.6 / 23.61 (+0.0 %) | 33.1 / 32.70 (-1.2 %) | top-1 77.1, top-5 97.4 |
+| ResNet-50, CAN (Ours) | `--num-classes 48` | 25.3 / 25.28 (-0.1 %) | 35.1 / 34.64 (-1.3 %) | top-1 82.7, top-5 98.3 |
+
 The paper's FLOPs read like thop counts (BN included: its TSN R50 is 33.05G, thop gives 33.06G); ours are
 conv+linear multiply-accumulates (TSN R50 = 32.70G), so ours sit about 0.35G below the paper at equal models.
+Headline protocol (Sec. 4.2): T = 8 or 16 frames x 1 clip x 1 centre crop of 224 (short side 256), e.g.
+      python can.py --data DIR --evaluate --checkpoint RUN/best.pt --test-clips 1 --test-crops 1
 Demo (CPU, `python can.py` vs `python can.py --baseline`, 16 epochs at lr 0.005): CAN 76.0 % (`--seed 1`: 99.0 %),
 TSN 24.0 % val top-1. From scratch the modules' convs get the backbone's He init (`he_init_`); with zero-initialised gates CAN
 stayed at chance (28.0 %), see the README's two-class probe.
@@ -184,7 +218,31 @@ def get_args(argv=None):
         p.error("--no-mtcm with --no-gscm is the TSN baseline: use --baseline")
     if args.mtcm_branches < 1 or args.reduction < 1:
         p.error("--mtcm-branches and --reduction must be >= 1")
+    # a paper switch that the model would not use stops here, before any work (CONVENTIONS.md "paper switches")
+    given = checkpoint.explicit_flags(p, argv)
+    if args.baseline:
+        for dest in ("reduction", "mtcm_branches", "lmm_kernel", "gscm_paths", "no_mtcm", "no_gscm", "order",
+                     "position"):
+            if dest in given:
+                p.error(f"{option(dest)} has no effect with --baseline {args.baseline} (no CAN modules)")
+    if "order" in given and (args.no_mtcm or args.no_gscm):
+        p.error(f"--order combines GSCM and MTCM: it has no effect with {'--no-mtcm' if args.no_mtcm else '--no-gscm'}")
+    if "order" in given and POSITIONS[args.position][0] != POSITIONS[args.position][1]:
+        p.error(f"--order has no effect at --position {args.position}: GSCM and MTCM sit at different places there "
+                f"(Table 11: GSCM first)")
+    if "mtcm_branches" in given and args.no_mtcm:
+        p.error("--mtcm-branches has no effect with --no-mtcm")
+    if "gscm_paths" in given and args.no_gscm:
+        p.error("--gscm-paths has no effect with --no-gscm")
+    if "lmm_kernel" in given and (args.no_gscm or "lmm" not in args.gscm_paths):
+        p.error("--lmm-kernel has no effect without LMM (--no-gscm, or --gscm-paths without lmm)")
+    if "reduction" in given and args.no_mtcm and not {"pmm", "gmm"} & set(args.gscm_paths):
+        p.error("--reduction has no effect: neither MTCM nor PMM/GMM is built")
     return args
+
+
+def option(dest):
+    return "--" + dest.replace("_", "-")
 
 
 # ============================================================================================== paper modules
@@ -420,6 +478,121 @@ class TemporalShift(nn.Module):
         return out.view(BT, C, H, W)                                                  # -> (B*T, C, H, W)
 
 
+# ---- the paper's tables as data: `python -m common.paper_tables can` builds every row and prints it --------------
+# Rows per common/paper_tables.py: the flags build the row with `python can.py --complexity FLAGS`; figures as
+# printed. The paper counts FLOPs like thop (BN included: its TSN R50 is 33.05 G), ours are conv+linear
+# multiply-accumulates (TSN R50 32.70 G), so ours sit ~0.35 G (~1 %) below the paper at equal models.
+D48 = "--num-classes 48"  # Diving48 (Tables 3, 6-12)
+THOP_BN = ("the paper counts FLOPs like thop, BatchNorm at 4 operations per output element; {net}'s BNs output "
+           "{elements} G elements per 8-frame clip (measured), so thop gives ours + {extra} G = the paper's figure; "
+           "ours counts conv+linear MACs only")
+HEADLINE = "protocol: {T} frames x 1 clip x 1 crop (224 x 224 centre crop of the short side 256, Sec. 4.2)"
+POSITION_COST = ("the paper gives no cost for Table 11; here {what} on the block {where} (256-2048 channels, 4x "
+                 "the width of the 3x3's 64-512), which the params/GFLOPs beside this row show")
+PAPER_TABLES = [
+    *[row for data, tsn, tsm8, tsm16, can8, can16 in (
+        ("SSv1", (19.7,), (45.6, 74.2), (47.3, 77.1), (50.4, 78.2), (53.9, 82.0)),
+        ("SSv2", (33.4,), (58.8, 85.4), (61.2, 86.9), (63.9, 89.1), (64.4, 89.7)))
+      for row in (
+        {"table": "Table 2", "row": f"TSN 8f ({data})", "flags": "--baseline", "params_m": 23.9, "gflops": 33,
+         "top1": tsn[0], "note": ""},
+        {"table": "Table 2", "row": f"TSM 8f ({data})", "flags": "--baseline tsm", "params_m": 24.3, "gflops": 33,
+         "top1": tsm8[0], "top5": tsm8[1],
+         "note": "24.3M is TSM's own figure with a 400-class head; with 174 classes the network has 23.87M"},
+        {"table": "Table 2", "row": f"TSM 16f ({data})", "flags": "--baseline tsm --num-segments 16", "params_m": 24.3,
+         "gflops": 65, "top1": tsm16[0], "top5": tsm16[1], "note": "24.3M: TSM's 400-class figure, as above"},
+        {"table": "Table 2", "row": f"CAN 8f ({data})", "flags": "", "params_m": 25.3, "gflops": 35,
+         "top1": can8[0], "top5": can8[1], "note": HEADLINE.format(T=8)},
+        {"table": "Table 2", "row": f"CAN 16f ({data})", "flags": "--num-segments 16", "params_m": 25.3, "gflops": 70,
+         "top1": can16[0], "top5": can16[1], "note": HEADLINE.format(T=16)})],
+    {"table": "Table 3", "row": "TSN from [14] (ResNet50, 16f)", "flags": f"--baseline --num-segments 16 {D48}",
+     "top1": 78.9, "note": "quoted from GC-TSN [14]; its protocol may differ"},
+    {"table": "Table 3", "row": "TSM from [14] (ResNet50, 16f)", "flags": f"--baseline tsm --num-segments 16 {D48}",
+     "top1": 83.2, "note": "quoted from GC-TSN [14]; its protocol may differ"},
+    {"table": "Table 3", "row": "CAN (Ours) 16f", "flags": f"--num-segments 16 {D48}", "top1": 88.4,
+     "note": HEADLINE.format(T=16)},
+    {"table": "Table 4", "row": "TSM 16f", "flags": "--baseline tsm --num-segments 16 --num-classes 400",
+     "params_m": 24.3, "top1": 74.7, "top5": 91.4, "note": "30 clips (TSM's own protocol, quoted)"},
+    {"table": "Table 4", "row": "CAN (Ours) 16f", "flags": "--num-segments 16 --num-classes 400", "params_m": 25.3,
+     "top1": 74.9, "top5": 91.8,
+     "note": "protocol: 16 frames x 10 clips (crops not stated); the paper prints its 174-class 25.3M here, "
+             "ours counts the 400-class head"},
+    {"table": "Table 5", "row": "TSN", "flags": "--baseline --num-classes 101", "top1": 85.7,
+     "note": "UCF101, mean over 3 splits; frames and protocol not given (8 frames here)"},
+    {"table": "Table 5", "row": "TSM", "flags": "--baseline tsm --num-classes 101", "top1": 83.2,
+     "note": "UCF101, mean over 3 splits; frames and protocol not given (8 frames here)"},
+    {"table": "Table 5", "row": "CAN (Ours)", "flags": "--num-classes 101", "top1": 86.9,
+     "note": "UCF101, mean over 3 splits; frames and protocol not given (8 frames here)"},
+    {"table": "Table 6", "row": "GSCM (Ours)", "flags": f"--no-mtcm {D48}", "params_m": 24.3, "gflops": 33.3,
+     "note": "paper: 24 ms, 49 videos/s on an RTX 4070 Ti (`--benchmark` times ours)"},
+    {"table": "Table 6", "row": "MTCM (Ours)", "flags": f"--no-gscm {D48}", "params_m": 24.9, "gflops": 34.8,
+     "note": "paper: 16 ms, 80 videos/s on an RTX 4070 Ti"},
+    {"table": "Table 6", "row": "CAN (Ours)", "flags": D48, "params_m": 25.3, "gflops": 35.1,
+     "note": "paper: 32 ms, 37 videos/s on an RTX 4070 Ti"},
+    {"table": "Table 7", "row": "-", "flags": f"--baseline {D48}", "params_m": 23.6, "gflops": 33.1, "top1": 72.7,
+     "top5": 97.1, "note": "TSN R50"},
+    *[{"table": "Table 7", "row": f"N = {n}", "flags": f"--no-gscm --mtcm-branches {n} {D48}", "params_m": 24.9,
+       "gflops": gflops, "top1": top1, "top5": top5,
+       "note": "MTCM alone (= Table 10 'MTCM' at N = 3); N adds 3 x C/r weights per block and branch"
+               if n == 3 else "MTCM alone"}
+      for n, gflops, top1, top5 in ((1, 34.8, 78.8, 97.5), (2, 34.8, 79.6, 97.8), (3, 34.8, 81.0, 98.2),
+                                    (4, 34.9, 80.1, 98.0), (5, 34.9, 78.5, 97.8))],
+    *[{"table": "Table 8", "row": f"{k}x{k}", "flags": f"--no-mtcm --gscm-paths lmm --lmm-kernel {k} {D48}",
+       "params_m": params, "gflops": 33.06, "top1": top1, "top5": top5,
+       "note": "GSCM with the LMM path alone, a k x k x k conv (LMM's Choice)"
+               + (" (= Table 9 'LMM', printed there as 23.72M)" if k == 3 else "")}
+      for k, params, top1, top5 in ((3, 23.617, 79.2, 98.2), (5, 23.618, 75.7, 96.8), (7, 23.622, 79.1, 97.5))],
+    {"table": "Table 9", "row": "-", "flags": f"--baseline {D48}", "params_m": 23.61, "gflops": 33.05,
+     "top1": 72.7, "top5": 97.1, "note": "TSN R50"},
+    *[{"table": "Table 9", "row": name, "flags": f"--no-mtcm --gscm-paths {name.lower()} {D48}", "params_m": params,
+       "gflops": gflops, "top1": top1, "top5": top5, "note": "GSCM with one path; the other groups pass unchanged"}
+      for name, params, gflops, top1, top5 in (("PMM", 23.91, 33.33, 78.9, 98.0), ("LMM", 23.72, 33.06, 79.2, 98.2),
+                                               ("GMM", 23.91, 33.06, 78.8, 98.0))],
+    {"table": "Table 9", "row": "All paths", "flags": f"--no-mtcm {D48}", "params_m": 24.31, "gflops": 33.34,
+     "top1": 80.1, "top5": 98.2, "note": "= Table 10 'GSCM'"},
+    {"table": "Table 10", "row": "-", "flags": f"--baseline {D48}", "params_m": 23.6, "gflops": 33.1, "top1": 72.7,
+     "top5": 97.1, "note": "TSN R50"},
+    {"table": "Table 10", "row": "GSCM", "flags": f"--no-mtcm {D48}", "params_m": 24.3, "gflops": 33.3,
+     "top1": 80.1, "top5": 98.2, "note": ""},
+    {"table": "Table 10", "row": "MTCM", "flags": f"--no-gscm {D48}", "params_m": 24.9, "gflops": 34.8,
+     "top1": 81.0, "top5": 98.2, "note": ""},
+    {"table": "Table 10", "row": "Paralleled", "flags": f"--order parallel {D48}", "params_m": 25.3, "gflops": 35.1,
+     "top1": 81.8, "top5": 97.4, "note": "both recalibrations of the one input summed (CANUnit's Choice)"},
+    {"table": "Table 10", "row": "MTCM + GSCM", "flags": f"--order mtcm-gscm {D48}", "params_m": 25.3,
+     "gflops": 35.1, "top1": 82.1, "top5": 98.1, "note": ""},
+    {"table": "Table 10", "row": "GSCM + MTCM", "flags": D48, "params_m": 25.3, "gflops": 35.1, "top1": 82.7,
+     "top5": 98.3, "note": HEADLINE.format(T=8) + ", Diving48 val"},
+    *[{"table": "Table 11", "row": f"({pos})", "flags": f"--position {pos} {D48}", "top1": top1, "top5": top5,
+       "note": note}
+      for pos, top1, top5, note in (
+          ("a", 78.7, 97.4, POSITION_COST.format(what="GSCM and MTCM work", where="input")),
+          ("b", 80.5, 97.6, "both after the first 1x1 (the 3x3's width, like (c))"),
+          ("c", 82.7, 98.3, "the default (= Table 10 'GSCM + MTCM')"),
+          ("d", 81.1, 97.2, POSITION_COST.format(what="GSCM and MTCM work", where="output")),
+          ("e", 80.8, 98.1, POSITION_COST.format(what="GSCM works", where="input") + "; MTCM after the first 1x1"),
+          ("f", 81.4, 98.2, POSITION_COST.format(what="GSCM works", where="input") + "; MTCM after the 3x3"),
+          ("g", 80.0, 97.8, POSITION_COST.format(what="GSCM works", where="input") + "; MTCM on its output, as wide"))],
+    {"table": "Table 12", "row": "MobileNet V2, TSM", "flags": f"--arch mobilenet_v2 --baseline tsm {D48}",
+     "params_m": 2.3, "gflops": 2.6, "top1": 74.6, "top5": 97.1,
+     "note": THOP_BN.format(net="MobileNetV2", elements=0.053, extra=0.21)},
+    {"table": "Table 12", "row": "MobileNet V2, CAN (Ours)", "flags": f"--arch mobilenet_v2 {D48}", "params_m": 2.5,
+     "gflops": 2.8, "top1": 77.7, "top5": 97.4,
+     "note": "placement not given: position (a) in all 17 inverted residuals (gets_can's Choice)"},
+    {"table": "Table 12", "row": "ShuffleNet V2, TSM", "flags": f"--arch shufflenet_v2 --baseline tsm {D48}",
+     "params_m": 5.4, "gflops": 4.8, "top1": 76.9, "top5": 96.9,
+     "note": "ShuffleNetV2 x2.0 (build_backbone's Choice); " + THOP_BN.format(net="ShuffleNetV2 x2.0",
+                                                                                 elements=0.030, extra=0.12)},
+    {"table": "Table 12", "row": "ShuffleNet V2, CAN (Ours)", "flags": f"--arch shufflenet_v2 {D48}",
+     "params_m": 5.8, "gflops": 5.6, "top1": 77.9, "top5": 97.1,
+     "note": "placement not given (gets_can's Choice): branch2 of the stride-1 units of stages 2-3 is the closest to "
+             "both figures; in every stride-1 unit CAN would cost 7.0M / 6.1G"},
+    {"table": "Table 12", "row": "ResNet-50, TSM", "flags": f"--baseline tsm {D48}", "params_m": 23.6,
+     "gflops": 33.1, "top1": 77.1, "top5": 97.4, "note": ""},
+    {"table": "Table 12", "row": "ResNet-50, CAN (Ours)", "flags": D48, "params_m": 25.3, "gflops": 35.1,
+     "top1": 82.7, "top5": 98.3, "note": ""},
+]
+
+
 # ============================================================================================ backbone surgery
 def build_backbone(arch, pretrained):
     """torchvision backbone without its classifier, and its feature width; `imagenet` = IMAGENET1K_V1 (a PATH is
@@ -576,6 +749,11 @@ class Model(nn.Module):
 
 
 # ======================================================================================================= data
+# Choice (train crops, differs from the paper's text): Sec. 4.2 resizes every frame to short side 256 before the
+# 224 crop; TrainTransform takes TSN's multi-scale crop (sides 1, .875, .75, .66 x the short side) from the frame as
+# decoded and resizes the crop to --input-size. The two agree for frames stored at short side 256 (what
+# `python -m common.prepare` advises); for other sizes the crop covers the same fraction of the frame but TSN's
+# snapping of a side within 3 px of 224 (at short side 256) does not occur.
 def frames_per_clip(args):
     return args.num_segments
 
@@ -734,12 +912,21 @@ def clip_shape(args):
     return (frames_per_clip(args), 3, args.input_size, args.input_size)
 
 
+def complexity_row(args):
+    """Params (M) and GFLOPs (multiply-accumulates) of one clip of the model `args` build, as --complexity and
+    common/paper_tables.py report them. Built and run on the 'meta' device: shapes only, no weights, no arithmetic
+    (the counts equal those of a real build, tested), so a ResNet-50 row takes well under a second."""
+    with torch.device("meta"):
+        model = build_model(args, args.num_classes)
+    gflops = complexity.gmacs(model, torch.zeros(1, *clip_shape(args), device="meta"))
+    return {"params_m": complexity.params_m(model), "gflops": gflops}
+
+
 def report_complexity(args):
-    model = build_model(args, args.num_classes)
-    x = torch.zeros(1, *clip_shape(args))
-    out = {"script": SCRIPT, "params_m": round(complexity.params_m(model), 2),
-           "gflops": round(complexity.gmacs(model, x), 2), "num_segments": args.num_segments,
-           "input_size": args.input_size, "num_classes": args.num_classes, "frames_per_clip": frames_per_clip(args)}
+    row = complexity_row(args)
+    out = {"script": SCRIPT, "params_m": round(row["params_m"], 2), "gflops": round(row["gflops"], 2),
+           "num_segments": args.num_segments, "input_size": args.input_size, "num_classes": args.num_classes,
+           "frames_per_clip": frames_per_clip(args)}
     print(json.dumps(out))
 
 

@@ -46,25 +46,59 @@ What was inferred (each is also a `# Choice:` at the line that implements it):
   stage 5's output; its BN starts at zero. "Con" concatenates globally average-pooled stage outputs.
 - The branch for stage 2 (Z_TDA^1) starts from the stage-2 input (stem output after the max pool): 3x1x1 conv
   to C2/2, BN, ReLU. Pooling (Eq. 2 eps) is a 3x3x3 max pool with stride 2 (the resolution of the next stage).
-- `--no-mf` drops both the concatenation and the diversity constraints (Sec. 3.4 "multi-level fusion loss").
+- `--no-mf` drops both the concatenation and the diversity constraints (Sec. 3.4 "multi-level fusion loss");
+  `--classify-stage N` (Fig. 4, Sec. 4.4) classifies from stage N alone and keeps the constraints.
+- Eq. 2's operand: the prose names Z_TDA^{i-1}, but tau's shape T x 3/2(CWH) and eps's reshape to 3C/2 x T x W x H
+  are those of Z_c^i, the concatenation, which we follow.
+- The test crop: Sec. 4.1 says "central cropping" only; the short side is resized to 128 (112 x 256/224) before
+  the 112 x 112 centre crop (TSN/TSM's convention).
 
 Run:  python stmanet.py --data DIR            (UCF101/HMDB51/Diving48 lists; see CONVENTIONS.md)
       python stmanet.py --complexity          (params/GFLOPs of 32x112x112 with and without the modules)
-      python stmanet.py                       (demo: 3D ResNet-18, 16 frames of 32 px, CPU)
-Demo (8 epochs, 2-core CPU): ST-MANet 90.0 %, plain 3D ResNet-18 (`--baseline`) 91.0 % val top-1 (README).
+      python stmanet.py                       (demo: 3D ResNet-18, 20 frames of 40 px, CPU)
+Demo: the profile of 20 frames of 40 px (DEMO_PROFILE) is not yet measured over its 8 epochs: its epoch 0 gave
+70.0 % val top-1 with train L_s 11.97 and L_t 11.97 (the constraints move; shared 2-core CPU, 25 s per step). The
+README's ST-MANet 90.0 % / plain 3D ResNet-18 (`--baseline`) 91.0 % were measured with the earlier 16 frames of
+32 px, where stage 5 was 1x1x1 and L_s = L_t = 12 had no gradient (neither constraint was trained).
 
-Expected results (accuracy, 32x112x112, whole-video test; paper Table 3/4; ours: not run on these datasets)
-| model                       | UCF101 | HMDB51 | Diving48 |
-| 3D ResNet-50 (Table 4)      | 83.17  |   -    |    -     |
-| ST-MANet (Table 3)          | 96.05  | 68.72  |  72.15   |
-Complexity (ours, `python stmanet.py --complexity`, one 32x112x112 clip, 101 classes, GFLOPs = multiply-adds):
-| model                                  | params (M) | GFLOPs |
-| 3D ResNet-50 (`--baseline`)            |   46.41    | 20.14  |
-| ST-MANet-50 (TDA + SDA + MF)           |   71.75    | 33.12  (+64.4%) |
-| `--no-sda` (TDA + MF) / `--no-tda` (SDA + MF) | 71.73 / 46.60 | 27.74 (+37.7%) / 25.52 (+26.7%) |
-The paper gives no absolute figures, only "approximately 24% more FLOPs than 3D ResNet-50" (Sec. 4.5, Fig. 6).
-Most of our extra cost is Eq. 2's 3x1x1 convs before pooling (7.0 G; 18.9 M params in the stage-5 one alone) and
-SDA's HW x HW products at stage 2 (5.0 G); both follow the paper's stated order and shapes.
+Expected results: the paper's tables with our params/GFLOPs beside its figures, every row built now by
+`python -m common.paper_tables stmanet` (Tables 3-4, Fig. 4's single-stage rows, Sec. 4.5; each row with a note;
+the rows are PAPER_TABLES, below the modules). Accuracy in percent (the paper prints fractions); one 32x112x112
+clip; Tables 3, 4 and Sec. 4.5 as `python -m common.paper_tables stmanet --brief --table "Table 3" "Table 4"
+"Sec. 4.5 (Fig. 6)"` printed them (torch 2.14.1):
+
+stmanet.py, Table 3:
+
+| row | flags (python stmanet.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| ST-MANet (UCF-101) | (none) | 71.75 | 33.12 | top-1 96.05 |
+| ST-MANet (HMDB-51) | `--num-classes 51` | 71.56 | 33.12 | top-1 68.72 |
+| ST-MANet (Diving 48) | `--num-classes 48` | 71.54 | 33.12 | top-1 72.15 |
+
+stmanet.py, Table 4:
+
+| row | flags (python stmanet.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| 3D ResNet-50 | `--baseline` | 46.41 | 20.14 | top-1 83.17 |
+| 3D ResNet-50 + TDA | `--no-sda --no-mf` | 71.55 | 27.74 | top-1 89.45 |
+| 3D ResNet-50 + SDA | `--no-tda --no-mf` | 46.42 | 25.52 | top-1 90.12 |
+| 3D ResNet-50 + TDA + SDA | `--no-mf` | 71.57 | 33.12 | top-1 92.78 |
+| 3D ResNet-50 + MF | `--no-tda --no-sda` | 46.59 | 20.14 | top-1 84.16 |
+| ST-MANet (TDA + SDA + MF) | (none) | 71.75 | 33.12 | top-1 96.05 |
+
+stmanet.py, Sec. 4.5 (Fig. 6):
+
+| row | flags (python stmanet.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| ST-MANet over 3D ResNet-50 (UCF-101) | (none) | 71.75 | 33.12; over `--baseline`: +24 % / +64.5 % (**+32.6 %**) | - |
+
+The paper gives no absolute params or FLOPs, only "approximately 24% more FLOPs than 3D ResNet-50" (Sec. 4.5,
+Fig. 6); ours is +64 % (`python stmanet.py --complexity`: 33.12 vs 20.14 G). Most of our extra cost is Eq. 2's
+3x1x1 convs before pooling (7.0 G; 18.9 M params in the stage-5 one alone) and SDA's HW x HW products at stage 2
+(5.0 G); both follow the paper's stated order and shapes. A counter that skips the attention matmuls (as
+conv-hook counters do) gives +37 % for the same model (complexity_row). Accuracy: none measured on these datasets.
+Headline protocol (Sec. 4.1): 32 frames (64 at stride 2) from every consecutive window of the video, 1 centre crop:
+`python stmanet.py --data DIR --evaluate --checkpoint RUN/best.pt` (--test-clips 0, the default).
 """
 # ==================================================================================================== imports
 import argparse
@@ -94,12 +128,17 @@ SCRIPT = "stmanet"
 # ================================================================================================== arguments
 # The CPU-sized profile used when no --data is given (CONVENTIONS.md "The demo dataset"); flags given on the
 # command line win over it. The model is the paper's (TDA, SDA, MF, both constraints); only the backbone depth,
-# the clip (16 frames of 32 px instead of 32 of 112; 64 px
-# was too slow on the shared 2-core CPU) and the schedule are smaller.
-DEMO_PROFILE = dict(arch="resnet18", input_size=32, num_segments=16, epochs=8, batch_size=16, lr=0.01,
+# the clip (20 frames of 40 px instead of 32 of 112; 64 px was too slow on the shared 2-core CPU) and the schedule
+# are smaller.
+# Choice: 20 frames of 40 px is about the smallest clip whose stage 5 keeps 2 time steps and 2 x 2 positions
+# (T: 20 -> 10 -> 10 -> 5 -> 3 -> 2; H: 40 -> 20 -> 10 -> 10 -> 5 -> 3 -> 2). With the earlier 16 frames of 32 px
+# stage 5 was 1 x 1 x 1: every map aligned to it was one number, each cosine similarity 1, L_s = L_t = 12 (the
+# 12 ordered stage pairs) with zero gradient, so the demo trained neither constraint (tests/test_stmanet.py).
+DEMO_PROFILE = dict(arch="resnet18", input_size=40, num_segments=20, epochs=8, batch_size=16, lr=0.01,
                     lr_steps=[5, 7], weight_decay=5e-4, workers=2)
 # what a checkpoint decides about its model: --evaluate, --predict, --resume and --ensemble take these from it
-MODEL_KEYS = ("arch", "num_segments", "frame_stride", "input_size", "baseline", "no_tda", "no_sda", "no_mf")
+MODEL_KEYS = ("arch", "num_segments", "frame_stride", "input_size", "baseline", "no_tda", "no_sda", "no_mf",
+              "classify_stage")
 
 
 def get_args(argv=None):
@@ -185,6 +224,9 @@ def get_args(argv=None):
                    help="without multi-level fusion: stage 5 only, no diversity constraints (Table 4)")
     p.add_argument("--lambda-s", type=float, default=0.01, help="lambda1, spatial diversity weight (Eq. 9, Sec. 4.5)")
     p.add_argument("--lambda-t", type=float, default=0.001, help="lambda2, temporal diversity weight (Eq. 9, Sec. 4.5)")
+    p.add_argument("--classify-stage", type=int, default=None, choices=[2, 3, 4, 5],
+                   help="classify from this stage's features alone, the diversity constraints kept (Fig. 4, "
+                        "Sec. 4.4); default: the multi-level fusion of stages 2-5")
     args = p.parse_args(argv)
     adopted = checkpoint.adopt(p, argv, args, SCRIPT, MODEL_KEYS)  # the model flags of --checkpoint/--resume
     if args.pretrained == "imagenet":
@@ -210,7 +252,24 @@ def get_args(argv=None):
             parse_size(args.test_resize)
         except ValueError as e:
             p.error(f"--test-resize: {e}")
+    # a paper switch that the model would not use stops here, before any work (CONVENTIONS.md "paper switches")
+    given = checkpoint.explicit_flags(p, argv)
+    if args.baseline:
+        for dest in ("no_tda", "no_sda", "no_mf", "lambda_s", "lambda_t", "classify_stage"):
+            if dest in given:
+                p.error(f"{option(dest)} has no effect with --baseline (the plain 3D ResNet)")
+    if args.no_mf and args.classify_stage is not None:
+        p.error("--classify-stage keeps the diversity constraints of MF; --no-mf drops them and classifies from "
+                "stage 5: give one of the two")
+    constraints = not args.no_mf or args.classify_stage is not None
+    for dest, module, off in (("lambda_s", "SDA", args.no_sda), ("lambda_t", "TDA", args.no_tda)):
+        if dest in given and (off or not constraints):
+            p.error(f"{option(dest)} has no effect: its constraint needs {module} and MF (or --classify-stage)")
     return args
+
+
+def option(dest):
+    return "--" + dest.replace("_", "-")
 
 
 # ============================================================================================== paper modules
@@ -286,6 +345,10 @@ class TDA(nn.Module):
         logits = (phi @ omega.transpose(2, 3)).sum(1) / math.sqrt(d)                            # (B,T,T)
         attn = logits.softmax(-1)                                                                # A_t^i
         # A_t^i tau(Z_c^i): each time step becomes the attention-weighted sum of all time steps.
+        # Choice (Eq. 2's operand): the prose multiplies A_t with "Z_TDA^{i-1} after the tau operation", but tau
+        # reshapes to T x 3/2(CWH) and eps reshapes "back to 3C/2 x T x W x H": the shapes of Z_c^i, the
+        # concatenation, which we follow. Read as the branch Z_TDA^{i-1} alone (C/2 channels), eps's 3x1x1 conv
+        # would see a third of the channels (its ~7.0 G at 32 x 112^2 would drop to about 2.3 G).
         # Choice: no second softmax around this product (the text's "normalized using softmax" is read as
         # Eq. (1)'s normalisation; a softmax over a feature map would scale it by ~1/(CHW)).
         agg = (attn.unsqueeze(1) @ zc.flatten(3)).view_as(zc)        # (B,1,T,T) @ (B,3C/2,T,HW) -> (B,3C/2,T,H,W)
@@ -357,6 +420,39 @@ def diversity_loss(maps):
     cos = unit @ unit.transpose(1, 2)                  # (B,S,S): f(Ahat^i, Ahat^j)
     # theta = {(i,j) | 2 <= i,j <= 5, i != j}: every off-diagonal entry, both orders
     return (cos.sum((1, 2)) - cos.diagonal(dim1=1, dim2=2).sum(-1)).mean()
+
+
+# ---- the paper's tables as data: `python -m common.paper_tables stmanet` builds every row and prints it -----------
+# Rows per common/paper_tables.py: the flags build the row with `python stmanet.py --complexity FLAGS`. The paper
+# prints accuracies as fractions (0.9605); here in percent. It gives no params or GFLOPs, only Sec. 4.5's FLOPs
+# increase over the 3D ResNet-50.
+WHOLE_VIDEO = ("protocol: 32 frames (64 at stride 2) x every consecutive window of the video x 1 centre crop of "
+               "112 (Sec. 4.1; `--test-clips 0`, the default)")
+PAPER_TABLES = [
+    {"table": "Table 3", "row": "ST-MANet (UCF-101)", "flags": "", "top1": 96.05, "note": WHOLE_VIDEO},
+    {"table": "Table 3", "row": "ST-MANet (HMDB-51)", "flags": "--num-classes 51", "top1": 68.72,
+     "note": WHOLE_VIDEO},
+    {"table": "Table 3", "row": "ST-MANet (Diving 48)", "flags": "--num-classes 48", "top1": 72.15,
+     "note": WHOLE_VIDEO},
+    {"table": "Table 4", "row": "3D ResNet-50", "flags": "--baseline", "top1": 83.17, "note": "UCF-101"},
+    {"table": "Table 4", "row": "3D ResNet-50 + TDA", "flags": "--no-sda --no-mf", "top1": 89.45, "note": ""},
+    {"table": "Table 4", "row": "3D ResNet-50 + SDA", "flags": "--no-tda --no-mf", "top1": 90.12, "note": ""},
+    {"table": "Table 4", "row": "3D ResNet-50 + TDA + SDA", "flags": "--no-mf", "top1": 92.78, "note": ""},
+    {"table": "Table 4", "row": "3D ResNet-50 + MF", "flags": "--no-tda --no-sda", "top1": 84.16,
+     "note": "the concatenation of stages 2-5 only: without TDA and SDA there are no attention maps to constrain"},
+    {"table": "Table 4", "row": "ST-MANet (TDA + SDA + MF)", "flags": "", "top1": 96.05, "note": ""},
+    *[{"table": "Fig. 4", "row": f"stage {stage}", "flags": f"--classify-stage {stage}",
+       "note": "Fig. 4's bars carry no numbers in the text; Sec. 4.4: accuracy falls from stage 5 to stage 2"}
+      for stage in (2, 3, 4, 5)],
+    {"table": "Fig. 4", "row": "multi-level fusion", "flags": "",
+     "note": "Sec. 4.4: above every single stage"},
+    {"table": "Sec. 4.5 (Fig. 6)", "row": "ST-MANet over 3D ResNet-50 (UCF-101)", "flags": "", "over": "--baseline",
+     "gflops_over_pct": 24,
+     "note": "the paper names no FLOPs counter and gives no absolute figures. Ours: Eq. 2's 3x1x1 convs before "
+             "pooling read 3C/2 channels (~7.0 G; TDA's Choices) and SDA's HW x HW products at stage 2 (~5.0 G) "
+             "follow the paper's stated order and shapes; a counter that skips the attention matmuls (5.5 G of "
+             "torch.bmm) would give +37 % (complexity_row)"},
+]
 
 
 # ============================================================================================ backbone surgery
@@ -480,14 +576,18 @@ class STMANet(nn.Module):
     plain 3D ResNet (global average pool of stage 5, classifier). Input (B, T, C, H, W) from the loader.
     forward returns (logits, {"ls": L_s, "lt": L_t}); the constraints are computed in training mode only."""
 
-    def __init__(self, arch, num_classes, tda=True, sda=True, mf=True, dropout=0.0, pretrained="none"):
+    def __init__(self, arch, num_classes, tda=True, sda=True, mf=True, dropout=0.0, pretrained="none",
+                 classify_stage=None):
         super().__init__()
         self.backbone = ResNet3d(arch)
         self.tda_entry, self.tda, self.sda = insert_aggregation(self.backbone, tda, sda)
-        self.mf = mf
+        # Fig. 4 / Sec. 4.4: classify from one stage (2-5) with the constraints kept; None: MF's fusion (mf=True)
+        # or stage 5 alone without constraints (mf=False, Table 4)
+        self.mf, self.classify_stage = mf, classify_stage
         widths = self.backbone.widths
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(sum(widths) if mf else widths[-1], num_classes)   # Choice: default (Kaiming-uniform)
+        width = widths[classify_stage - 2] if classify_stage else sum(widths) if mf else widths[-1]
+        self.fc = nn.Linear(width, num_classes)   # Choice: default init (Kaiming-uniform)
 
     def forward(self, x):
         x = x.permute(0, 2, 1, 3, 4)                      # (B,T,C,H,W) -> (B,C,T,H,W)
@@ -509,11 +609,14 @@ class STMANet(nn.Module):
             z = out
             pooled.append(z.mean((2, 3, 4)))              # (B,C,T,H,W) -> (B,C)
         # Eq. (8): Z = Con(Z^2, Z^3, Z^4, Z^5) along channels (of the pooled stage outputs)
-        feature = torch.cat(pooled, 1) if self.mf else pooled[-1]   # (B, sum C_i) or (B, C_5)
+        if self.classify_stage:                                     # Fig. 4: one stage alone, (B, C_i)
+            feature = pooled[self.classify_stage - 2]
+        else:
+            feature = torch.cat(pooled, 1) if self.mf else pooled[-1]   # (B, sum C_i) or (B, C_5)
         logits = self.fc(self.dropout(feature))
         zero = logits.new_zeros(())
         losses = {"ls": zero, "lt": zero}
-        if self.training and self.mf:
+        if self.training and (self.mf or self.classify_stage):
             if maps_t:   # Eq. (6)-(7), temporal: align to stage 5's T x T
                 t = maps_t[-1].shape[-1]
                 losses["lt"] = diversity_loss([align_temporal(a, t) for a in maps_t])
@@ -524,6 +627,9 @@ class STMANet(nn.Module):
 
 
 # ======================================================================================================= data
+# Choice (test crop): Sec. 4.1 says only "central cropping"; EvalTransform resizes the short side to 128
+# (= 112 x 256/224, the TSN/TSM convention) and crops the central 112 x 112, i.e. 0.875 of the short side, inside
+# the 0.5-1 range of the training crops. A crop of the full short side resized to 112 is the other reading.
 def frames_per_clip(args):
     return args.num_segments
 
@@ -700,25 +806,38 @@ def build_model(args, num_classes):
         return STMANet(args.arch, num_classes, tda=False, sda=False, mf=False, dropout=args.dropout,
                        pretrained=args.pretrained)
     return STMANet(args.arch, num_classes, tda=not args.no_tda, sda=not args.no_sda, mf=not args.no_mf,
-                   dropout=args.dropout, pretrained=args.pretrained)
+                   dropout=args.dropout, pretrained=args.pretrained, classify_stage=args.classify_stage)
 
 
 def clip_shape(args):
     return (frames_per_clip(args), 3, args.input_size, args.input_size)
 
 
+def complexity_row(args):
+    """Params (M) and GFLOPs (multiply-accumulates) of one clip of the model `args` build, as --complexity and
+    common/paper_tables.py report them. Built and run on the 'meta' device: shapes only, no weights, no arithmetic
+    (the counts equal those of a real build, tested), so a ResNet-50 row takes about a second.
+    The count includes the attention products (torch.bmm: A_t and A_s with the features, 5.5 G of the 33.1 G at
+    32 x 112^2); a counter that sees convolutions only (e.g. one of conv hooks) would give 27.6 G, +37 % over the
+    3D ResNet-50's 20.1 G instead of our +64 % (measured with FlopCounterMode's per-operator counts)."""
+    with torch.device("meta"):
+        model = build_model(args, args.num_classes)
+    gflops = complexity.gmacs(model, torch.zeros(1, *clip_shape(args), device="meta"))
+    return {"params_m": complexity.params_m(model), "gflops": gflops}
+
+
 def report_complexity(args):
-    x = torch.zeros(1, *clip_shape(args))
     out = {"script": SCRIPT}
     for prefix, base in (("", args.baseline), ("baseline_", "r3d")):
-        model = build_model(argparse.Namespace(**{**vars(args), "baseline": base}), args.num_classes)
-        out[prefix + "params_m"] = round(complexity.params_m(model), 2)
-        out[prefix + "gflops"] = round(complexity.gmacs(model, x), 2)
+        row = complexity_row(argparse.Namespace(**{**vars(args), "baseline": base}))
+        out[prefix + "params_m"] = round(row["params_m"], 2)
+        out[prefix + "gflops"] = round(row["gflops"], 2)
     out["gflops_overhead_pct"] = round(100 * (out["gflops"] / out["baseline_gflops"] - 1), 1)
     out.update({"arch": args.arch, "num_segments": args.num_segments, "input_size": args.input_size,
                 "num_classes": args.num_classes, "frames_per_clip": frames_per_clip(args),
                 "modules": "+".join(m for m, off in (("tda", args.no_tda), ("sda", args.no_sda), ("mf", args.no_mf))
-                                    if not off and not args.baseline) or "none"})
+                                    if not off and not args.baseline) or "none",
+                "classify_stage": args.classify_stage})
     print(json.dumps(out))
 
 

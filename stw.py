@@ -17,17 +17,47 @@ Run:  python stw.py --data DIR [--num-segments 16]          (Something-Something
       python stw.py --evaluate --ensemble stw16f/best.pt stw8f/best.pt --data DIR      (Tables 1-2 "16f+8f")
       python stw.py --complexity                              (8 x 224^2, 174 classes)
 
-Expected results (Something-Something V1 val, ResNet-50 ImageNet, 1 clip x 1 crop, Table 1 / Tables 5-8):
-| model                    | paper top-1 | GFLOPs paper | ours: params / GMACs (--complexity) | ours top-1 |
-|--------------------------|-------------|--------------|-------------------------------------|------------|
-| TSN 8f (--baseline)      | 19.7        | 33           | 23.86M / 32.70                      | not run    |
-| TSM 8f (--baseline tsm)  | 42.1 (T6)   | 33           | 23.86M / 32.70                      | not run    |
-| STW 8f                   | 46.3        | 33.5 ("34")  | 23.96M / 33.01                      | not run    |
-| STW 16f                  | 48.7        | 67           | 23.96M / 66.03                      | not run    |
-| STW 16f+8f (--ensemble)  | 49.9        | 100          | -                                   | not run    |
-Ablations, ours params / GMACs at 8f: STFM only (--no-twm, T6 42.6) 23.92M / 32.88; TWM only (--no-stfm, T6 41.9)
-23.90M / 32.83; --stfm-ratio 8:4/3:8 (T5 41.5) 24.01M / 33.19; 16:8/7:16 (T5 39.2) 24.11M / 33.55; avg (T5 32.8)
-23.90M / 32.83; --stages 4 5 (T7 45.6) 23.94M / 32.80.
+Expected results: the paper's tables with our params/GFLOPs beside its figures, every row built now by
+`python -m common.paper_tables stw` (Tables 1-8, each row with a note: its protocol or pretraining; the rows are
+PAPER_TABLES, below the modules). SSv1 val, ResNet-50 from ImageNet; Tables 1, 5 and 6 as
+`python -m common.paper_tables stw --brief --table "Table 1" "Table 5" "Table 6"` printed them (torch 2.14.1;
+ensembles: the members' costs summed):
+
+stw.py, Table 1:
+
+| row | flags (python stw.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| TSN 8f | `--baseline` | 23.86 | 33 / 32.70 (-0.9 %) | top-1 19.7 |
+| TSM 8f | `--baseline tsm` | 23.86 | 33 / 32.70 (-0.9 %) | top-1 43.4 |
+| TSM 16f | `--baseline tsm --num-segments 16` | 23.86 | 65 / 65.40 (+0.6 %) | top-1 44.8 |
+| TSM_En 16f+8f | `--baseline tsm --num-segments 16` + `--baseline tsm` | 47.73 | 98 / 98.10 (+0.1 %) | top-1 46.8 |
+| STW_8f | (none) | 23.96 | 34 / 33.01 (-2.9 %) | top-1 46.3 |
+| STW_16f | `--num-segments 16` | 23.96 | 67 / 66.03 (-1.4 %) | top-1 48.7 |
+| STW_16f+8f | `--num-segments 16` + (none) | 47.91 | 100 / 99.04 (-1.0 %) | top-1 49.9 |
+
+stw.py, Table 5:
+
+| row | flags (python stw.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| Average Pooling | `--no-twm --stfm-ratio avg` | 23.86 | 32.70 | top-1 32.8, top-5 60.2 |
+| Conv2d(16:8/7:16) & Concat | `--no-twm --stfm-ratio 16:8/7:16` | 24.07 | 33.42 | top-1 39.2, top-5 68.9 |
+| Conv2d(8:4/3:8) & Concat | `--no-twm --stfm-ratio 8:4/3:8` | 23.97 | 33.06 | top-1 41.5, top-5 70.4 |
+| Conv2d(4:2:4) & Concat | `--no-twm --stfm-ratio 4:2:4` | 23.92 | 32.88 | top-1 42.6, top-5 73.5 |
+
+stw.py, Table 6:
+
+| row | flags (python stw.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| TSN | `--baseline` | 23.86 | 32.70 | top-1 19.7, top-5 46.6 |
+| TSM | `--baseline tsm` | 23.86 | 32.70 | top-1 42.1, top-5 72.7 |
+| STFM | `--no-twm` | 23.92 | 32.88 | top-1 42.6, top-5 73.5 |
+| TWM | `--no-stfm` | 23.90 | 32.83 | top-1 41.9, top-5 72.3 |
+| STW | (none) | 23.96 | 33.01 | top-1 46.3, top-5 76.6 |
+
+Table 5's rows are STFM alone (its 4:2:4 row is Table 6's STFM row); the ratio sets STFM's group size b and with it
+the cost (STFM's docstring). Accuracy: none measured at full scale (no GPU, no datasets here).
+Headline protocol (Sec. IV-C): 8 or 16 frames x 1 clip x 1 centre crop of 224; "16f+8f" averages the scores of
+both models: `python stw.py --data DIR --evaluate --ensemble RUN16/best.pt RUN8/best.pt`.
 Demo (`python stw.py` vs `python stw.py --baseline`, no --data, CPU, resnet18 64 px, 12 epochs, lr 0.005; order-only
 classes, chance 25 %): STW 100.0 % (from epoch 8), TSN 27.0 % val top-1 (README).
 """
@@ -169,12 +199,26 @@ def get_args(argv=None):
             p.error(f"--test-resize: {e}")
     if args.no_stfm and args.no_twm:
         p.error("--no-stfm with --no-twm removes the STW block: use --baseline")
+    # a paper switch that the model would not use stops here, before any work (CONVENTIONS.md "paper switches")
+    given = checkpoint.explicit_flags(p, argv)
+    if args.baseline:
+        for dest in ("stfm_ratio", "no_stfm", "no_twm", "combine", "stages"):
+            if dest in given:
+                p.error(f"{option(dest)} has no effect with --baseline {args.baseline} (no STW blocks)")
+    if "combine" in given and (args.no_stfm or args.no_twm):
+        p.error(f"--combine joins STFM and TWM: it has no effect with {'--no-stfm' if args.no_stfm else '--no-twm'}")
+    if "stfm_ratio" in given and args.no_stfm:
+        p.error("--stfm-ratio has no effect with --no-stfm")
     if args.finetune:  # Sec. IV-B: lr 0.001, x0.1 every 15 epochs (of 50)
         if args.lr == p.get_default("lr"):
             args.lr = 0.001
         if args.lr_steps == p.get_default("lr_steps"):
             args.lr_steps = list(range(15, args.epochs, 15))
     return args
+
+
+def option(dest):
+    return "--" + dest.replace("_", "-")
 
 
 # ============================================================================================== paper modules
@@ -221,6 +265,9 @@ class STFM(nn.Module):
         1.5 %) and 23.96M parameters (+92k with TWM, +0.4 %), and every channel of all three frames still
         reaches y_t, the property the paper claims over TSM ("encodes and stacks all channels of three
         adjacent frames, preserving all information").
+    Table 5's ratios therefore differ in cost as well as in the split: the group size b is 4 for 4:2:4, 8 for
+    8:4/3:8 and 16 for 16:8/7:16, i.e. b MACs per input element and b x C weights per block (STFM alone at
+    8 x 224^2: +0.18, +0.36, +0.72 GMACs over TSN's 32.70; `python -m common.paper_tables stw --table "Table 5"`).
     One grouped conv computes all three encoders on every frame (a per-frame conv commutes with picking the
     neighbour frame afterwards): output slots [0, b/alpha) of each group are theta (taken from frame t-1),
     the middle b/beta slots phi (frame t), the last b/gamma slots varphi (frame t+1).
@@ -356,6 +403,74 @@ class TemporalShift(nn.Module):
 # (the EAN helper writes EAB, SOI-Tr, LMC here)
 
 
+# ---- the paper's tables as data: `python -m common.paper_tables stw` builds every row and prints it --------------
+# Rows per common/paper_tables.py: the flags build the row with `python stw.py --complexity FLAGS`; figures as
+# printed (Tables 1-3 give GFLOPs only, Tables 5-8 accuracy only; all SSv1 val unless named).
+SSV1_8F = "protocol: {T} frames x 1 clip x 1 crop (224 x 224 centre crop; Sec. IV-C). Top-1 test: {test}"
+ENSEMBLE = ("`--evaluate --ensemble 16f.pt 8f.pt`: the softmax scores of the 16- and the 8-frame model averaged, "
+            "1 clip x 1 crop each. Top-1 test: {test}")
+STFM_ONLY = ("STFM alone (Table 5 = Table 6's STFM row at 4:2:4); the ratio sets STFM's group size b = {b}, so "
+             "b MACs per input element")
+PAPER_TABLES = [
+    {"table": "Table 1", "row": "TSN 8f", "flags": "--baseline", "gflops": 33, "top1": 19.7, "note": ""},
+    {"table": "Table 1", "row": "TSM 8f", "flags": "--baseline tsm", "gflops": 33, "top1": 43.4,
+     "note": "TSM pretrained on ImageNet + Kinetics-400 (its paper's row)"},
+    {"table": "Table 1", "row": "TSM 16f", "flags": "--baseline tsm --num-segments 16", "gflops": 65, "top1": 44.8,
+     "note": "TSM pretrained on ImageNet + Kinetics-400"},
+    {"table": "Table 1", "row": "TSM_En 16f+8f", "flags": "--baseline tsm --num-segments 16",
+     "ensemble": ["--baseline tsm"], "gflops": 98, "top1": 46.8, "note": "TSM's 16f + 8f score ensemble"},
+    {"table": "Table 1", "row": "STW_8f", "flags": "", "gflops": 34, "top1": 46.3,
+     "note": "Sec. IV-C's text: 33.5 GFLOPs. " + SSV1_8F.format(T=8, test=41.7)},
+    {"table": "Table 1", "row": "STW_16f", "flags": "--num-segments 16", "gflops": 67, "top1": 48.7,
+     "note": SSV1_8F.format(T=16, test=43.9)},
+    {"table": "Table 1", "row": "STW_16f+8f", "flags": "--num-segments 16", "ensemble": [""], "gflops": 100,
+     "top1": 49.9, "note": ENSEMBLE.format(test=45.2)},
+    {"table": "Table 2", "row": "TSN 16f x 10", "flags": "--baseline --num-segments 16", "views": 30,
+     "gflops": 1950, "top1": 30.0, "note": "SSv2; 10 clips x 3 crops (1950 = 65 x 30)"},
+    {"table": "Table 2", "row": "TSM 8f x 10", "flags": "--baseline tsm", "views": 30, "gflops": 990,
+     "top1": 59.1, "note": "SSv2; 10 clips x 3 crops (990 = 33 x 30); ImageNet + Kinetics-400 pretraining"},
+    {"table": "Table 2", "row": "TSM 16f x 10", "flags": "--baseline tsm --num-segments 16", "views": 30,
+     "gflops": 1950, "top1": 59.4, "note": "SSv2; 10 clips x 3 crops; top-1 test 60.4"},
+    {"table": "Table 2", "row": "STW_8f", "flags": "", "gflops": 34, "top1": 61.7,
+     "note": "SSv2. " + SSV1_8F.format(T=8, test=60.8)},
+    {"table": "Table 2", "row": "STW_16f", "flags": "--num-segments 16", "gflops": 67, "top1": 63.0,
+     "note": "SSv2. " + SSV1_8F.format(T=16, test=62.1)},
+    {"table": "Table 2", "row": "STW_16f+8f", "flags": "--num-segments 16", "ensemble": [""], "gflops": 100,
+     "top1": 64.6, "note": "SSv2. " + ENSEMBLE.format(test=63.7)},
+    {"table": "Table 3", "row": "STW_16f x 10", "flags": "--num-segments 16 --num-classes 400", "gflops": 67,
+     "top1": 75.1, "top5": 91.7, "note": "Kinetics-400; protocol: 16 frames x 10 clips x 3 crops (67 x 30 GFLOPs)"},
+    {"table": "Table 4", "row": "STW_16f x 10 (UCF101)", "flags": "--num-segments 16 --num-classes 101",
+     "top1": 96.2, "note": "`--finetune` from Kinetics-400 (lr 0.001, Sec. IV-B); 16 frames x 10 clips; mean of "
+                          "3 splits"},
+    {"table": "Table 4", "row": "STW_16f x 10 (HMDB51)", "flags": "--num-segments 16 --num-classes 51",
+     "top1": 73.3, "note": "`--finetune` from Kinetics-400 (lr 0.001, Sec. IV-B); 16 frames x 10 clips; mean of "
+                          "3 splits"},
+    {"table": "Table 5", "row": "Average Pooling", "flags": "--no-twm --stfm-ratio avg", "top1": 32.8,
+     "top5": 60.2, "note": "STFM alone, y_t = (x_{t-1} + x_t + x_{t+1}) / 3: no parameters, no MACs"},
+    *[{"table": "Table 5", "row": f"Conv2d({ratio}) & Concat", "flags": f"--no-twm --stfm-ratio {ratio}",
+       "top1": top1, "top5": top5, "note": STFM_ONLY.format(b=b)}
+      for ratio, b, top1, top5 in (("16:8/7:16", 16, 39.2, 68.9), ("8:4/3:8", 8, 41.5, 70.4),
+                                   ("4:2:4", 4, 42.6, 73.5))],
+    {"table": "Table 6", "row": "TSN", "flags": "--baseline", "top1": 19.7, "top5": 46.6, "note": ""},
+    {"table": "Table 6", "row": "TSM", "flags": "--baseline tsm", "top1": 42.1, "top5": 72.7,
+     "note": "ImageNet pretraining (Table 1's 43.4 is TSM's own, with Kinetics-400)"},
+    {"table": "Table 6", "row": "STFM", "flags": "--no-twm", "top1": 42.6, "top5": 73.5, "note": ""},
+    {"table": "Table 6", "row": "TWM", "flags": "--no-stfm", "top1": 41.9, "top5": 72.3, "note": ""},
+    {"table": "Table 6", "row": "STW", "flags": "", "top1": 46.3, "top5": 76.6, "note": ""},
+    *[{"table": "Table 7", "row": f"stage {name} ({blocks} blocks)", "flags": f"--stages {stages}", "top1": top1,
+       "top5": top5, "note": ""}
+      for name, stages, blocks, top1, top5 in (("2", "2", 3, 40.0, 70.2), ("3", "3", 4, 41.1, 71.5),
+                                               ("4", "4", 6, 43.9, 73.7), ("5", "5", 3, 43.1, 73.8),
+                                               ("2-5", "2 3 4 5", 16, 46.3, 76.7), ("3-5", "3 4 5", 13, 45.9, 76.1),
+                                               ("4-5", "4 5", 9, 45.6, 76.1))],
+    {"table": "Table 8", "row": "Parallel", "flags": "--combine parallel", "top1": 46.3, "top5": 76.6, "note": ""},
+    {"table": "Table 8", "row": "Vertical STFM => TWM", "flags": "--combine stfm-twm", "top1": 42.1, "top5": 73.3,
+     "note": ""},
+    {"table": "Table 8", "row": "Vertical TWM => STFM", "flags": "--combine twm-stfm", "top1": 41.8, "top5": 73.5,
+     "note": ""},
+]
+
+
 # ============================================================================================ backbone surgery
 def build_resnet(arch, pretrained):
     """torchvision ResNet without its classifier; `imagenet` = IMAGENET1K_V1 (the weights the papers used). A
@@ -427,6 +542,11 @@ class Model(nn.Module):
 
 
 # ======================================================================================================= data
+# Choice (train crops, differs from the paper's text): Sec. IV-B resizes every frame to short side 256 before the
+# 224 crop; TrainTransform takes TSN's multi-scale crop (sides 1, .875, .75, .66 x the short side) from the frame as
+# decoded and resizes the crop to --input-size. The two agree for frames stored at short side 256 (what
+# `python -m common.prepare` advises); for other sizes the crop covers the same fraction of the frame but TSN's
+# snapping of a side within 3 px of 224 (at short side 256) does not occur.
 def frames_per_clip(args):
     return args.num_segments
 
@@ -584,12 +704,21 @@ def clip_shape(args):
     return (frames_per_clip(args), 3, args.input_size, args.input_size)
 
 
+def complexity_row(args):
+    """Params (M) and GFLOPs (multiply-accumulates) of one clip of the model `args` build, as --complexity and
+    common/paper_tables.py report them. Built and run on the 'meta' device: shapes only, no weights, no arithmetic
+    (the counts equal those of a real build, tested), so a ResNet-50 row takes well under a second."""
+    with torch.device("meta"):
+        model = build_model(args, args.num_classes)
+    gflops = complexity.gmacs(model, torch.zeros(1, *clip_shape(args), device="meta"))
+    return {"params_m": complexity.params_m(model), "gflops": gflops}
+
+
 def report_complexity(args):
-    model = build_model(args, args.num_classes)
-    x = torch.zeros(1, *clip_shape(args))
-    out = {"script": SCRIPT, "params_m": round(complexity.params_m(model), 2),
-           "gflops": round(complexity.gmacs(model, x), 2), "num_segments": args.num_segments,
-           "input_size": args.input_size, "num_classes": args.num_classes, "frames_per_clip": frames_per_clip(args)}
+    row = complexity_row(args)
+    out = {"script": SCRIPT, "params_m": round(row["params_m"], 2), "gflops": round(row["gflops"], 2),
+           "num_segments": args.num_segments, "input_size": args.input_size, "num_classes": args.num_classes,
+           "frames_per_clip": frames_per_clip(args)}
     print(json.dumps(out))
 
 

@@ -262,3 +262,30 @@ def test_mtcm_and_pmm_equal_their_conv3d_formulation():
     randomise_zero_inits(m)
     for a, b in zip(values_and_grads(m, m, x), values_and_grads(lambda f: pmm_reference(m, f), m, x)):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------- flags a model would ignore
+@pytest.mark.parametrize("argv,flag", [
+    (["--no-mtcm", "--order", "parallel"], "--order"), (["--no-gscm", "--order", "gscm-mtcm"], "--order"),
+    (["--position", "e", "--order", "mtcm-gscm"], "--order"), (["--position", "g", "--order", "parallel"], "--order"),
+    (["--gscm-paths", "pmm", "gmm", "--lmm-kernel", "5"], "--lmm-kernel"),
+    (["--no-gscm", "--lmm-kernel", "7"], "--lmm-kernel"),
+    (["--no-gscm", "--gscm-paths", "lmm"], "--gscm-paths"), (["--no-mtcm", "--mtcm-branches", "2"], "--mtcm-branches"),
+    (["--no-mtcm", "--gscm-paths", "lmm", "--reduction", "4"], "--reduction"),
+    (["--baseline", "tsm", "--position", "a"], "--position"),
+    (["--baseline", "--mtcm-branches", "3"], "--mtcm-branches"),
+])
+def test_a_flag_the_model_would_ignore_stops_before_any_work(argv, flag, tmp_path, capsys):
+    """argparse's exit (code 2) from get_args: without the check, main would go on to the (missing) data."""
+    with pytest.raises(SystemExit) as e:
+        can.main(["--data", str(tmp_path / "missing"), *argv])
+    assert e.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "error: " + flag in last, last
+
+
+def test_the_combinations_the_tables_use_still_parse():
+    for argv in (["--no-mtcm", "--gscm-paths", "lmm", "--lmm-kernel", "7"], ["--no-gscm", "--mtcm-branches", "5"],
+                 ["--position", "e"], ["--order", "parallel", "--position", "a"], ["--baseline", "tsm"],
+                 ["--arch", "mobilenet_v2", "--baseline", "tsm"]):
+        can.get_args(["--complexity", *argv])

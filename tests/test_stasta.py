@@ -275,3 +275,24 @@ def test_temporal_shift_and_temporal_conv3d_equal_the_formulation_they_replace()
     conv3d = lambda t: nn.functional.conv3d(t, conv.weight, conv.bias, padding=(1, 0, 0), groups=16)
     for a, b in zip(values_and_grads(conv, conv, x3), values_and_grads(conv3d, conv, x3)):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+# ---- flags a model would ignore ---------------------------------------------------------------------------
+@pytest.mark.parametrize("argv,flag", [
+    (["--no-afs", "--order", "dmta-afs"], "--order"), (["--no-dmta", "--order", "afs-dmta"], "--order"),
+    (["--no-afs", "--no-dmta", "--order", "afs-dmta"], "--order"), (["--baseline", "tcm", "--no-afs"], "--no-afs"),
+    (["--baseline", "--order", "dmta-afs"], "--order"), (["--baseline", "tsm", "--no-dmta"], "--no-dmta"),
+])
+def test_a_flag_the_model_would_ignore_stops_before_any_work(argv, flag, tmp_path, capsys):
+    """argparse's exit (code 2) from get_args: without the check, main would go on to the (missing) data."""
+    with pytest.raises(SystemExit) as e:
+        stasta.main(["--data", str(tmp_path / "missing"), *argv])
+    assert e.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "error: " + flag in last, last
+
+
+def test_tsm_baseline_is_the_shift_alone():
+    model = stasta.build_model(small_args("--baseline", "tsm"), 4)
+    assert sum(isinstance(m, stasta.TemporalShift) for m in model.modules()) == 8          # ResNet-18: 8 blocks
+    assert not any(isinstance(m, (stasta.STASTA, stasta.TCM)) for m in model.modules())

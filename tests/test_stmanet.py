@@ -233,3 +233,54 @@ def test_tda_and_sda_equal_their_conv3d_and_einsum_formulation(last):
                                      (sda, lambda a: sda_reference(sda, a), sda, (z,))):
         for a, b in zip(values_and_grads(new, module, *inputs), values_and_grads(old, module, *inputs)):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------- flags a model would ignore
+@pytest.mark.parametrize("argv,flag", [
+    (["--baseline", "--no-tda"], "--no-tda"), (["--baseline", "--classify-stage", "3"], "--classify-stage"),
+    (["--baseline", "--lambda-s", "0.1"], "--lambda-s"), (["--no-mf", "--classify-stage", "4"], "--classify-stage"),
+    (["--no-sda", "--lambda-s", "0.01"], "--lambda-s"), (["--no-tda", "--lambda-t", "0.001"], "--lambda-t"),
+    (["--no-mf", "--lambda-t", "0.01"], "--lambda-t"),
+])
+def test_a_flag_the_model_would_ignore_stops_before_any_work(argv, flag, tmp_path, capsys):
+    """argparse's exit (code 2) from get_args: without the check, main would go on to the (missing) data."""
+    with pytest.raises(SystemExit) as e:
+        S.main(["--data", str(tmp_path / "missing"), *argv])
+    assert e.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "error: " + flag in last, last
+
+
+@pytest.mark.parametrize("stage", [2, 5])
+def test_classify_stage_uses_one_stage_and_keeps_the_constraints(stage):
+    """Fig. 4 / Sec. 4.4: the classifier sees GAP(Zhat^stage) alone; L_s and L_t are still computed in training."""
+    torch.manual_seed(0)
+    model = S.build_model(S.get_args(["--complexity", "--arch", "resnet18", "--classify-stage", str(stage)]), 4)
+    assert model.fc.in_features == model.backbone.widths[stage - 2]
+    model.train()
+    logits, div = model(torch.randn(2, 20, 3, 40, 40))
+    assert logits.shape == (2, 4) and div["ls"] > 0 and div["lt"] > 0
+    no_mf = S.build_model(S.get_args(["--complexity", "--arch", "resnet18", "--no-mf"]), 4).train()
+    _, div = no_mf(torch.randn(2, 20, 3, 40, 40))
+    assert div["ls"] == 0 and div["lt"] == 0                       # Table 4's rows without MF: no constraints
+
+
+def constraint_gradients(T, size):
+    """Sum of |d L_s / d theta| and |d L_t / d theta| over the model's parameters, at its initialisation."""
+    torch.manual_seed(0)
+    model = S.build_model(S.get_args(["--data", "x", "--arch", "resnet18", "--num-segments", str(T),
+                                      "--input-size", str(size)]), 4).train()
+    _, div = model(torch.randn(2, T, 3, size, size))
+    params = list(model.parameters())
+    return [sum(g.abs().sum().item() for g in torch.autograd.grad(div[k], params, retain_graph=True,
+                                                                   allow_unused=True) if g is not None)
+            for k in ("ls", "lt")]
+
+
+def test_the_demo_profile_trains_both_constraints():
+    """The demo clip keeps 2 time steps and 2x2 positions at stage 5, so L_s and L_t have a gradient from step 0;
+    the earlier profile (16 frames of 32 px, stage 5 1x1x1) made both the constant 12 with zero gradient."""
+    args = S.get_args([])                                           # no --data: the demo profile
+    assert args.demo
+    assert all(g > 0 for g in constraint_gradients(args.num_segments, args.input_size))
+    assert all(g < 1e-9 for g in constraint_gradients(16, 32))

@@ -276,3 +276,31 @@ def test_stw_block_equals_its_conv3d_and_grouped_conv_formulation():
         for new, old in pairs:
             for a, b in zip(values_and_grads(new, new, x), values_and_grads(old, new, x)):
                 torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------- flags a model would ignore
+@pytest.mark.parametrize("argv,flag", [
+    (["--no-stfm", "--combine", "stfm-twm"], "--combine"), (["--no-twm", "--combine", "parallel"], "--combine"),
+    (["--no-stfm", "--stfm-ratio", "8:4/3:8"], "--stfm-ratio"),
+    (["--baseline", "tsm", "--stages", "4", "5"], "--stages"),
+    (["--baseline", "--no-twm"], "--no-twm"), (["--baseline", "--stfm-ratio", "avg"], "--stfm-ratio"),
+])
+def test_a_flag_the_model_would_ignore_stops_before_any_work(argv, flag, tmp_path, capsys):
+    """argparse's exit (code 2) from get_args: without the check, main would go on to the (missing) data."""
+    with pytest.raises(SystemExit) as e:
+        stw.main(["--data", str(tmp_path / "missing"), *argv])
+    assert e.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "error: " + flag in last, last
+
+
+def test_table5_rows_are_stfm_alone_and_the_ratio_sets_the_cost():
+    """Table 5 = STFM without TWM; the ratio changes STFM's group size b (4, 8, 16) and with it params and MACs."""
+    rows = [r for r in stw.PAPER_TABLES if r["table"] == "Table 5"]
+    assert rows and all("--no-twm" in r["flags"].split() for r in rows)
+    cost = {ratio: stw.complexity_row(stw.get_args(["--complexity", "--no-twm", "--stfm-ratio", ratio]))
+            for ratio in ("avg", "4:2:4", "8:4/3:8", "16:8/7:16")}
+    tsn = stw.complexity_row(stw.get_args(["--complexity", "--baseline"]))
+    assert cost["avg"] == tsn                                     # averaging: no parameters, no MACs
+    extra = [cost[r]["gflops"] - tsn["gflops"] for r in ("4:2:4", "8:4/3:8", "16:8/7:16")]
+    assert extra[1] == pytest.approx(2 * extra[0], rel=1e-6) and extra[2] == pytest.approx(4 * extra[0], rel=1e-6)

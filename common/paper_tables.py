@@ -1,0 +1,175 @@
+"""A paper's tables in markdown, every row built now: `python -m common.paper_tables SCRIPT [--table NAME...]`.
+
+SCRIPT is one of the five scripts (`can`, `stw`, `stasta`, `stmanet`, `ean`). It must provide
+  * `PAPER_TABLES`: a list of rows, each a dict with
+      - `table` ("Table 10"), `row` (the paper's row name), `flags` (one string: the flags that build the row when
+        added to `python SCRIPT.py --complexity`), `note` (why ours differs when it does; the protocol of the
+        headline rows; may be "" otherwise);
+      - the paper's figures where it gives them: `params_m`, `gflops` (per clip and view unless `views` is given),
+        `top1`, `top5`, `map` (percent);
+      - optional `views`: the paper's `gflops` is for this many views (clips x crops), so ours is multiplied by it;
+      - optional `ensemble`: flag strings of the further members of a score ensemble (e.g. "16f+8f"): ours is the
+        sum of the members' params and GFLOPs;
+      - optional `over` (flag string) with `gflops_over_pct`: the paper gives only the row's FLOPs increase over
+        the model that `over` builds, in percent; ours is measured the same way and compared as the ratio
+        (1 + ours/100) / (1 + paper/100);
+  * `get_args(argv)` and `complexity_row(args) -> {"params_m": float, "gflops": float}` (one clip, one view,
+    multiply-accumulates, as `--complexity` prints them).
+For each row the printer calls `get_args(flags.split() + ["--complexity"])` and `complexity_row(args)`.
+Accuracies are the paper's only (nothing is trained here); params, GFLOPs and the FLOPs increase are compared,
+and a row whose figure is more than 3 % off is marked with its note as the documented reason ("no reason
+documented" when the note is empty). The last line is one JSON object
+`{"script", "rows", "with_paper_figures", "within_3pct"}`: rows printed, rows with a paper params/GFLOPs figure,
+and those of them with every such figure within 3 %.
+`--brief` prints the flags instead of whole commands and leaves out the notes (figures more than 3 % off keep
+their bold difference): the form of the scripts' docstring tables.
+"""
+import argparse
+import functools
+import importlib
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOLERANCE_PCT = 3.0
+ACCURACY_KEYS = (("top1", "top-1"), ("top5", "top-5"), ("map", "mAP"))
+KEYS = {"table", "row", "flags", "note", "params_m", "gflops", "top1", "top5", "map", "views", "ensemble", "over",
+        "gflops_over_pct"}
+
+
+def load(script):
+    """The script's module, imported from the repository root."""
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    return importlib.import_module(script)
+
+
+def check_rows(module):
+    """PAPER_TABLES of `module`, checked: required keys present, no unknown key (a typo would drop a figure)."""
+    rows = getattr(module, "PAPER_TABLES", None)
+    if not rows:
+        raise SystemExit(f"error: {module.__name__} has no PAPER_TABLES")
+    for i, row in enumerate(rows):
+        missing = {"table", "row", "flags", "note"} - set(row)
+        unknown = set(row) - KEYS
+        if missing or unknown:
+            raise SystemExit(f"error: {module.__name__}.PAPER_TABLES[{i}] ({row.get('row')!r}): "
+                             f"missing {sorted(missing)}, unknown {sorted(unknown)}")
+        if ("over" in row) != ("gflops_over_pct" in row):
+            raise SystemExit(f"error: {module.__name__}.PAPER_TABLES[{i}]: 'over' and 'gflops_over_pct' go together")
+    return rows
+
+
+@functools.lru_cache(maxsize=None)
+def cost(module, flags):
+    """complexity_row of the model that `flags` build (as `python SCRIPT.py --complexity FLAGS`); rows that share
+    their flags (one model, several datasets' accuracies) are built once."""
+    return module.complexity_row(module.get_args(flags.split() + ["--complexity"]))
+
+
+def diff_pct(ours, paper):
+    return 100.0 * (ours / paper - 1.0)
+
+
+def measure(module, row):
+    """Our figures for one row and their differences to the paper's: {"params_m", "gflops", "diff": {...}}."""
+    members = [cost(module, flags) for flags in member_flags(row)]
+    ours = {key: sum(m[key] for m in members) for key in ("params_m", "gflops")}
+    ours["gflops"] *= row.get("views", 1)
+    diff = {key: diff_pct(ours[key], row[key]) for key in ("params_m", "gflops") if key in row}
+    if "over" in row:
+        reference = cost(module, row["over"])["gflops"]
+        ours["gflops_over_pct"] = 100.0 * (ours["gflops"] / reference - 1.0)
+        diff["gflops_over_pct"] = diff_pct(1 + ours["gflops_over_pct"] / 100, 1 + row["gflops_over_pct"] / 100)
+    ours["diff"] = diff
+    ours["within"] = all(abs(d) <= TOLERANCE_PCT for d in diff.values())
+    return ours
+
+
+def decimals(x):
+    text = repr(float(x))
+    return len(text.split(".")[1].rstrip("0")) if "." in text else 0
+
+
+def figure(row, ours, key):
+    """'paper / ours (diff %)' for one compared figure, the diff in bold past 3 %; ours alone when the paper
+    gives none."""
+    digits = max(2, decimals(row[key])) if key in row else 2
+    value = f"{ours[key]:.{digits}f}"
+    if key not in row:
+        return value
+    d = ours["diff"][key]
+    diff = f"{d:+.1f} %" if abs(d) <= TOLERANCE_PCT else f"**{d:+.1f} %**"
+    return f"{row[key]} / {value} ({diff})"
+
+
+def member_flags(row):
+    """The flag strings of the models whose costs add up to the row's: the row's own and its ensemble members'."""
+    return [row["flags"], *row.get("ensemble", [])]
+
+
+def command(script, row):
+    """The command(s) that print the row's cost; ensemble members joined by ' + '."""
+    members = member_flags(row)
+    text = " + ".join(f"`python {script}.py --complexity{' ' + flags if flags else ''}`" for flags in members)
+    if row.get("views", 1) != 1:
+        text += f" x {row['views']} views"
+    return text
+
+
+def render(script, module, rows, brief=False):
+    """Markdown tables (one per paper table, in PAPER_TABLES order) and the summary dict."""
+    lines, summary = [], {"script": script, "rows": 0, "with_paper_figures": 0, "within_3pct": 0}
+    tables = list(dict.fromkeys(row["table"] for row in rows))
+    columns = ["row", f"flags (python {script}.py --complexity FLAGS)" if brief else "command",
+               "params (M): paper / ours", "GFLOPs: paper / ours", "paper accuracy (%)"] + ([] if brief else ["note"])
+    for table in tables:
+        lines += ["", f"{script}.py, {table}:", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        for row in (r for r in rows if r["table"] == table):
+            ours = measure(module, row)
+            compared = bool(ours["diff"])
+            summary["rows"] += 1
+            summary["with_paper_figures"] += compared
+            summary["within_3pct"] += compared and ours["within"]
+            gflops = figure(row, ours, "gflops")
+            if "over" in row:
+                d = ours["diff"]["gflops_over_pct"]
+                diff = f"{d:+.1f} %" if abs(d) <= TOLERANCE_PCT else f"**{d:+.1f} %**"
+                gflops += (f"; over `{row['over']}`: +{row['gflops_over_pct']} % / "
+                           f"+{ours['gflops_over_pct']:.1f} % ({diff})")
+            accuracy = ", ".join(f"{name} {row[key]}" for key, name in ACCURACY_KEYS if key in row) or "-"
+            flags = " + ".join(f"`{f}`" if f else "(none)" for f in member_flags(row))
+            flags += f" x {row['views']} views" if row.get("views", 1) != 1 else ""
+            cells = [row["row"], flags if brief else command(script, row), figure(row, ours, "params_m"), gflops,
+                     accuracy]
+            if not brief:
+                mark = "" if ours["within"] else "**> 3 % off**" + (": " if row["note"] else " (no reason documented)")
+                cells.append((mark + row["note"]) or "-")
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines, summary
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("script", help="can | stw | stasta | stmanet | ean")
+    p.add_argument("--table", nargs="+", default=None,
+                   help="only these tables, as PAPER_TABLES names them (e.g. 'Table 10' 'Table 12')")
+    p.add_argument("--brief", action="store_true", help="without the notes column (the docstring tables)")
+    args = p.parse_args(argv)
+    module = load(args.script)
+    rows = check_rows(module)
+    if args.table is not None:
+        names = list(dict.fromkeys(r["table"] for r in rows))
+        unknown = [t for t in args.table if t not in names]
+        if unknown:
+            raise SystemExit(f"error: {args.script} has no table {unknown[0]!r}; it has {names}")
+        rows = [r for r in rows if r["table"] in args.table]
+    lines, summary = render(args.script, module, rows, args.brief)
+    print("\n".join(lines[1:]))
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
