@@ -169,7 +169,22 @@ def get_args(argv=None):
     p.add_argument("--snippet", type=int, default=5, help="frames per segment for LMC (Sec. 3.3)")
     p.add_argument("--rgb-frame", default="centre", choices=["centre", "first"],
                    help="snippet frame fed to the RGB stream with LMC (Eq. 12 says first; official code: centre)")
+    p.add_argument("--eab-kernels", default="multi-scale", choices=list(EAB_KERNELS),
+                   help="kernels of the EAB's 3 groups: 1/3/5 (EAB, Incep-Block), 3x3x3 (S-Block) or 3x3x3 dilated 2 "
+                        "(L-Block); Table 8's S-/L-Block rows add --eab-fusion identity")
+    p.add_argument("--eab-pool", default="max", choices=["max", "avg", "none"],
+                   help="pooling branch of the EAB (Table 10 'Avg Pool', 'Without Max Pool')")
+    p.add_argument("--no-inter-relu", action="store_true",
+                   help="no ReLU between the EAB's spatial and temporal convs (Table 10 'Without inter ReLU')")
+    p.add_argument("--no-dilation", action="store_true",
+                   help="the EAB's dilated 3x3 / 3 kernels as 5x5 / 5 (Table 10 'Without dilation')")
+    p.add_argument("--eab-conv", default="2+1d", choices=["2+1d", "1+1+1d"],
+                   help="1+1+1d: each 2D spatial conv of the EAB as two stacked 1D convs (Table 10 '(1+1+1)D')")
+    p.add_argument("--variant", default="paper", choices=["paper", "official"],
+                   help="official: the released structure and init (EAN_8f.py; EAN_16f.py with --num-segments 16), "
+                        "which released checkpoints load into (convert_official); the docstring lists what it switches")
     args = p.parse_args(argv)
+    check_model_flags(p, args)
     args.demo = args.data is None and not (args.complexity or args.benchmark)
     if args.complexity or args.benchmark:
         args.pretrained = "none"  # weights change neither FLOPs nor speed
@@ -188,6 +203,44 @@ def get_args(argv=None):
     if args.evaluate and not (args.checkpoint or args.resume):
         p.error("--evaluate needs --checkpoint PATH")
     return args
+
+
+def check_model_flags(p, args):
+    """A model flag that the combination would ignore stops with one line (CONVENTIONS.md "paper switches")."""
+    given = [k for k in MODEL_FLAGS if getattr(args, k) != p.get_default(k)]
+    flag = lambda k: "--" + k.replace("_", "-")
+    if args.baseline and given:
+        p.error(f"--baseline is TSN without EAN's modules: {flag(given[0])} does not apply")
+    no_eab = args.no_eab or not args.eab_stages
+    for k in ["eab_stages", "eab_fusion", *EAB_FLAGS]:
+        if no_eab and k in given and not (k == "eab_stages" and not args.eab_stages):
+            p.error(f"{flag(k)} is ignored without EABs ({'--no-eab' if args.no_eab else '--eab-stages with none'})")
+    no_soi = args.no_soi or not args.soi_stages
+    for k in ["soi_stages", "soi_regions", "num_objects"]:
+        if no_soi and k in given and not (k == "soi_stages" and not args.soi_stages):
+            p.error(f"{flag(k)} is ignored without SOI-Tr ({'--no-soi' if args.no_soi else '--soi-stages with none'})")
+    if "num_objects" in given and args.soi_regions != "saliency":
+        p.error(f"--num-objects is the Saliency-Net's N; --soi-regions {args.soi_regions} ignores it")
+    for k in ["snippet", "rgb_frame"]:
+        if args.no_lmc and k in given:
+            p.error(f"{flag(k)} is ignored without LMC (--no-lmc)")
+    if not (args.no_lmc or args.baseline) and (args.snippet < 2 or 64 % (args.snippet - 1)):
+        p.error(f"LMC stacks the snippet's L-1 difference maps on the stem's 64 channels: --snippet L needs L-1 to "
+                f"divide 64 (2, 3, 5, 9, 17, 33, 65), got {args.snippet}")
+    if "no_dilation" in given and args.eab_kernels == "s-block":
+        p.error("--no-dilation is ignored by --eab-kernels s-block (no dilated kernel)")
+    if args.variant == "official":
+        for k in EAB_FLAGS:
+            if k in given:
+                p.error(f"{flag(k)} is a paper-variant ablation; --variant official builds the release's EAB")
+        if not args.no_lmc and args.snippet != 5:
+            p.error("--variant official: the release's LMC stacks 4 differences (--snippet 5)")
+
+
+# EAN's model flags (get_args): checked for combinations that would ignore one, and kept in checkpoints
+EAB_FLAGS = ["eab_kernels", "eab_pool", "no_inter_relu", "no_dilation", "eab_conv"]
+MODEL_FLAGS = ["variant", "no_eab", "no_soi", "no_lmc", "eab_stages", "soi_stages", "eab_fusion", "soi_regions",
+               "num_objects", "snippet", "rgb_frame", *EAB_FLAGS]
 
 
 # ============================================================================================== paper modules
@@ -215,24 +268,33 @@ class FrameConv3d(nn.Conv3d):
                         self.groups)
 
 
-class FrameMaxPool3d(nn.Module):
-    """MaxPool3d(3, stride 1, padding 1) of the frames (B*T, C, H, W) of clips of T frames: a 3x3 max in every
-    frame, then the max over frames t-1, t, t+1 (a max is separable: the same result exactly, tested).
-    Both maxima run on channels-last data, where CPU max_pool2d vectorises over the channels: 8 ms instead of
+class FramePool3d(nn.Module):
+    """MaxPool3d / AvgPool3d(3, stride 1, padding 1) of the frames (B*T, C, H, W) of clips of T frames: a 3x3 pool in
+    every frame, then the pool over frames t-1, t, t+1 (both are separable: a max exactly; the zero-padded average
+    of PyTorch's default count_include_pad, sum/27, up to rounding; tested).
+    Both pools run on channels-last data, where CPU max_pool2d vectorises over the channels: 8 ms instead of
     max_pool3d's 68 ms on 8x64x56x56 (NCHW max_pool2d: 31 ms), measured."""
 
-    def __init__(self, num_segments):
+    def __init__(self, num_segments, mode="max"):
         super().__init__()
-        self.num_segments = num_segments
+        self.num_segments, self.mode = num_segments, mode
 
     def forward(self, x):
         BT, C, H, W = x.shape
+        pool = F.max_pool2d if self.mode == "max" else F.avg_pool2d
         layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-        y = F.max_pool2d(x.contiguous(memory_format=torch.channels_last), 3, 1, 1)  # (B*T,C,H,W), memory (B*T,H,W,C)
+        y = pool(x.contiguous(memory_format=torch.channels_last), 3, 1, 1)          # (B*T,C,H,W), memory (B*T,H,W,C)
         y = y.permute(0, 2, 3, 1).reshape(-1, self.num_segments, 1, H * W * C)     # -> (B, T, 1, HWC), a view
-        y = F.max_pool2d(y.permute(0, 3, 1, 2), (3, 1), 1, (1, 0))                 # (B,HWC,T,1): max of 3 frames
+        y = pool(y.permute(0, 3, 1, 2), (3, 1), 1, (1, 0))                          # (B,HWC,T,1): pool of 3 frames
         y = y.permute(0, 2, 3, 1).reshape(BT, H, W, C).permute(0, 3, 1, 2)         # -> (B*T, C, H, W), a view
         return y.contiguous(memory_format=layout)                                   # in the input's layout
+
+
+class FrameMaxPool3d(FramePool3d):
+    """MaxPool3d(3, stride 1, padding 1) of the frames (B*T, C, H, W): the EAB's "Max:3" branch (Fig. 3a)."""
+
+    def __init__(self, num_segments):
+        super().__init__(num_segments, "max")
 
 
 class ME(nn.Module):
@@ -292,7 +354,7 @@ class ESPNet(nn.Module):
     `channels`: Cr, the EAB's compressed width; 1x1x1 conv reducing 16x (p = Cr/16), two 5x5x5 stride-2 3D convs,
     average pooling over (T,H,W), a linear layer reshaped to the Cr x Cr matrix M."""
 
-    def __init__(self, channels, reduction=16):
+    def __init__(self, channels, reduction=16, variant="paper"):
         super().__init__()
         # Choice: ESP-Net reads the compressed Cr channels, reduces them to p = Cr/16 and its two 5x5x5 convs widen
         # p -> 2p -> 4p (the official widths; the paper gives none). The EABs of stages 1-4 then hold 5.8M
@@ -303,18 +365,35 @@ class ESPNet(nn.Module):
         self.channels = channels
         self.reduce = nn.Sequential(TemporalConv3d(channels, p, 1, bias=False), nn.BatchNorm3d(p),
                                     nn.ReLU(inplace=True))
-        self.context = nn.Sequential(
-            nn.Conv3d(p, 2 * p, 5, stride=2, padding=2, bias=False), nn.BatchNorm3d(2 * p), nn.ReLU(inplace=True),
-            nn.Conv3d(2 * p, 4 * p, 5, stride=2, padding=2, bias=False), nn.BatchNorm3d(4 * p), nn.ReLU(inplace=True))
+        if variant == "paper":
+            self.context = nn.Sequential(
+                nn.Conv3d(p, 2 * p, 5, stride=2, padding=2, bias=False), nn.BatchNorm3d(2 * p), nn.ReLU(inplace=True),
+                nn.Conv3d(2 * p, 4 * p, 5, stride=2, padding=2, bias=False), nn.BatchNorm3d(4 * p),
+                nn.ReLU(inplace=True))
+        else:  # differs from the paper (--variant official): six 3x3x3 convs WITH biases, the 3rd and 6th of stride
+            # 2 and padding 2, each + BN + ReLU: [p, p, 2p (s2)], [2p, 2p, 4p (s2)]
+            layers = []
+            for cin, cout, stride in [(p, p, 1), (p, p, 1), (p, 2 * p, 2), (2 * p, 2 * p, 1), (2 * p, 2 * p, 1),
+                                      (2 * p, 4 * p, 2)]:
+                layers += [nn.Conv3d(cin, cout, 3, stride, padding=stride), nn.BatchNorm3d(cout), nn.ReLU(inplace=True)]
+            self.context = nn.Sequential(*layers)
         self.fc = nn.Linear(4 * p, channels * channels)
-        # Choice: the paper puts no normalisation on M; its bias starts at the identity so that at init the dynamic
-        # fusion is the Incep-Block (M = I, Table 9) plus a video-dependent perturbation (official: default init).
-        with torch.no_grad():
-            self.fc.bias.copy_(torch.eye(channels).flatten())
+        if variant == "paper":
+            # Choice: the paper puts no normalisation on M; its bias starts at the identity so that at init the
+            # dynamic fusion is the Incep-Block (M = I, Table 9) plus a video-dependent perturbation (differs from the
+            # official release, --variant official: PyTorch's default init, no identity).
+            with torch.no_grad():
+                self.fc.bias.copy_(torch.eye(channels).flatten())
 
     def forward(self, x):
         s = self.context(self.reduce(x)).mean((2, 3, 4))                # (B, 4p) average pooling
-        return self.fc(s).view(-1, self.channels, self.channels)        # (B, Cr*Cr) -> (B, Cr, Cr) = M
+        return self.fc(s).view(-1, self.channels, self.channels)        # (B, Cr*Cr) -> (B, Cr, Cr) = M[b, out, in]
+
+
+# (kernel, dilation) of the spatial (k x k) and temporal (k) convs of the G = 3 channel groups (Table 8)
+EAB_KERNELS = {"multi-scale": [(1, 1), (3, 1), (3, 2)],  # EAB and Incep-Block: 1, 3, 3 dilated 2 (field 5)
+               "s-block": [(3, 1)] * 3,                  # S-Block: a (2+1)D 3x3x3 conv in 3 groups
+               "l-block": [(3, 2)] * 3}                  # L-Block: the same, dilated 2x2x2 (field 5x5x5)
 
 
 class EAB(nn.Module):
@@ -325,33 +404,58 @@ class EAB(nn.Module):
     `channels`: C; `reduction`: the 4x bottleneck (Cr = C/4); G = 3 groups: spatial kernels 1x1, 3x3, 3x3 dilated 2
     (5x5 field), temporal kernels 1, 3, 3 dilated 2 (5); `fusion`: how M is made (Table 9). A max-pool branch
     (3x3x3 max, 1x1x1 conv) complements the convs. The last conv (expand) is zero-initialised, so EAB starts as the
-    identity (Sec. 3.1 "Implementation of EAB")."""
+    identity (Sec. 3.1 "Implementation of EAB").
 
-    def __init__(self, channels, num_segments, reduction=4, groups=3, fusion="dynamic"):
+    Ablations: `kernels` the groups' kernels (EAB_KERNELS, Table 8 S-/L-Block), `pool` max | avg | none (Table 10
+    "Avg Pool", "Without Max Pool"), `inter_relu` the ReLU between the spatial and temporal convs (Table 10),
+    `dilation` False: the dilated 3x3 / 3 become 5x5 / 5 (Table 10 "Without dilation"), `conv` "1+1+1d": every
+    k x k spatial conv as a k x 1 then a 1 x k conv (Table 10 "(1+1+1)D").
+    `variant` "official": the released block (EAB_rfs555.py): temporal convs -> BN+ReLU -> M -> spatial convs, the
+    kernel-1 members are identities, the ESP-Net of the release, expand = 0.01 x PyTorch's default init."""
+
+    def __init__(self, channels, num_segments, reduction=4, groups=3, fusion="dynamic", variant="paper",
+                 kernels="multi-scale", pool="max", inter_relu=True, dilation=True, conv="2+1d"):
         super().__init__()
         cr = channels // reduction
         self.num_segments, self.fusion, self.splits = num_segments, fusion, split_sizes(cr, groups)
+        self.temporal_first, self.inter_relu = variant == "official", inter_relu
+        sizes = [(5, 1) if (k, d) == (3, 2) and not dilation else (k, d) for k, d in EAB_KERNELS[kernels]]
         # Choice: compress/expand are grouped (g=4) 1x1x1 convs (official). Table 6's "EAB after stages 1-5" row is
         # 65.8M: grouped gives 66.5M, dense 1x1x1 convs ~68.6M (and 0.5M more for stages 1-4).
         self.compress = FrameConv3d(channels, cr, 1, groups=4, bias=False)
-        self.spatial = nn.ModuleList(
-            FrameConv3d(c, c, (1, k, k), padding=(0, d * (k // 2), d * (k // 2)), dilation=(1, d, d), bias=False)
-            for c, (k, d) in zip(self.splits, [(1, 1), (3, 1), (3, 2)]))   # F_s^(1), F_s^(3), F_s^(5) dilated
+        self.spatial = nn.ModuleList(self.spatial_conv(c, k, d, conv, variant)
+                                     for c, (k, d) in zip(self.splits, sizes))   # F_s^(1), F_s^(3), F_s^(5) dilated
         self.bn = nn.BatchNorm3d(cr)  # "The spatial convolutions are followed by BN and ReLU"
         self.temporal = nn.ModuleList(
+            nn.Identity() if k == 1 and variant == "official" else
             TemporalConv3d(c, c, (k, 1, 1), padding=(d * (k // 2), 0, 0), dilation=(d, 1, 1), bias=False)
-            for c, (k, d) in zip(self.splits, [(1, 1), (3, 1), (3, 2)]))   # F_t^(1), F_t^(3), F_t^(5) dilated
-        self.pool = nn.Sequential(FrameMaxPool3d(num_segments), FrameConv3d(cr, cr, 1, bias=False))  # "Max:3" branch
+            for c, (k, d) in zip(self.splits, sizes))                            # F_t^(1), F_t^(3), F_t^(5) dilated
+        # "Max:3" branch (Avg: Table 10); Choice: the average counts the zero padding (PyTorch's default)
+        self.pool = nn.Sequential(FramePool3d(num_segments, pool), FrameConv3d(cr, cr, 1, bias=False)) \
+            if pool != "none" else None
         self.expand = FrameConv3d(cr, channels, 1, groups=4, bias=False)
-        nn.init.zeros_(self.expand.weight)
+        if variant == "paper":
+            nn.init.zeros_(self.expand.weight)
+        else:  # differs from the paper: 0.01 x PyTorch's default init, so the block starts NEAR the identity
+            self.expand.weight.data.mul_(0.01)
         if fusion == "dynamic":
-            self.esp = ESPNet(cr)
+            self.esp = ESPNet(cr, variant=variant)
         elif fusion == "static":  # "a learnable matrix during training, fixed during inference" (Table 9)
             self.matrix = nn.Parameter(torch.eye(cr))
         elif fusion == "shuffle":  # channel shuffle across the G groups (Table 9): interleave the groups
             starts = np.cumsum([0] + self.splits[:-1])
             order = [s + k for k in range(max(self.splits)) for s, n in zip(starts, self.splits) if k < n]
             self.register_buffer("perm", torch.tensor(order), persistent=False)
+
+    @staticmethod
+    def spatial_conv(c, k, d, conv, variant):
+        if k == 1 and variant == "official":
+            return nn.Identity()          # differs from the paper's F_s^(1) (a 1x1 conv): the release's identity
+        pad = d * (k // 2)
+        if conv == "1+1+1d" and k > 1:    # Table 10 "(1+1+1)D"; Choice: the two 1D convs stacked with nothing between
+            return nn.Sequential(FrameConv3d(c, c, (1, k, 1), padding=(0, pad, 0), dilation=(1, d, 1), bias=False),
+                                 FrameConv3d(c, c, (1, 1, k), padding=(0, 0, pad), dilation=(1, 1, d), bias=False))
+        return FrameConv3d(c, c, (1, k, k), padding=(0, pad, pad), dilation=(1, d, d), bias=False)
 
     def fuse(self, x, context):
         """M (x) x: the channel-only matrix product of Eq. (2) for each video; x, context (B, Cr, T, H, W)."""
@@ -368,15 +472,25 @@ class EAB(nn.Module):
         B, T = x.shape[0] // self.num_segments, self.num_segments
         to_3d = lambda f: f.unflatten(0, (B, T)).transpose(1, 2)        # (B*T,c,H,W) -> (B,c,T,H,W), a view
         # Choice (speed only): all of Eq. (2) but the temporal convs acts on single frames, so those parts run on
-        # the frames (B*T, C, H, W) as Conv2d/max_pool2d (FrameConv3d, FrameMaxPool3d: the same weights, the same
-        # results); only the Cr-wide input of the temporal convs is transposed, never X or the output.
+        # the frames (B*T, C, H, W) as Conv2d/max_pool2d (FrameConv3d, FramePool3d: the same weights, the same
+        # results); only the Cr-wide input or output of the temporal convs is transposed, never X or the output.
         z = self.compress(x)                                            # (B*T, Cr, H, W)
-        s = torch.cat([conv(part) for conv, part in zip(self.spatial, z.split(self.splits, 1))], 1)  # U_j X_j * F_s
-        s = F.relu(self.bn(s.unsqueeze(2))).squeeze(2)                  # BN3d over (B*T,Cr,1,H,W): same statistics
-        s = self.fuse(to_3d(s), to_3d(z))                               # M (x) ...: (B, Cr, T, H, W)
-        y = torch.cat([conv(part) for conv, part in zip(self.temporal, s.split(self.splits, 1))], 1)  # Eq. (2)
-        y = (self.pool(z).unflatten(0, (B, T)) + y.transpose(1, 2)).flatten(0, 1)  # (B,T,Cr,H,W) -> (B*T,Cr,H,W)
-        return x + self.expand(y)                                       # Z = X + Y, (B*T, C, H, W)
+        if self.temporal_first:  # the release: temporal convs -> BN+ReLU -> M -> spatial convs
+            t = torch.cat([conv(part) for conv, part in zip(self.temporal, to_3d(z).split(self.splits, 1))], 1)
+            t = self.bn(t)                                              # (B, Cr, T, H, W)
+            t = self.fuse(F.relu(t) if self.inter_relu else t, to_3d(z)).transpose(1, 2).flatten(0, 1)  # -> (B*T,Cr,H,W)
+            y = torch.cat([conv(part) for conv, part in zip(self.spatial, t.split(self.splits, 1))], 1)
+            y = y.unflatten(0, (B, T))                                  # (B*T,Cr,H,W) -> (B,T,Cr,H,W)
+        else:                    # Eq. (2): spatial convs -> BN+ReLU -> M -> temporal convs
+            s = torch.cat([conv(part) for conv, part in zip(self.spatial, z.split(self.splits, 1))], 1)  # U_j X_j * F_s
+            s = self.bn(s.unsqueeze(2))                                 # BN3d over (B*T,Cr,1,H,W): same statistics
+            s = (F.relu(s) if self.inter_relu else s).squeeze(2)
+            s = self.fuse(to_3d(s), to_3d(z))                           # M (x) ...: (B, Cr, T, H, W)
+            y = torch.cat([conv(part) for conv, part in zip(self.temporal, s.split(self.splits, 1))], 1)  # Eq. (2)
+            y = y.transpose(1, 2)                                       # (B,Cr,T,H,W) -> (B,T,Cr,H,W)
+        if self.pool is not None:
+            y = self.pool(z).unflatten(0, (B, T)) + y                   # (B*T,Cr,H,W) -> (B,T,Cr,H,W)
+        return x + self.expand(y.flatten(0, 1))                         # Z = X + Y, (B*T, C, H, W)
 
 
 class TokenBN(nn.BatchNorm1d):
@@ -421,21 +535,44 @@ class TransformerBlock(nn.Module):
 
 class SaliencyNet(nn.Module):
     """Eq. (4): O = Saliency-Net(X5), O in R^{N x T x W x H}: four layers (1x1x1 reducing 8x, 3x1x1 for moving
-    objects, 1x5x5 for context, 1x1x1 to N maps), then a spatial softmax per object and frame."""
+    objects, 1x5x5 for context, 1x1x1 to N maps), then a spatial softmax per object and frame.
 
-    def __init__(self, channels, num_objects, reduction=8):
+    Cost: 0.05 GFLOPs at 8 x 7 x 7 (d = 512), while Table 7 puts "Our Det-Net" 0.3 G above "Fixed" regions; the
+    release's heavier net (`variant` "official") costs 0.31 G, which is the paper's figure.
+    `variant` "official": differs from the paper: 1x1x1 reducing 4x (512 -> 128), 3x3x3, 1x3x3, 1x3x3 -> N, every
+    conv with a bias, ReLU THEN BN after the first three (SOI_Tr.py score_predictor)."""
+
+    def __init__(self, channels, num_objects, reduction=8, variant="paper"):
         super().__init__()
-        c = channels // reduction
-        # Choice: BN+ReLU after each of the first three layers (the paper names only the kernels).
-        self.layers = nn.Sequential(
-            nn.Conv3d(channels, c, 1, bias=False), nn.BatchNorm3d(c), nn.ReLU(inplace=True),
-            nn.Conv3d(c, c, (3, 1, 1), padding=(1, 0, 0), bias=False), nn.BatchNorm3d(c), nn.ReLU(inplace=True),
-            nn.Conv3d(c, c, (1, 5, 5), padding=(0, 2, 2), bias=False), nn.BatchNorm3d(c), nn.ReLU(inplace=True),
-            nn.Conv3d(c, num_objects, 1))
+        if variant == "paper":
+            c = channels // reduction
+            # Choice: BN+ReLU after each of the first three layers (the paper names only the kernels).
+            self.layers = nn.Sequential(
+                nn.Conv3d(channels, c, 1, bias=False), nn.BatchNorm3d(c), nn.ReLU(inplace=True),
+                nn.Conv3d(c, c, (3, 1, 1), padding=(1, 0, 0), bias=False), nn.BatchNorm3d(c), nn.ReLU(inplace=True),
+                nn.Conv3d(c, c, (1, 5, 5), padding=(0, 2, 2), bias=False), nn.BatchNorm3d(c), nn.ReLU(inplace=True),
+                nn.Conv3d(c, num_objects, 1))
+        else:
+            c = channels // 4
+            self.layers = nn.Sequential(
+                nn.Conv3d(channels, c, 1), nn.ReLU(inplace=True), nn.BatchNorm3d(c),
+                nn.Conv3d(c, c, 3, padding=1), nn.ReLU(inplace=True), nn.BatchNorm3d(c),
+                nn.Conv3d(c, c, (1, 3, 3), padding=(0, 1, 1)), nn.ReLU(inplace=True), nn.BatchNorm3d(c),
+                nn.Conv3d(c, num_objects, (1, 3, 3), padding=(0, 1, 1)))
 
     def forward(self, x):
         o = self.layers(x)                                              # (B, N, T, H, W)
         return o.flatten(3).softmax(-1).view_as(o)                      # spatial softmax over H*W
+
+
+def resize_pos(pos, size):
+    """The positional embedding E (1, d, T, H, W) at another (T, H, W): testing at another frame size than the one
+    trained (e.g. 3 crops of 256 from a 224 model: X5 is 8x8 instead of 7x7). # Choice: trilinear interpolation
+    (align_corners=False, as timm resamples ViT position embeddings, there bicubic in 2D) of the learnt grid; at the
+    trained size E itself (the interpolation to the same size is the identity as well, tested)."""
+    if tuple(pos.shape[2:]) == tuple(size):
+        return pos
+    return F.interpolate(pos, size=tuple(size), mode="trilinear", align_corners=False)
 
 
 class SOITr(nn.Module):
@@ -444,22 +581,32 @@ class SOITr(nn.Module):
     `channels`: C of the stage output X5; `reduction`: the bottleneck factor 4 (d = C/4 token width); `size`:
     (T, H, W) of X5 for the positional embedding E; `num_objects`: N; `regions`: where the N regions come from
     (Table 7). Output: X + v with v = W_o mean(F') broadcast over (T,H,W), so GAP(out) = GAP(X5) + v; W_o starts
-    at zero, so SOI-Tr starts as the identity."""
+    at zero, so SOI-Tr starts as the identity. Other input sizes: E is interpolated (`resize_pos`).
+    `variant` "official": the release's Saliency-Net, and v = BN(W_o mean(F')) with the BatchNorm1d (the release's
+    Tr_BN) at gamma = beta = 0 and W_o at PyTorch's default init (a batch of 1 cannot train then)."""
 
-    def __init__(self, channels, size, num_objects=4, regions="saliency", reduction=4, depth=2):
+    def __init__(self, channels, size, num_objects=4, regions="saliency", reduction=4, depth=2, variant="paper"):
         super().__init__()
         d = channels // reduction
         self.size, self.regions = size, regions
         self.squeeze = nn.Conv3d(channels, d, 1, bias=False)
         if regions == "saliency":
-            self.saliency = SaliencyNet(d, num_objects)
+            self.saliency = SaliencyNet(d, num_objects, variant=variant)
         elif regions == "fixed":  # N fixed regions: the 2x2 quadrants (overlapping by one cell when H, W are odd)
             self.register_buffer("fixed", self.quadrants(size), persistent=False)
         # Choice: N(0,1) init of E (official; the paper says only "learnable").
         self.pos = nn.Parameter(torch.randn(1, d, *size))              # E_t for every frame t: (1, d, T, H, W)
         self.blocks = nn.Sequential(*[TransformerBlock(d, max(1, d // 64)) for _ in range(depth)])
         self.proj = nn.Linear(d, channels, bias=False)
-        nn.init.zeros_(self.proj.weight)
+        self.proj_bn = None
+        if variant == "paper":
+            # Choice: a zero-initialised W_o alone (differs from the official release: default-init W_o then a
+            # zero-initialised BatchNorm1d, the Tr_BN; a plain linear also trains with a batch of 1)
+            nn.init.zeros_(self.proj.weight)
+        else:
+            self.proj_bn = nn.BatchNorm1d(channels)                     # the release's Tr_BN
+            nn.init.zeros_(self.proj_bn.weight)
+            nn.init.zeros_(self.proj_bn.bias)
 
     @staticmethod
     def quadrants(size):
@@ -474,16 +621,29 @@ class SOITr(nn.Module):
         B = x.shape[0] // T
         x3 = x.unflatten(0, (B, T)).transpose(1, 2)                     # (B*T,C,H,W) -> (B,C,T,H,W)
         f = self.squeeze(x3)                                            # (B, d, T, H, W)
-        pos = self.pos if self.pos.shape[2:] == f.shape[2:] else F.interpolate(self.pos, f.shape[2:], mode="trilinear")
+        pos = resize_pos(self.pos, f.shape[2:])
         if self.regions == "all":  # every position is a token (Table 7 "All")
             tokens = (f + pos).flatten(2).transpose(1, 2)              # (B,d,T*H*W) -> (B, T*H*W, d)
         else:
-            o = self.saliency(f) if self.regions == "saliency" else self.fixed.expand(B, -1, -1, -1, -1)  # Eq. (4)
+            if self.regions == "saliency":
+                o = self.saliency(f)                                    # Eq. (4): (B, N, T, H, W)
+            else:                                                       # the quadrants of this input's size
+                fixed = self.fixed if self.fixed.shape[1:] == f.shape[2:] else self.quadrants(f.shape[2:]).to(f)
+                o = fixed.expand(B, -1, -1, -1, -1)
             # Eq. (5): F(n,t) = SSUM((E_t + X_t) . O(n,t))
             tokens = torch.einsum("bcthw,bnthw->bntc", f + pos, o).flatten(1, 2)  # (B,N,T,d) -> (B, N*T, d)
         tokens = self.blocks(tokens)                                    # Eq. (6): F' = Transformer(F)
         v = self.proj(tokens.mean(1))                                   # (B, C) interaction feature
+        if self.proj_bn is not None:
+            v = self.proj_bn(v)
         return x + v.repeat_interleave(T, 0)[:, :, None, None]          # (B,C) -> (B*T,C,1,1), broadcast over H,W
+
+
+class ResidualUnit(nn.Sequential):
+    """x + layers(x): the residual units of the official LMC's H_m."""
+
+    def forward(self, x):
+        return x + super().forward(x)
 
 
 class LMC(nn.Module):
@@ -492,32 +652,87 @@ class LMC(nn.Module):
     Input: snippets (B, T, L, 3, H, W) with L = 5. d_t[i] = S_t[i] - S_t[i-1] (Eq. 7); H_e: a linear layer shared by
     all 3x32x32 patches -> 128 (Eq. 8); H_m: two 3D convs of kernel 3 and 16 groups over (D, H/32, W/32) (Eq. 9);
     H_d: a linear layer 128 -> 16x8x8 per patch (Eq. 10); the D=4 maps stacked along channels (Eq. 11) give
-    m_t (B*T, 64, H/4, W/4), the size of the stem output it is added to (Eq. 12)."""
+    m_t (B*T, 64, H/4, W/4), the size of the stem output it is added to (Eq. 12). Other frame sizes: see forward.
 
-    def __init__(self, patch=32, latent=128, groups=16, out_channels=64, snippet=5):
+    `variant` "official-8f" / "official-16f" (EAN_8f.py / EAN_16f.py), each a difference from the paper: the
+    differences are taken after a 2x nearest downsampling (x[::2, ::2]) and cut into 16x16 patches (32x32 at full
+    resolution) -> 256-d latent, no bias in encoder and decoder; H_m is two residual units (grouped 3x3x3 conv, BN,
+    ReLU, a DENSE 1x1x1 conv, BN; grouped 3x3x3 conv, BN); the motion map's channels are c*4 + t (channel-major,
+    t = difference) instead of Eq. (11)'s difference-major t*16 + c; decoder 0.01 x PyTorch's default init.
+    16f adds: encoder = patch linear, BN, ReLU, 1x1 (256 -> 256); decoder = 1x1 (256 -> 256, 0.01 x default), BN,
+    ReLU, patch linear (default init); a 2D branch on the 4 downsampled differences stacked as 12 channels (c*4+t)
+    (conv 3x3 s2 12->24, ReLU, BN, conv 3x3 g4 24->64, ReLU, BN, conv 1x1 with bias, conv 3x3 g16), and the stem
+    feature mixed as 0.6 stem + 0.2 LMC + 0.2 branch (`stem_weight` 0.6; the paper describes none of these)."""
+
+    def __init__(self, patch=32, latent=128, groups=16, out_channels=64, snippet=5, variant="paper"):
         super().__init__()
         self.diffs = snippet - 1
         c = out_channels // self.diffs                                  # 16 channels per difference
-        # H_e and H_d as convolutions with kernel = stride = patch size: the same linear map on every patch.
-        self.encode = nn.Conv2d(3, latent, patch, stride=patch)
-        # Choice: BN+ReLU between and BN after the two grouped convs (the paper names only kernel and groups).
-        self.motion = nn.Sequential(
-            nn.Conv3d(latent, latent, 3, padding=1, groups=groups, bias=False), nn.BatchNorm3d(latent),
-            nn.ReLU(inplace=True),
-            nn.Conv3d(latent, latent, 3, padding=1, groups=groups, bias=False), nn.BatchNorm3d(latent))
-        self.decode = nn.ConvTranspose2d(latent, c, patch // 4, stride=patch // 4)
-        # Choice: zero-init decoder, so EAN_RGB+LMC starts as EAN_RGB (official: 0.01 x default init).
-        nn.init.zeros_(self.decode.weight)
-        nn.init.zeros_(self.decode.bias)
+        self.downsample, self.diff_major, self.stem_weight, self.stacked = 1, True, 1.0, None
+        if variant == "paper":
+            # H_e and H_d as convolutions with kernel = stride = patch size: the same linear map on every patch.
+            self.encode = nn.Conv2d(3, latent, patch, stride=patch)
+            # Choice: BN+ReLU between and BN after the two grouped convs (the paper names only kernel and groups).
+            self.motion = nn.Sequential(
+                nn.Conv3d(latent, latent, 3, padding=1, groups=groups, bias=False), nn.BatchNorm3d(latent),
+                nn.ReLU(inplace=True),
+                nn.Conv3d(latent, latent, 3, padding=1, groups=groups, bias=False), nn.BatchNorm3d(latent))
+            self.decode = nn.ConvTranspose2d(latent, c, patch // 4, stride=patch // 4)
+            # Choice: zero-init decoder, so EAN_RGB+LMC starts as EAN_RGB (official: 0.01 x default init).
+            nn.init.zeros_(self.decode.weight)
+            nn.init.zeros_(self.decode.bias)
+        else:
+            self.downsample, self.diff_major, latent, sixteen = 2, False, 256, variant == "official-16f"
+            enc = nn.Conv2d(3, latent, patch // 2, stride=patch // 2, bias=False)      # 16x16 patches, half size
+            self.encode = nn.Sequential(enc, nn.BatchNorm2d(latent), nn.ReLU(inplace=True),
+                                        nn.Conv2d(latent, latent, 1, bias=False)) if sixteen else enc
+            self.motion = nn.Sequential(
+                ResidualUnit(nn.Conv3d(latent, latent, 3, padding=1, groups=groups, bias=False), nn.BatchNorm3d(latent),
+                             nn.ReLU(inplace=True), nn.Conv3d(latent, latent, 1, bias=False), nn.BatchNorm3d(latent)),
+                ResidualUnit(nn.Conv3d(latent, latent, 3, padding=1, groups=groups, bias=False),
+                             nn.BatchNorm3d(latent)))
+            dec = nn.ConvTranspose2d(latent, c, patch // 4, stride=patch // 4, bias=False)
+            # the release's init of its 1x1x1 conv latent -> 16*8*8: PyTorch's default, U(+-1/sqrt(latent)); that of
+            # a ConvTranspose2d computes another fan, so it is set here
+            nn.init.uniform_(dec.weight, -latent ** -0.5, latent ** -0.5)
+            if sixteen:
+                self.decode = nn.Sequential(nn.Conv2d(latent, latent, 1, bias=False), nn.BatchNorm2d(latent),
+                                            nn.ReLU(inplace=True), dec)
+                self.decode[0].weight.data.mul_(0.01)
+                self.stacked = nn.Sequential(
+                    nn.Conv2d(3 * self.diffs, 24, 3, 2, 1, bias=False), nn.ReLU(inplace=True), nn.BatchNorm2d(24),
+                    nn.Conv2d(24, out_channels, 3, 1, 1, groups=4, bias=False), nn.ReLU(inplace=True),
+                    nn.BatchNorm2d(out_channels), nn.Conv2d(out_channels, out_channels, 1),
+                    nn.Conv2d(out_channels, out_channels, 3, 1, 1, groups=16, bias=False))
+                self.stem_weight = 0.6
+            else:
+                self.decode = dec
+                dec.weight.data.mul_(0.01)
+        self.patch = patch                                              # in full-resolution pixels
 
     def forward(self, x):
-        B, T, L = x.shape[:3]
-        d = (x[:, :, 1:] - x[:, :, :-1]).flatten(0, 2)                  # Eq. (7): (B,T,D,3,H,W) -> (B*T*D,3,H,W)
-        v = self.encode(d)                                              # Eq. (8): (B*T*D, 128, H/32, W/32)
-        v = v.unflatten(0, (B * T, self.diffs)).transpose(1, 2)         # -> (B*T, 128, D, H/32, W/32)
+        B, T, L, _, H, W = x.shape
+        if self.downsample > 1:  # official: F.upsample(scale_factor=0.5), nearest: the even rows and columns
+            x = x[..., ::self.downsample, ::self.downsample]            # (B, T, L, 3, H/2, W/2)
+        d = (x[:, :, 1:] - x[:, :, :-1]).flatten(0, 2)                  # Eq. (7): (B,T,D,3,h,w) -> (B*T*D,3,h,w)
+        # Choice: a frame size that is not a multiple of the 32-px patch (testing at another size) pads the
+        # differences with zeros (no motion) at the bottom and right; the decoded map is cropped to the stem's size.
+        p = self.patch // self.downsample
+        pad_h, pad_w = -d.shape[-2] % p, -d.shape[-1] % p
+        v = self.encode(F.pad(d, (0, pad_w, 0, pad_h)) if pad_h or pad_w else d)  # Eq. (8): (B*T*D,latent,H/32,W/32)
+        v = v.unflatten(0, (B * T, self.diffs)).transpose(1, 2)         # -> (B*T, latent, D, H/32, W/32)
         c = self.motion(v)                                              # Eq. (9)
         m = self.decode(c.transpose(1, 2).flatten(0, 1))                # Eq. (10): (B*T*D, 16, H/4, W/4)
-        return m.unflatten(0, (B * T, self.diffs)).flatten(1, 2)        # Eq. (11): (B*T,D,16,h,w) -> (B*T,64,h,w)
+        if pad_h or pad_w:
+            m = m[..., :-(-H // 4), :-(-W // 4)]                        # the stem output's (ceil(H/4), ceil(W/4))
+        m = m.unflatten(0, (B * T, self.diffs))                         # (B*T*D,16,h,w) -> (B*T,D,16,h,w)
+        if self.diff_major:
+            return m.flatten(1, 2)                                      # Eq. (11): channel t*16 + c, (B*T,64,h,w)
+        m = m.transpose(1, 2).flatten(1, 2)                             # official: channel c*4 + t, (B*T,64,h,w)
+        if self.stacked is not None:                                    # official 16f: the stacked-difference branch
+            s = d.unflatten(0, (B * T, self.diffs)).transpose(1, 2).flatten(1, 2)  # (B*T,D,3,h,w) -> (B*T,3D,h,w)
+            m = 0.2 * m + 0.2 * self.stacked(s)                         # + 0.6 x stem in EAN.forward
+        return m
 
 
 # ============================================================================================ backbone surgery
@@ -556,7 +771,7 @@ def stage_shapes(arch, input_size, num_segments):
 
 
 def ean_surgery(backbone, arch, num_segments, input_size, eab_stages=(1, 2, 3, 4), soi_stages=(5,),
-                eab_fusion="dynamic", soi_regions="saliency", num_objects=4):
+                eab_fusion="dynamic", soi_regions="saliency", num_objects=4, variant="paper", eab_options=None):
     """EAN's changes to a torchvision ResNet, in place; returns the inserts after each paper stage.
 
     1. Every block of layer1..layer4: ME and the shift-initialised temporal conv before the 3x3 conv (conv2 of a
@@ -564,7 +779,8 @@ def ean_surgery(backbone, arch, num_segments, input_size, eab_stages=(1, 2, 3, 4
     2. After paper stage s (1 = conv1 + max-pool, 2-5 = layer1-4): an EAB if s in `eab_stages`, then a SOI-Tr if
        s in `soi_stages` (Table 6). Both are residual with a zero-initialised last layer: the returned ModuleDict
        ({"1": ..., "5": ...}, empty Sequentials where nothing is inserted) leaves the backbone's output unchanged
-       at init."""
+       at init (`variant` "official": near it, see init_official). `eab_options`: EAB's ablation keywords.
+    The official release has the same places: EABs after stem (+LMC), layer1, layer2, layer3; SOI-Tr after layer4."""
     for name in STAGES:
         for block in getattr(backbone, name):
             width = block.conv2.in_channels
@@ -573,9 +789,9 @@ def ean_surgery(backbone, arch, num_segments, input_size, eab_stages=(1, 2, 3, 4
     for stage, (channels, size) in enumerate(stage_shapes(arch, input_size, num_segments), 1):
         mods = []
         if stage in eab_stages:
-            mods.append(EAB(channels, num_segments, fusion=eab_fusion))
+            mods.append(EAB(channels, num_segments, fusion=eab_fusion, variant=variant, **(eab_options or {})))
         if stage in soi_stages:
-            mods.append(SOITr(channels, size, num_objects, soi_regions))
+            mods.append(SOITr(channels, size, num_objects, soi_regions, variant=variant))
         inserts[str(stage)] = nn.Sequential(*mods)
     return inserts
 
@@ -592,13 +808,18 @@ class EAN(nn.Module):
 
     def __init__(self, args, num_classes):
         super().__init__()
+        variant = getattr(args, "variant", "paper")  # (checkpoints written before --variant existed: paper)
         self.num_segments, self.snippet = args.num_segments, (args.snippet if not args.no_lmc else 1)
         self.rgb_index = (self.snippet // 2) if args.rgb_frame == "centre" else 0
         self.backbone = build_resnet(args.arch, args.pretrained)
         self.inserts = ean_surgery(self.backbone, args.arch, args.num_segments, args.input_size, args.eab_stages,
-                                   args.soi_stages, args.eab_fusion, args.soi_regions, args.num_objects)
-        self.lmc = LMC(snippet=args.snippet) if not args.no_lmc else None
+                                   args.soi_stages, args.eab_fusion, args.soi_regions, args.num_objects, variant,
+                                   eab_options(args))
+        lmc = "paper" if variant == "paper" else "official-16f" if args.num_segments == 16 else "official-8f"
+        self.lmc = LMC(snippet=args.snippet, variant=lmc) if not args.no_lmc else None
         self.dropout, self.fc = classifier(args, num_classes)
+        if variant == "official":
+            init_official(self)
 
     def forward(self, x):
         B, T, L = x.shape[0], self.num_segments, self.snippet
@@ -606,13 +827,56 @@ class EAN(nn.Module):
         rgb = x[:, :, self.rgb_index].flatten(0, 1)                     # (B*T, C, H, W), one frame per segment
         net = self.backbone
         f = net.maxpool(net.relu(net.bn1(net.conv1(rgb))))              # Conv1 stage: (B*T, 64, H/4, W/4)
-        if self.lmc is not None:
-            f = f + self.lmc(x)                                         # Eq. (12): f_t = m_t + Conv1(S_t)
+        if self.lmc is not None:                                        # Eq. (12): f_t = m_t + Conv1(S_t)
+            f = f + self.lmc(x) if self.lmc.stem_weight == 1 else self.lmc.stem_weight * f + self.lmc(x)
         f = self.inserts["1"](f)
         for stage, name in enumerate(STAGES, 2):                       # Eq. (13): Stage2-5
             f = self.inserts[str(stage)](getattr(net, name)(f))
         f = f.unflatten(0, (B, T)).mean((1, 3, 4))                      # (B*T,D,h,w) -> (B,T,D,h,w) -> (B,D)
         return self.fc(self.dropout(f))                                 # (B, K)
+
+
+def eab_options(args):
+    """The EAB's ablation switches (Tables 8, 10) as EAB keywords (defaults for args written before they existed)."""
+    return dict(kernels=getattr(args, "eab_kernels", "multi-scale"), pool=getattr(args, "eab_pool", "max"),
+                inter_relu=not getattr(args, "no_inter_relu", False), dilation=not getattr(args, "no_dilation", False),
+                conv=getattr(args, "eab_conv", "2+1d"))
+
+
+def init_official(model):
+    """The release's initialisation (EAN_8f.py ResNet.__init__) of everything EAN adds to the ResNet (ME, the inserts,
+    the LMC; the ResNet's own layers come from ImageNet or torchvision, whose init is the same): every conv
+    kaiming_normal_(fan_out, relu) with PyTorch's default bias, every BN gamma 1 / beta 0, linears PyTorch's default;
+    left out, as the release leaves them: the shift-initialised temporal convs, the EAB's expand conv and the LMC
+    decoder (0.01 x default, set by their modules) and the Tr_BN (zero). The LMC's patch encoder is the release's 1x1x1
+    conv 768 -> 256, whose fan_out is 256, not that of our 16x16 conv.
+    The paper variant keeps PyTorch's default init for all these convs (the paper: "randomly initialized"; differs
+    from the official release)."""
+    roots = [b.conv2[0] for name in STAGES for b in getattr(model.backbone, name)] + [model.inserts]
+    roots += [model.lmc] if model.lmc is not None else []
+    skip = set()
+    for root in roots:
+        for m in root.modules():
+            if isinstance(m, TemporalConv):
+                skip.add(m.conv)
+            elif isinstance(m, EAB):
+                skip.add(m.expand)
+            elif isinstance(m, SOITr) and m.proj_bn is not None:
+                skip.add(m.proj_bn)
+            elif isinstance(m, LMC):
+                skip.update(m.decode.modules())
+    for root in roots:
+        for m in root.modules():
+            if m in skip:
+                continue
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+    if model.lmc is not None:
+        enc = model.lmc.encode[0] if isinstance(model.lmc.encode, nn.Sequential) else model.lmc.encode
+        nn.init.normal_(enc.weight, 0, math.sqrt(2 / enc.out_channels))
 
 
 def classifier(args, num_classes):
