@@ -72,6 +72,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import sys
 import time
@@ -877,6 +878,156 @@ def init_official(model):
     if model.lmc is not None:
         enc = model.lmc.encode[0] if isinstance(model.lmc.encode, nn.Sequential) else model.lmc.encode
         nn.init.normal_(enc.weight, 0, math.sqrt(2 / enc.out_channels))
+
+
+# The released checkpoints (Somethingv1.RGB_LMC_8f/16f.pth.tar): {'epoch', 'arch', 'state_dict', 'best_prec1'}, the
+# state_dict of the DDP-wrapped TemporalModel (keys module.base_model.*, module.new_fc.*), loaded into --variant
+# official by renaming, with these layout changes (our shape -> the release's shape, the release's tensor -> ours):
+OFFICIAL_LAYOUTS = {
+    None: (lambda s: s, lambda t, s: t),
+    "conv1d": (lambda s: s[:3], lambda t, s: t.reshape(s)),           # shift conv: Conv1d (C,1,3) -> (C,1,3,1,1)
+    "conv3d": (lambda s: (*s, 1), lambda t, s: t.reshape(s)),         # a 1x1x1 Conv3d as our 1x1 Conv2d
+    "pos": (lambda s: (s[1], math.prod(s[2:])), lambda t, s: t.reshape(s)),  # (d, T*7*7), column t*49 + h*7 + w
+    # patch encoder: 1x1x1 conv on input channel (p1*16 + p2)*3 + c -> our Conv2d(3, 256, 16, stride 16)
+    "patch_in": (lambda s: (s[0], s[2] * s[3] * s[1], 1, 1, 1),
+                 lambda t, s: t.reshape(s[0], s[2], s[3], s[1]).permute(0, 3, 1, 2)),
+    # patch decoder: 1x1x1 conv to output channel (p1*8 + p2)*16 + c -> our ConvTranspose2d(256, 16, 8, stride 8)
+    "patch_out": (lambda s: (s[2] * s[3] * s[1], s[0], 1, 1, 1),
+                  lambda t, s: t.reshape(s[2], s[3], s[1], s[0]).permute(3, 2, 0, 1)),
+}
+# defined in the release but unused by its forward: the stem's bn2, each EAB's bn2, the 8f LMC's stm_proj2
+OFFICIAL_UNUSED = re.compile(r"base_model\.(bn2|relation\d\.bn2|stm_proj2\.\d+)\.\w+")
+# the release's test protocol (test_models.py): frames resized to 240x320 (aspect not kept), one centre crop of 224,
+# ImageNet mean/std, 1 clip (the README's numbers; its 8f test script says 2)
+OFFICIAL_TEST_PROTOCOL = {"test_resize": "240x320", "test_crops": 1, "test_clips": 1}
+
+
+def official_rules(release):
+    """(regex over a release key without 'module.', our key, layout) for EAN_8f.py / EAN_16f.py (`release`)."""
+    blk, eab, soi = r"base_model\.(layer\d\.\d+)\.", r"base_model\.relation(\d)\.", r"base_model\.sparse_transformer\."
+    sixteen = release == "16f"
+    return [
+        (r"new_fc\.(\w+)", r"fc.\1", None),
+        (r"base_model\.(conv1\.weight|bn1\.\w+)", r"backbone.\1", None),
+        (blk + r"conv2\.weight", r"backbone.\1.conv2.2.weight", None),
+        (blk + r"t_conv\.conv\.weight", r"backbone.\1.conv2.1.conv.weight", "conv1d"),
+        (blk + r"me\.conv1\.(\w+)", r"backbone.\1.conv2.0.reduce.0.\2", None),
+        (blk + r"me\.bn1\.(\w+)", r"backbone.\1.conv2.0.reduce.1.\2", None),
+        (blk + r"me\.conv2\.(\w+)", r"backbone.\1.conv2.0.transform.\2", None),
+        (blk + r"me\.conv3\.(\w+)", r"backbone.\1.conv2.0.expand.0.\2", None),
+        (blk + r"me\.bn3\.(\w+)", r"backbone.\1.conv2.0.expand.1.\2", None),
+        (blk + r"((?:conv1|bn1|bn2|conv3|bn3|downsample\.\d)\.\w+)", r"backbone.\1.\2", None),
+        (eab + r"compress_c1\.(\w+)", r"inserts.\1.0.compress.\2", None),
+        (eab + r"expand_c1\.(\w+)", r"inserts.\1.0.expand.\2", None),
+        (eab + r"t_part(\d)_conv\.(\w+)", lambda m: f"inserts.{m[1]}.0.temporal.{int(m[2]) - 1}.{m[3]}", None),
+        (eab + r"s_part(\d)_conv\.(\w+)", lambda m: f"inserts.{m[1]}.0.spatial.{int(m[2]) - 1}.{m[3]}", None),
+        (eab + r"non_linear\.0\.(\w+)", r"inserts.\1.0.bn.\2", None),
+        (eab + r"max_project\.(\w+)", r"inserts.\1.0.pool.1.\2", None),
+        (eab + r"p_prod1\.([01])\.(\w+)", r"inserts.\1.0.esp.reduce.\2.\3", None),
+        (eab + r"p_prod1\.(\d+)\.(\w+)", lambda m: f"inserts.{m[1]}.0.esp.context.{int(m[2]) - 3}.{m[3]}", None),
+        (eab + r"p_prod2\.0\.(\w+)", r"inserts.\1.0.esp.fc.\2", None),
+        (soi + r"squeeze_l\.(\w+)", r"inserts.5.0.squeeze.\1", None),
+        (soi + r"score_predictor\.(\d+\.\w+)", r"inserts.5.0.saliency.layers.\1", None),
+        (soi + r"pos_embedding", r"inserts.5.0.pos", "pos"),
+        (soi + r"transformer\.layers\.(\d)\.0\.fn\.norm\.(\w+)", r"inserts.5.0.blocks.\1.norm1.\2", None),
+        (soi + r"transformer\.layers\.(\d)\.0\.fn\.fn\.to_qkv\.(\w+)", r"inserts.5.0.blocks.\1.attn.qkv.\2", None),
+        (soi + r"transformer\.layers\.(\d)\.0\.fn\.fn\.to_out\.0\.(\w+)", r"inserts.5.0.blocks.\1.attn.out.\2", None),
+        (soi + r"transformer\.layers\.(\d)\.1\.fn\.norm\.(\w+)", r"inserts.5.0.blocks.\1.norm2.\2", None),
+        (soi + r"transformer\.layers\.(\d)\.1\.fn\.fn\.net\.(\d\.\w+)", r"inserts.5.0.blocks.\1.ffn.\2", None),
+        (soi + r"expand_l\.(\w+)", r"inserts.5.0.proj.\1", None),
+        (soi + r"Tr_BN\.(\w+)", r"inserts.5.0.proj_bn.\1", None),
+        (r"base_model\.stm_proj1\.0\.weight", "lmc.encode.0.weight" if sixteen else "lmc.encode.weight", "patch_in"),
+        *([(r"base_model\.stm_proj1\.1\.(\w+)", r"lmc.encode.1.\1", None),
+           (r"base_model\.stm_proj1\.3\.weight", "lmc.encode.3.weight", "conv3d"),
+           (r"base_model\.proj_back\.0\.weight", "lmc.decode.0.weight", "conv3d"),
+           (r"base_model\.proj_back\.1\.(\w+)", r"lmc.decode.1.\1", None),
+           (r"base_model\.proj_back\.3\.weight", "lmc.decode.3.weight", "patch_out"),
+           (r"base_model\.stack_diff_motion\.(\d\.\w+)", r"lmc.stacked.\1", None)] if sixteen else
+          [(r"base_model\.proj_back\.0\.weight", "lmc.decode.weight", "patch_out")]),
+        (r"base_model\.stm_st_model(\d)\.(\d\.\w+)", lambda m: f"lmc.motion.{int(m[1]) - 1}.{m[2]}", None),
+    ]
+
+
+def strip_module(state_dict):
+    """The release's keys without DDP's 'module.' prefix (all keys carry it, or none)."""
+    prefixed = [k.startswith("module.") for k in state_dict]
+    if any(prefixed) and not all(prefixed):
+        raise ValueError(f"{next(k for k in state_dict if not k.startswith('module.'))}: the other keys start "
+                         f"with 'module.'")
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
+
+
+def is_official_checkpoint(obj):
+    """True for a released EAN checkpoint: the file's dict {'epoch', 'arch', 'state_dict', 'best_prec1'} (or its
+    state_dict alone) whose keys are module.base_model.* and module.new_fc.* (DDP-wrapped TemporalModel)."""
+    sd = obj.get("state_dict") if isinstance(obj, dict) and "state_dict" in obj else obj
+    return (isinstance(sd, dict) and "module.new_fc.weight" in sd and
+            all(isinstance(k, str) and k.startswith(("module.base_model.", "module.new_fc.")) for k in sd))
+
+
+def official_model_args(state_dict):
+    """The ean.py arguments that build the released model of this state_dict (with or without 'module.'): variant
+    official, T = 8 (EAN_8f.py) or 16 (EAN_16f.py: its LMC's stack_diff_motion branch; the positional embedding's
+    T*7*7 columns must agree), K from new_fc, ResNet-50 at 224 px, 5-frame snippets, the release's modules and
+    places. A file that is not one of the two releases raises ValueError naming the key."""
+    sd = strip_module(state_dict)
+    for key in ["new_fc.weight", "base_model.sparse_transformer.pos_embedding", "base_model.stm_proj1.0.weight",
+                "base_model.layer3.5.conv3.weight", "base_model.sparse_transformer.score_predictor.9.weight"]:
+        if key not in sd:
+            raise ValueError(f"{key}: missing, so this is not a released EAN checkpoint (EAN_8f.py / EAN_16f.py)")
+    if "base_model.layer3.6.conv1.weight" in sd or "base_model.layer4.0.conv3.weight" not in sd:
+        raise ValueError("base_model.layer3.*: the released EAN checkpoints are ResNet-50s")
+    T = 16 if "base_model.stack_diff_motion.0.weight" in sd else 8
+    columns = sd["base_model.sparse_transformer.pos_embedding"].shape[-1]
+    if columns != T * 7 * 7:
+        raise ValueError(f"base_model.sparse_transformer.pos_embedding: {columns} columns, but the LMC is EAN_{T}f.py's "
+                         f"(T * 7 * 7 = {T * 49} at 224 px)")
+    return dict(variant="official", arch="resnet50", num_segments=T, num_classes=int(sd["new_fc.weight"].shape[0]),
+                input_size=224, baseline=None, no_eab=False, no_soi=False, no_lmc=False, eab_stages=[1, 2, 3, 4],
+                soi_stages=[5], eab_fusion="dynamic", soi_regions="saliency", snippet=5, rgb_frame="centre",
+                num_objects=int(sd["base_model.sparse_transformer.score_predictor.9.weight"].shape[0]),
+                eab_kernels="multi-scale", eab_pool="max", no_inter_relu=False, no_dilation=False, eab_conv="2+1d")
+
+
+def convert_official(state_dict):
+    """A released EAN state_dict (EAN_8f.py or EAN_16f.py, with or without 'module.') -> (the state_dict of
+    build_model(official_model_args(state_dict)), the release's keys dropped). Strict: every tensor of the release
+    is used (renamed by official_rules, its layout changed by OFFICIAL_LAYOUTS) but for the names of OFFICIAL_UNUSED,
+    which are dropped and listed; every tensor of the model is produced; each release tensor has exactly the shape
+    the release's layout of the model's tensor has. Anything else raises ValueError naming the key."""
+    margs = official_model_args(state_dict)
+    args = get_args(["--complexity"])
+    vars(args).update(margs)
+    with torch.device("meta"):                                          # shapes only: no memory, no init cost
+        expected = {k: tuple(v.shape) for k, v in EAN(args, margs["num_classes"]).state_dict().items()}
+    rules = official_rules("16f" if margs["num_segments"] == 16 else "8f")
+    ours, dropped = {}, []
+    for key, tensor in state_dict.items():
+        name = key[len("module."):] if key.startswith("module.") else key
+        if OFFICIAL_UNUSED.fullmatch(name):
+            dropped.append(key)
+            continue
+        match = next(((m, repl, layout) for pattern, repl, layout in rules
+                      for m in [re.fullmatch(pattern, name)] if m), None)
+        if match is None:
+            raise ValueError(f"{key}: not a tensor of the released EAN_{margs['num_segments']}f model")
+        m, repl, layout = match
+        ours_key = repl(m) if callable(repl) else m.expand(repl)
+        if ours_key not in expected:
+            raise ValueError(f"{key}: maps to {ours_key}, which the model does not have")
+        if ours_key in ours:
+            raise ValueError(f"{key}: {ours_key} is given twice")
+        official_shape, to_ours = OFFICIAL_LAYOUTS[layout]
+        want = expected[ours_key]
+        if tuple(tensor.shape) != tuple(official_shape(want)):
+            raise ValueError(f"{key}: shape {tuple(tensor.shape)}, the release's is {tuple(official_shape(want))} "
+                             f"(for {ours_key} {want})")
+        ours[ours_key] = to_ours(tensor, want).contiguous()
+    missing = [k for k in expected if k not in ours]
+    if missing:
+        raise ValueError(f"the checkpoint lacks {len(missing)} tensor(s) of the released model: {', '.join(missing[:5])}"
+                         + (" ..." if len(missing) > 5 else ""))
+    return ours, dropped
 
 
 def classifier(args, num_classes):
