@@ -15,6 +15,10 @@ latent map, reasons on it with grouped 3D convs and decodes it onto the stem fea
 Run:   python ean.py --data DIR                 (EAN_RGB+LMC, 8x5 frames, the paper's best 8-frame model)
        python ean.py --data DIR --no-lmc        (EAN_RGB, 8 frames)          python ean.py --baseline  (TSN)
        python ean.py --complexity [--no-lmc]    python ean.py                (demo dataset, CPU profile)
+Every row of the paper's tables is a command: PAPER_TABLES (after the paper modules; `python -m
+common.paper_tables ean` prints them, measured). Protocols: Something-Something (Table 1), 1 clip x 1 centre crop
+of 224 (`--test-clips 1 --test-crops 1`, the defaults); Kinetics (Table 2), 10 clips x 3 crops of 256 (`--test-clips
+10 --test-crops 3 --test-size 256`; a model trained at 224 interpolates its positional embedding, `resize_pos`).
 
 Expected results (Something-Something V1, 1 clip x 1 centre crop; params with the 174-way classifier; our
 params/GFLOPs from `python ean.py --complexity ...`, FLOPs = multiply-accumulates incl. matmuls; accuracy not run):
@@ -28,43 +32,66 @@ params/GFLOPs from `python ean.py --complexity ...`, FLOPs = multiply-accumulate
 | EAB stages 1-5, no SOI-Tr (--eab-stages 1 2 3 4 5 --soi-stages --no-lmc) | 65.8M / 36.2G (Tab. 6) | 66.51M / 35.95G |
 | Incep-Block (--eab-fusion identity --no-lmc)          | 30.9M / 36.0G / 50.8 (Tab. 9) | 30.68M / 35.37G      |
 | TSN (--baseline)                                      | -                             | 23.86M / 32.70G      |
+| the release, 8F RGB+LMC (--variant official)          | 37G / 53.4 (release README)   | 36.99M / 37.15G      |
+| the release's structure without LMC (--variant official --no-lmc) | -                 | 36.24M / 35.98G      |
 Demo dataset (4 classes that differ only in temporal order; TSN is at chance, 25 %): `python ean.py` and
 `python ean.py --baseline` (resnet18, 64 px, 12 epochs, 2-core CPU): EAN 100.0 %, TSN 24.0 % val top-1 (README).
 
-Implementation details (paper by default; `# Choice:` marks where the paper is silent; differences from the
-official release, notes/ean-official-reference.md, listed here):
+Implementation details (the paper by default; `# Choice:` marks where the paper is silent):
 - Backbone: ME (TEA, code form `x + x*(sigmoid(.)-0.5)`, r=16) then a depthwise temporal conv (kernel 3, shift
   initialised: 1/8 channels from t+1, 1/8 from t-1, rest identity, learnable) before conv2 of all 16 bottlenecks
   (= official). For ResNet-18/34 (quick runs) the same pair goes before the BasicBlock's second 3x3 conv.
-- EAB order follows Eq. (2): spatial convs -> BN+ReLU -> M -> temporal convs (official: temporal -> BN+ReLU -> M
-  -> spatial). The kernel-1 members of Eq. (2) (F_s^(1), F_t^(1)) are 1x1x1 convs (official: identity).
-- EAB residual: the expand conv is zero-initialised (paper; official: 0.01 x default init), so EAB starts as an
-  exact identity. Compress/expand are grouped (g=4) 1x1x1 convs (official; paper silent, Table 6 decides).
-- ESP-Net: 1x1x1 reduce 16x (of the compressed C/4 channels), two 5x5x5 stride-2 3D convs (paper; official: six
-  3x3x3 convs, two of them stride 2) with widths p -> 2p -> 4p (official), BN+ReLU, average pool, linear -> M.
-  M's linear bias starts at the identity matrix (official: default init, no identity) so dynamic fusion starts as
-  the Incep-Block of Table 9.
+- EAB (after stages 1-4, as the release): order of Eq. (2), spatial convs -> BN+ReLU -> M -> temporal convs; the
+  kernel-1 members F_s^(1), F_t^(1) are 1x1x1 convs; the expand conv is zero-initialised, so EAB starts as an exact
+  identity. Compress/expand are grouped (g=4) 1x1x1 convs (official; paper silent, Table 6 decides).
+- ESP-Net: 1x1x1 reduce 16x (of the compressed C/4 channels), two 5x5x5 stride-2 3D convs without biases, widths
+  p -> 2p -> 4p (official), BN+ReLU, average pool, linear -> M, whose bias starts at the identity matrix so dynamic
+  fusion starts as the Incep-Block of Table 9.
 - SOI-Tr: squeeze 4x (2048 -> 512); Saliency-Net on the squeezed features: 1x1x1 (8x: 512 -> 64), 3x1x1, 1x5x5,
-  1x1x1 -> N=4, BN+ReLU after the first three, spatial softmax (official: 512 -> 128, 3x3x3, two 1x3x3, ReLU
-  then BN). Tokens = N per frame (N*T). Transformer: 2 pre-norm blocks, BatchNorm1d instead of LayerNorm, 8 heads
-  of 64, FFN = three 512-wide linears with BN+ReLU (official; paper silent). The mean token goes through a
-  zero-initialised linear 512 -> 2048 (official: linear + BatchNorm1d with gamma=beta=0; a plain zero-init
-  linear also works with batch 1 in training) and is added to the video feature: we add the vector to every
-  position of the stage output, so after stage 5 GAP(x + v) = GAP(x) + v exactly as in the paper, and SOI-Tr
-  can also sit after stages 3/4 (Table 6 rows 1-2).
-- LMC: full-resolution differences, 32x32 patches -> 128-d (paper; official: 2x nearest downsampling, 16x16
-  patches -> 256-d); Hm = conv3d(k3,g16)-BN-ReLU-conv3d(k3,g16)-BN (official: two residual units); decoder
-  128 -> 16x8x8 per position, zero-initialised (official 0.01 x); motion map channels diff-major as Eq. (11);
-  added to the stem output after max-pooling (56x56x64; the official place too). The RGB stream uses the centre
-  frame of each 5-frame snippet (`--rgb-frame centre`, official); Eq. (12) says the first frame (`--rgb-frame
-  first`).
+  1x1x1 -> N=4, BN+ReLU after the first three, no biases but the last, spatial softmax; 0.05 GFLOPs where Table 7
+  puts it at +0.3 G over fixed regions (the release's net costs 0.31 G). Tokens = N per frame (N*T). Transformer:
+  2 pre-norm blocks, BatchNorm1d instead of LayerNorm, 8 heads of 64, FFN = three 512-wide linears with BN+ReLU
+  (official; paper silent). The mean token goes through a zero-initialised linear 512 -> 2048 and is added to the
+  video feature: we add the vector to every position of the stage output, so after stage 5 GAP(x + v) = GAP(x) + v
+  exactly as in the paper, and SOI-Tr can also sit after stages 3/4 (Table 6 rows 1-2).
+- LMC: full-resolution differences, 32x32 patches -> 128-d; Hm = conv3d(k3,g16)-BN-ReLU-conv3d(k3,g16)-BN;
+  decoder 128 -> 16x8x8 per position, zero-initialised; motion map channels difference-major as Eq. (11); added to
+  the stem output after max-pooling (56x56x64; the official place too). The RGB stream uses the centre frame of
+  each 5-frame snippet (`--rgb-frame centre`, official); Eq. (12) says the first frame (`--rgb-frame first`).
+- New convs (ME, EAB, SOI-Tr, LMC): PyTorch's default init (the paper: "randomly initialized").
 - Head: GAP over T,H,W (+ SOI-Tr vector), dropout 0.5, linear (N(0, 0.001) init), video-level logits.
+- Other sizes at test time: the positional embedding is interpolated (`resize_pos`), the LMC pads frames that are
+  not a multiple of its 32-px patch (`LMC.forward`).
 - Recipe (Sec. 4): SGD 0.9, lr 0.01 for batch 64, 70 epochs, lr x0.1 at 40/50/60 (paper "0.01 for 40 epochs,
-  then /10 every 10 epochs, about 70 in total"; official steps 41/51/61, 1-based), wd 5e-4 (1e-4 Kinetics),
-  dropout 0.5, grad-norm clip 20. No weight decay on 1-D parameters (official: BN and biases, biases at 2x lr).
+  then /10 every 10 epochs, about 70 in total"), wd 5e-4 (1e-4 Kinetics), dropout 0.5, grad-norm clip 20. No
+  weight decay on 1-D parameters (official: BN and biases, biases at 2x lr). The release's `--lr_steps 41 51 61`
+  count epochs from 0 as --lr-steps does (lr x0.1 once epoch >= 41: 41 epochs at 0.01, one more than the paper's
+  40): `--lr-steps 41 51 61` is the release's schedule.
 - Flip: random horizontal flip with the SSv1/v2 direction-class label swap (official); the paper says instead
   that direction classes are not flipped at all (`--flip-labels ''` plus filtering would be needed for that).
 - Input normalisation: ImageNet mean/std (official test script; its final train script uses none).
+
+The official release (tianyuan168326/EAN-Pytorch, notes/ean-official-reference.md) differs from the paper in the
+model in these places, and `--variant official` switches exactly these (every other flag keeps its meaning; the
+Table 8/10 EAB ablations stop with a message):
+  1. EAB order: temporal convs -> BN+ReLU -> M -> spatial convs, and the kernel-1 members are identities.
+  2. EAB expand conv: 0.01 x PyTorch's default init (near, not exactly, the identity at init).
+  3. ESP-Net: six 3x3x3 convs with biases ([p, p, 2p stride 2], [2p, 2p, 4p stride 2], padding 2 at stride 2),
+     each + BN + ReLU; M's linear at PyTorch's default init (no identity).
+  4. Saliency-Net: 1x1x1 512 -> 128, 3x3x3, 1x3x3, 1x3x3 -> N, all with biases, ReLU then BN after the first three.
+  5. SOI-Tr output: default-init linear, then a BatchNorm1d with gamma = beta = 0 (the release's Tr_BN; training
+     needs batches of 2 or more).
+  6. LMC: 2x nearest downsampling, 16x16 patches (32x32 at full resolution) -> 256-d, no bias in encoder and
+     decoder; Hm = two residual units (grouped 3x3x3, BN, ReLU, dense 1x1x1, BN; grouped 3x3x3, BN); channels
+     c*4 + t; decoder 0.01 x default init. With --num-segments 16, EAN_16f.py's LMC: deeper encoder and decoder,
+     a 2D branch on the stacked differences, stem feature mixed 0.6 / 0.2 LMC / 0.2 branch.
+  7. Init: the new convs kaiming_normal_(fan_out), their biases and the linears PyTorch's default (init_official).
+The released checkpoints (Somethingv1.RGB_LMC_8f/16f.pth.tar) load into it: `official_model_args(state_dict)` gives
+the flags, `convert_official(state_dict)` the tensors, strictly (EAN_8f: 932 tensors -> 901, and the 31 the
+release defines but never uses, its stem's bn2, the EABs' bn2 and stm_proj2, dropped by name; EAN_16f: 953 -> 928 +
+25). On the same random weights (BN statistics of one batch) and input, our forward equals the official code's:
+max |logit difference| 9.4e-11 (8F) and 4.1e-11 (16F) in float64, 2.6e-2 in float32 on logits of std 16.7 (random
+weights amplify round-off), measured with a throw-away script that imports the official EAN_8f.py/EAN_16f.py/TSN.py.
 """
 # ==================================================================================================== imports
 import argparse
@@ -479,7 +506,8 @@ class EAB(nn.Module):
         if self.temporal_first:  # the release: temporal convs -> BN+ReLU -> M -> spatial convs
             t = torch.cat([conv(part) for conv, part in zip(self.temporal, to_3d(z).split(self.splits, 1))], 1)
             t = self.bn(t)                                              # (B, Cr, T, H, W)
-            t = self.fuse(F.relu(t) if self.inter_relu else t, to_3d(z)).transpose(1, 2).flatten(0, 1)  # -> (B*T,Cr,H,W)
+            t = self.fuse(F.relu(t) if self.inter_relu else t, to_3d(z))     # M (x) ...: (B, Cr, T, H, W)
+            t = t.transpose(1, 2).flatten(0, 1)                         # -> (B*T, Cr, H, W)
             y = torch.cat([conv(part) for conv, part in zip(self.spatial, t.split(self.splits, 1))], 1)
             y = y.unflatten(0, (B, T))                                  # (B*T,Cr,H,W) -> (B,T,Cr,H,W)
         else:                    # Eq. (2): spatial convs -> BN+ReLU -> M -> temporal convs
@@ -736,6 +764,120 @@ class LMC(nn.Module):
         return m
 
 
+# ------------------------------------------------------------------------------------------------- paper tables
+# Every row of the paper's tables that this script builds: `python ean.py --complexity FLAGS` measures it, `python -m
+# common.paper_tables ean` prints them all beside the paper's figures (params_m, gflops, top1, top5: given only where
+# the paper gives them; Something-Something V1 unless the table says otherwise). The notes give the protocol of the
+# headline rows and the reason where ours is more than 3 % off (measured 2026-12-03, torch 2.14.1, this CPU).
+SSV1 = "Something-Something V1, 1 clip x 1 centre crop of 224 (`--test-clips 1 --test-crops 1`, the defaults)"
+K400 = "Kinetics-400, 10 clips x 3 crops of 256x256 (`--test-clips 10 --test-crops 3 --test-size 256`); the paper's " \
+       "GFLOPs are per view at 224 (x30 views)"
+ENSEMBLE = "scores of the 16F and the 8F model averaged: `python ean.py --evaluate --ensemble 16f/best.pt 8f/best.pt " \
+           "--data DIR`"
+PAPER_TABLES = [
+    {"table": "Table 1", "row": "EAN8F(RGB)", "flags": "--no-lmc", "gflops": 36, "top1": 51.9, "top5": 79.5,
+     "note": SSV1 + "; V2: 63.5 / 88.2"},
+    {"table": "Table 1", "row": "EAN16F(RGB)", "flags": "--no-lmc --num-segments 16", "gflops": 72, "top1": 53.4,
+     "top5": 81.4, "note": "as EAN8F(RGB); V2: 64.6 / 89.1. EANEn(RGB) = this + EAN8F(RGB), " + ENSEMBLE +
+                           ": 108 GFLOPs, 55.8 / 83.1 (V1), 66.6 / 89.9 (V2)"},
+    {"table": "Table 1", "row": "EAN8F(RGB+LMC)", "flags": "", "gflops": 37, "top1": 53.4, "top5": 81.1,
+     "note": "headline: 8x5 frames, " + SSV1 + "; V2: 65.2 / 89.4"},
+    {"table": "Table 1", "row": "EAN16F(RGB+LMC)", "flags": "--num-segments 16", "gflops": 74, "top1": 54.7,
+     "top5": 82.3, "note": "16x5 frames, as EAN8F(RGB+LMC); V2: 66.6 / 90.3. EANEn(RGB+LMC) = this + EAN8F(RGB+LMC), "
+                           + ENSEMBLE + ": 111 GFLOPs, 57.2 / 83.9 (V1), 68.8 / 91.4 (V2)"},
+    {"table": "Table 2", "row": "EAN8F(RGB+LMC)", "flags": "--num-classes 400", "gflops": 37, "top1": 77.1,
+     "top5": 93.3, "note": K400},
+    {"table": "Table 2", "row": "EAN16F(RGB+LMC)", "flags": "--num-segments 16 --num-classes 400", "gflops": 74,
+     "top1": 78.3, "top5": 93.7, "note": K400 + ". EANEn(RGB+LMC) = this + EAN8F(RGB+LMC), " + ENSEMBLE +
+                                        ": 111 x 30 GFLOPs, 79.0 / 94.1"},
+    {"table": "Table 3", "row": "ResNet baseline", "flags": "--no-eab --no-soi --no-lmc", "top1": 48.6,
+     "note": "8 x 1 frames, ME + temporal conv, AVG; = Table 5 'ResNet baseline'"},
+    {"table": "Table 3", "row": "EAN8F(RGB)", "flags": "--no-lmc", "top1": 51.9, "note": "8 x 1 frames; = Table 1"},
+    {"table": "Table 3", "row": "EAN8F(RGB+LMC)", "flags": "", "top1": 53.4, "note": "8 x 5 frames; = Table 1"},
+    {"table": "Table 4", "row": "Ours (16 frames)", "flags": "--num-segments 16 --num-classes 48", "top1": 40.4,
+     "note": "Diving48 V1, 1 clip x 1 centre crop of 224. The paper says '16 frames' only; # Choice: RGB+LMC, the "
+             "model of Tables 1-2 (`--no-lmc` for RGB)"},
+    {"table": "Table 4", "row": "Ours (16x2)", "flags": "--num-segments 16 --num-classes 48", "top1": 41.7,
+     "note": "as the row above with 2 clips: `--test-clips 2`"},
+    {"table": "Table 5", "row": "ResNet baseline", "flags": "--no-eab --no-soi --no-lmc", "params_m": 24.0,
+     "gflops": 33.1, "top1": 48.6, "top5": 77.5, "note": "ResNet-50 + ME + temporal conv in every bottleneck"},
+    {"table": "Table 5", "row": "ResNet+EABs", "flags": "--no-soi --no-lmc", "params_m": 29.5, "gflops": 35.3,
+     "top1": 50.8, "top5": 78.4, "note": ""},
+    {"table": "Table 5", "row": "ResNet+SOI-Tr", "flags": "--no-eab --no-lmc", "params_m": 30.3, "gflops": 33.8,
+     "top1": 49.3, "top5": 77.9, "note": ""},
+    {"table": "Table 5", "row": "ResNet+EABs+SOI-Tr", "flags": "--no-lmc", "params_m": 36.0, "gflops": 36.1,
+     "top1": 51.9, "top5": 79.5, "note": "EAN8F(RGB)"},
+    {"table": "Table 6", "row": "EAB stage 1-2, SOI-Tr stage 3-5",
+     "flags": "--no-lmc --eab-stages 1 2 --soi-stages 3 4 5",
+     "params_m": 35.6, "gflops": 35.8, "top1": 49.4, "top5": 78.2,
+     "note": "params 6 % below: see the next row (SOI-Tr after stage 3: 1.18M here, 0.80M of it the embedding)"},
+    {"table": "Table 6", "row": "EAB stage 1-3, SOI-Tr stage 4-5",
+     "flags": "--no-lmc --eab-stages 1 2 3 --soi-stages 4 5",
+     "params_m": 34.8, "gflops": 35.9, "top1": 50.4, "top5": 79.2,
+     "note": "params 5.5 % below, FLOPs as the paper (the rows' FLOP changes agree: -0.2 G paper, -0.23 G ours). The "
+             "paper's rows imply about 3.5M for SOI-Tr after stage 4 (34.8 = 36.0 - EAB4 + SOI-Tr4, EAB4 ~4.7M); ours "
+             "has 1.89M (d = C/4 = 256: squeeze and projection 0.26M each, transformer 0.92M, embedding over 8x14x14 "
+             "0.40M). The paper does not say how SOI-Tr is sized after stages 3/4 and the release has it after "
+             "stage 5 only; no reading we tried fits both rows (d = 512 at every stage: row 2 +5 %; the embedding "
+             "added before the squeeze, C x T x H x W: row 2 -2 %, row 1 +4 %)"},
+    {"table": "Table 6", "row": "EAB stage 1-4, SOI-Tr stage 5", "flags": "--no-lmc", "params_m": 36.0, "gflops": 36.1,
+     "top1": 51.9, "top5": 79.5, "note": "EAN8F(RGB)"},
+    {"table": "Table 6", "row": "EAB stage 1-5", "flags": "--no-lmc --eab-stages 1 2 3 4 5 --soi-stages",
+     "params_m": 65.8, "gflops": 36.2, "top1": 50.8, "top5": 79.1, "note": "no SOI-Tr"},
+    {"table": "Table 7", "row": "None", "flags": "--no-soi --no-lmc", "gflops": 35.3, "top1": 50.8, "top5": 78.4,
+     "note": ""},
+    {"table": "Table 7", "row": "Fixed", "flags": "--no-lmc --soi-regions fixed", "gflops": 35.8, "top1": 50.9,
+     "top5": 78.4, "note": "the 2x2 quadrants of every frame (# Choice: the paper does not say which regions)"},
+    {"table": "Table 7", "row": "All", "flags": "--no-lmc --soi-regions all", "gflops": 36.4, "top1": 51.3,
+     "top5": 79.1, "note": "every position of X5 a token (392 tokens)"},
+    {"table": "Table 7", "row": "Our Det-Net", "flags": "--no-lmc", "gflops": 36.1, "top1": 51.9, "top5": 79.5,
+     "note": "our Saliency-Net costs 0.05 G above 'Fixed' where the paper has +0.3 G: the paper's kernels (Sec. 3.2) "
+             "on 64 channels; the release's net (512 -> 128, 3x3x3, two 1x3x3, `--variant official`) costs 0.31 G. "
+             "The 'Faster RCNN' row (71.3 G) needs an external detector and is not built"},
+    {"table": "Table 8", "row": "Only SOI-Tr", "flags": "--no-eab --no-lmc", "params_m": 30.3, "gflops": 33.8,
+     "top1": 49.3, "top5": 77.9, "note": ""},
+    {"table": "Table 8", "row": "+S-Block", "flags": "--no-lmc --eab-kernels s-block --eab-fusion identity",
+     "params_m": 30.9, "gflops": 36.1, "top1": 49.6, "top5": 78.1,
+     "note": "(2+1)D 3x3x3 in 3 groups, no M; # Choice: the EAB's bottleneck, BN+ReLU and max-pool branch kept"},
+    {"table": "Table 8", "row": "+L-Block", "flags": "--no-lmc --eab-kernels l-block --eab-fusion identity",
+     "params_m": 30.9, "gflops": 36.1, "top1": 50.3, "top5": 78.4, "note": "as S-Block, dilated 2x2x2"},
+    {"table": "Table 8", "row": "+Incep-Block", "flags": "--no-lmc --eab-fusion identity", "params_m": 30.9,
+     "gflops": 36.0, "top1": 50.8, "top5": 78.8, "note": "EAB with M = identity"},
+    {"table": "Table 8", "row": "+EAB", "flags": "--no-lmc", "params_m": 36.0, "gflops": 36.1, "top1": 51.9,
+     "top5": 79.5, "note": "EAN8F(RGB)"},
+    {"table": "Table 9", "row": "Identity (Incep-Block)", "flags": "--no-lmc --eab-fusion identity", "params_m": 30.9,
+     "gflops": 36.0, "top1": 50.8, "top5": 78.8, "note": ""},
+    {"table": "Table 9", "row": "Channel Shuffle", "flags": "--no-lmc --eab-fusion shuffle", "params_m": 30.9,
+     "gflops": 35.9, "top1": 51.1, "top5": 78.9, "note": "the 3 groups interleaved"},
+    {"table": "Table 9", "row": "Static Matrix", "flags": "--no-lmc --eab-fusion static", "params_m": 30.9,
+     "gflops": 36.0, "top1": 51.3, "top5": 79.2, "note": "a learnt Cr x Cr matrix, identity at init"},
+    {"table": "Table 9", "row": "Dynamic Matrix", "flags": "--no-lmc", "params_m": 36.0, "gflops": 36.1, "top1": 51.9,
+     "top5": 79.5, "note": "EAN8F(RGB)"},
+    {"table": "Table 10", "row": "Without Max Pool", "flags": "--no-lmc --eab-pool none", "params_m": 36.0,
+     "gflops": 36.1, "top1": 50.6, "top5": 78.4, "note": ""},
+    {"table": "Table 10", "row": "Avg Pool", "flags": "--no-lmc --eab-pool avg", "params_m": 36.0, "gflops": 36.1,
+     "top1": 51.4, "top5": 79.8, "note": "# Choice: zero padding counted in the average (PyTorch's default)"},
+    {"table": "Table 10", "row": "Without inter ReLU", "flags": "--no-lmc --no-inter-relu", "params_m": 36.0,
+     "gflops": 36.1, "top1": 50.9, "top5": 79.0, "note": "the BN between spatial and temporal convs kept"},
+    {"table": "Table 10", "row": "Without dilation", "flags": "--no-lmc --no-dilation", "params_m": 37.2,
+     "gflops": 37.5, "top1": 51.9, "top5": 79.8,
+     "note": "the dilated 3x3 / 3 kernels as 5x5 / 5: +0.18M / +0.67 G over EAN8F(RGB) here, +1.2M / +1.4 G in the "
+             "paper (within 3 % in total, not in the difference; the paper gives no other detail)"},
+    {"table": "Table 10", "row": "(1+1+1)D", "flags": "--no-lmc --eab-conv 1+1+1d", "params_m": 35.7, "gflops": 35.7,
+     "top1": 51.2, "top5": 79.2, "note": "each k x k spatial conv as k x 1 then 1 x k"},
+    {"table": "Table 10", "row": "Ours", "flags": "--no-lmc", "params_m": 36.0, "gflops": 36.1, "top1": 51.9,
+     "top5": 79.5, "note": "EAN8F(RGB)"},
+    {"table": "Official release", "row": "EAN 8F RGB+LMC", "flags": "--variant official", "gflops": 37, "top1": 53.4,
+     "top5": 81.1, "note": "the release's structure (Somethingv1.RGB_LMC_8f.pth.tar loads into it): release README, "
+                           "Something-Something V1, 1 clip x 1 centre crop after a 240x320 resize; not run here. The "
+                           "release's count is 37.12M params, 0.14M of them never used (not built here)"},
+    {"table": "Official release", "row": "EAN 16F RGB+LMC", "flags": "--variant official --num-segments 16",
+     "gflops": 74, "top1": 54.7, "top5": 82.3, "note": "as the 8F row; 16+8 ensemble 57.2 / 83.9 (" + ENSEMBLE + ")"},
+    {"table": "Official release", "row": "EAN 8F structure without LMC", "flags": "--variant official --no-lmc",
+     "note": "the release has no RGB-only model; its EAN_RGB structure (Table 5's 36.0M / 36.1G)"},
+]
+
+
 # ============================================================================================ backbone surgery
 def build_resnet(arch, pretrained):
     """torchvision ResNet without its classifier; `imagenet` = IMAGENET1K_V1 (the weights the papers used)."""
@@ -980,8 +1122,8 @@ def official_model_args(state_dict):
     T = 16 if "base_model.stack_diff_motion.0.weight" in sd else 8
     columns = sd["base_model.sparse_transformer.pos_embedding"].shape[-1]
     if columns != T * 7 * 7:
-        raise ValueError(f"base_model.sparse_transformer.pos_embedding: {columns} columns, but the LMC is EAN_{T}f.py's "
-                         f"(T * 7 * 7 = {T * 49} at 224 px)")
+        raise ValueError(f"base_model.sparse_transformer.pos_embedding: {columns} columns, but the LMC is "
+                         f"EAN_{T}f.py's (T * 7 * 7 = {T * 49} at 224 px)")
     return dict(variant="official", arch="resnet50", num_segments=T, num_classes=int(sd["new_fc.weight"].shape[0]),
                 input_size=224, baseline=None, no_eab=False, no_soi=False, no_lmc=False, eab_stages=[1, 2, 3, 4],
                 soi_stages=[5], eab_fusion="dynamic", soi_regions="saliency", snippet=5, rgb_frame="centre",
@@ -1025,8 +1167,8 @@ def convert_official(state_dict):
         ours[ours_key] = to_ours(tensor, want).contiguous()
     missing = [k for k in expected if k not in ours]
     if missing:
-        raise ValueError(f"the checkpoint lacks {len(missing)} tensor(s) of the released model: {', '.join(missing[:5])}"
-                         + (" ..." if len(missing) > 5 else ""))
+        raise ValueError(f"the checkpoint lacks {len(missing)} tensor(s) of the released model: "
+                         f"{', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
     return ours, dropped
 
 
@@ -1207,11 +1349,16 @@ def clip_shape(args):
     return (frames_per_clip(args), 3, args.input_size, args.input_size)
 
 
-def report_complexity(args):
+def complexity_row(args):
+    """Parameters (M) and GFLOPs (multiply-accumulates) of one clip of the model `args` builds (PAPER_TABLES rows,
+    --complexity)."""
     model = build_model(args, args.num_classes)
     x = torch.zeros(1, *clip_shape(args))
-    out = {"script": SCRIPT, "params_m": round(complexity.params_m(model), 2),
-           "gflops": round(complexity.gmacs(model, x), 2), "num_segments": args.num_segments,
+    return {"params_m": round(complexity.params_m(model), 2), "gflops": round(complexity.gmacs(model, x), 2)}
+
+
+def report_complexity(args):
+    out = {"script": SCRIPT, **complexity_row(args), "num_segments": args.num_segments,
            "input_size": args.input_size, "num_classes": args.num_classes, "frames_per_clip": frames_per_clip(args)}
     print(json.dumps(out))
 

@@ -89,7 +89,8 @@ def test_release_converts_to_exactly_the_official_variant(T, unused):
     missing, unexpected = model.load_state_dict(ours, strict=True)
     assert not missing and not unexpected
     # renamed tensors are the release's values; the layouts are checked in test_patch_layouts_*
-    torch.testing.assert_close(model.backbone.layer2[1].conv2[2].weight, release["module.base_model.layer2.1.conv2.weight"])
+    torch.testing.assert_close(model.backbone.layer2[1].conv2[2].weight,
+                               release["module.base_model.layer2.1.conv2.weight"])
     torch.testing.assert_close(model.inserts["5"][0].pos.flatten(2)[0],
                                release["module.base_model.sparse_transformer.pos_embedding"])
     torch.testing.assert_close(model.fc.bias, release["module.new_fc.bias"])
