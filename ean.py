@@ -879,8 +879,9 @@ PAPER_TABLES = [
 
 
 # ============================================================================================ backbone surgery
-def build_resnet(arch, pretrained):
-    """torchvision ResNet without its classifier; `imagenet` = IMAGENET1K_V1 (the weights the papers used)."""
+def build_resnet(arch, pretrained, state=None):
+    """torchvision ResNet without its classifier; `imagenet` = IMAGENET1K_V1 (the weights the papers used); a PATH's
+    weights (`state`: the file's content when already read)."""
     weights = None
     if pretrained == "imagenet":
         weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
@@ -890,7 +891,7 @@ def build_resnet(arch, pretrained):
         sys.exit(f"error: cannot load {weights} ({e}); put the file in $TORCH_HOME/hub/checkpoints, "
                  f"pass --pretrained PATH, or --pretrained none")
     if pretrained not in ("none", "imagenet"):
-        state = torch.load(pretrained, map_location="cpu")
+        state = torch.load(pretrained, map_location="cpu") if state is None else state
         state = state.get("model", state.get("state_dict", state))
         missing, unexpected = net.load_state_dict(state, strict=False)
         run.print0(f"loaded {pretrained}: {len(missing)} missing, {len(unexpected)} unexpected keys")
@@ -954,7 +955,10 @@ class EAN(nn.Module):
         variant = getattr(args, "variant", "paper")  # (checkpoints written before --variant existed: paper)
         self.num_segments, self.snippet = args.num_segments, (args.snippet if not args.no_lmc else 1)
         self.rgb_index = (self.snippet // 2) if args.rgb_frame == "centre" else 0
-        self.backbone = build_resnet(args.arch, args.pretrained)
+        state = torch.load(args.pretrained, map_location="cpu") if args.pretrained not in ("none", "imagenet") \
+            else None
+        release = state if is_official_checkpoint(state) else None  # --pretrained Somethingv1.RGB_LMC_8f.pth.tar
+        self.backbone = build_resnet(args.arch, "none" if release else args.pretrained, state)
         self.inserts = ean_surgery(self.backbone, args.arch, args.num_segments, args.input_size, args.eab_stages,
                                    args.soi_stages, args.eab_fusion, args.soi_regions, args.num_objects, variant,
                                    eab_options(args))
@@ -963,6 +967,8 @@ class EAN(nn.Module):
         self.dropout, self.fc = classifier(args, num_classes)
         if variant == "official":
             init_official(self)
+        if release:
+            load_release(self, release.get("state_dict", release), args)
 
     def forward(self, x):
         B, T, L = x.shape[0], self.num_segments, self.snippet
@@ -977,6 +983,30 @@ class EAN(nn.Module):
             f = self.inserts[str(stage)](getattr(net, name)(f))
         f = f.unflatten(0, (B, T)).mean((1, 3, 4))                      # (B*T,D,h,w) -> (B,T,D,h,w) -> (B,D)
         return self.fc(self.dropout(f))                                 # (B, K)
+
+
+def load_release(model, state_dict, args):
+    """--pretrained RELEASE.pth.tar: the released weights as the start of training (fine-tuning; --variant official):
+    every tensor of convert_official but the classifier's, which starts anew for this dataset's classes; the
+    positional embedding resized to this model's X5 (`resize_pos`). A tensor that does not fit stops with its name."""
+    if getattr(args, "variant", "paper") != "official":
+        sys.exit(f"error: {args.pretrained} holds the released EAN weights: they load into --variant official")
+    try:
+        ours, dropped = convert_official(state_dict)
+    except ValueError as e:
+        sys.exit(f"error: {args.pretrained}: {e}")
+    own = model.state_dict()
+    for key in [k for k in ours if k.endswith(".pos") and k in own]:
+        ours[key] = resize_pos(ours[key], own[key].shape[2:])
+    ours = {k: v for k, v in ours.items() if not k.startswith("fc.")}
+    wrong = [k for k in ours if k not in own or own[k].shape != ours[k].shape]
+    wrong += [k for k in own if k not in ours and not k.startswith("fc.")]
+    if wrong:
+        sys.exit(f"error: {args.pretrained}: {wrong[0]} (and {len(wrong) - 1} more) does not fit this model; build it "
+                 f"as the release (ean.official_model_args: {official_model_args(state_dict)})")
+    model.load_state_dict(ours, strict=False)
+    run.print0(f"loaded the released EAN weights {args.pretrained}: {len(ours)} tensors, the classifier starts anew; "
+               f"{len(dropped)} tensors the release never uses left out")
 
 
 def eab_options(args):

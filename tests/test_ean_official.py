@@ -235,3 +235,19 @@ def test_official_model_at_224_runs_at_256():
     with torch.no_grad():
         y = model(torch.randn(1, 10, 3, 256, 256))
     assert y.shape == (1, 4) and torch.isfinite(y).all()
+
+
+def test_pretrained_release_file_starts_fine_tuning(tmp_path, capsys):
+    """--pretrained RELEASE.pth.tar (the file as released) with --variant official: every tensor but the classifier
+    comes from the release; with the paper variant it stops with one line."""
+    release = random_release(8)
+    path = str(tmp_path / "Somethingv1.RGB_LMC_8f.pth.tar")
+    torch.save({"epoch": 70, "arch": "resnet50", "state_dict": release, "best_prec1": torch.tensor(53.4)}, path)
+    flags = ["--data", "x", "--pretrained", path, "--num-classes", "4"]
+    model = ean.build_model(ean.get_args(flags + ["--variant", "official"]), 4)
+    assert "the classifier starts anew" in capsys.readouterr().out
+    torch.testing.assert_close(model.inserts["4"][0].esp.fc.weight,
+                               release["module.base_model.relation4.p_prod2.0.weight"])
+    assert model.fc.weight.shape == (4, 2048)
+    with pytest.raises(SystemExit, match="they load into --variant official"):
+        ean.build_model(ean.get_args(flags), 4)
