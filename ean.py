@@ -265,7 +265,7 @@ def check_model_flags(p, args):
             p.error("--variant official: the release's LMC stacks 4 differences (--snippet 5)")
 
 
-# EAN's model flags (get_args): checked for combinations that would ignore one, and kept in checkpoints
+# EAN's model flags (get_args): what builds the model; check_model_flags stops combinations that ignore one
 EAB_FLAGS = ["eab_kernels", "eab_pool", "no_inter_relu", "no_dilation", "eab_conv"]
 MODEL_FLAGS = ["variant", "no_eab", "no_soi", "no_lmc", "eab_stages", "soi_stages", "eab_fusion", "soi_regions",
                "num_objects", "snippet", "rgb_frame", *EAB_FLAGS]
@@ -418,7 +418,10 @@ class ESPNet(nn.Module):
         return self.fc(s).view(-1, self.channels, self.channels)        # (B, Cr*Cr) -> (B, Cr, Cr) = M[b, out, in]
 
 
-# (kernel, dilation) of the spatial (k x k) and temporal (k) convs of the G = 3 channel groups (Table 8)
+# (kernel, dilation) of the spatial (k x k) and temporal (k) convs of the G = 3 channel groups (Table 8).
+# Choice: S-/L-Block keep the rest of the EAB (4x bottleneck, BN+ReLU, the max-pool branch; M with --eab-fusion
+# identity): the paper describes only their convs, and Incep-Block, "the L-Block enhanced with multi-scale
+# modeling", differs from the EAB by M only.
 EAB_KERNELS = {"multi-scale": [(1, 1), (3, 1), (3, 2)],  # EAB and Incep-Block: 1, 3, 3 dilated 2 (field 5)
                "s-block": [(3, 1)] * 3,                  # S-Block: a (2+1)D 3x3x3 conv in 3 groups
                "l-block": [(3, 2)] * 3}                  # L-Block: the same, dilated 2x2x2 (field 5x5x5)
@@ -454,6 +457,7 @@ class EAB(nn.Module):
         self.spatial = nn.ModuleList(self.spatial_conv(c, k, d, conv, variant)
                                      for c, (k, d) in zip(self.splits, sizes))   # F_s^(1), F_s^(3), F_s^(5) dilated
         self.bn = nn.BatchNorm3d(cr)  # "The spatial convolutions are followed by BN and ReLU"
+        # Choice: without the inter ReLU (Table 10) the BN stays: the paper names only the ReLU
         self.temporal = nn.ModuleList(
             nn.Identity() if k == 1 and variant == "official" else
             TemporalConv3d(c, c, (k, 1, 1), padding=(d * (k // 2), 0, 0), dilation=(d, 1, 1), bias=False)
@@ -480,7 +484,8 @@ class EAB(nn.Module):
         if k == 1 and variant == "official":
             return nn.Identity()          # differs from the paper's F_s^(1) (a 1x1 conv): the release's identity
         pad = d * (k // 2)
-        if conv == "1+1+1d" and k > 1:    # Table 10 "(1+1+1)D"; Choice: the two 1D convs stacked with nothing between
+        # Table 10 "(1+1+1)D"; Choice: the two 1D convs stacked with nothing between them
+        if conv == "1+1+1d" and k > 1:
             return nn.Sequential(FrameConv3d(c, c, (1, k, 1), padding=(0, pad, 0), dilation=(1, d, 1), bias=False),
                                  FrameConv3d(c, c, (1, 1, k), padding=(0, 0, pad), dilation=(1, 1, d), bias=False))
         return FrameConv3d(c, c, (1, k, k), padding=(0, pad, pad), dilation=(1, d, d), bias=False)
@@ -596,9 +601,10 @@ class SaliencyNet(nn.Module):
 
 def resize_pos(pos, size):
     """The positional embedding E (1, d, T, H, W) at another (T, H, W): testing at another frame size than the one
-    trained (e.g. 3 crops of 256 from a 224 model: X5 is 8x8 instead of 7x7). # Choice: trilinear interpolation
-    (align_corners=False, as timm resamples ViT position embeddings, there bicubic in 2D) of the learnt grid; at the
-    trained size E itself (the interpolation to the same size is the identity as well, tested)."""
+    trained (e.g. 3 crops of 256 from a 224 model: X5 is 8x8 instead of 7x7); at the trained size E itself (the
+    interpolation to the same size is the identity as well, tested)."""
+    # Choice: trilinear interpolation (align_corners=False) of the learnt grid, as timm resamples ViT position
+    # embeddings (there bicubic in 2D); the paper and the release test at the trained size only.
     if tuple(pos.shape[2:]) == tuple(size):
         return pos
     return F.interpolate(pos, size=tuple(size), mode="trilinear", align_corners=False)
@@ -753,7 +759,8 @@ class LMC(nn.Module):
         c = self.motion(v)                                              # Eq. (9)
         m = self.decode(c.transpose(1, 2).flatten(0, 1))                # Eq. (10): (B*T*D, 16, H/4, W/4)
         if pad_h or pad_w:
-            m = m[..., :-(-H // 4), :-(-W // 4)]                        # the stem output's (ceil(H/4), ceil(W/4))
+            stem_h, stem_w = -(-H // 4), -(-W // 4)                      # the stem output's ceil(H/4) x ceil(W/4)
+            m = m[..., :stem_h, :stem_w]                                # (B*T*D, 16, stem_h, stem_w)
         m = m.unflatten(0, (B * T, self.diffs))                         # (B*T*D,16,h,w) -> (B*T,D,16,h,w)
         if self.diff_major:
             return m.flatten(1, 2)                                      # Eq. (11): channel t*16 + c, (B*T,64,h,w)
