@@ -743,7 +743,7 @@ def trained_model(args, num_classes, device, path):
 def predict_videos(args, device):
     """--predict: the top classes of each video file, frame folder or list file (common/predict.py)."""
     meta = checkpoint.meta(args.checkpoint)
-    classes = meta["classes"]
+    classes = checkpoint.class_names(meta)
     opts = data_options(args, classes, meta["dataset"], "the checkpoint's dataset")
     records = records_from_paths(args.predict, len(classes), lambda name: name.lower().endswith((".jpg", ".jpeg")))
     model = trained_model(args, len(classes), device, args.checkpoint)

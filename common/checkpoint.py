@@ -43,19 +43,23 @@ def describe(args, script, classes, dataset_info):
 
 
 def meta(path):
-    """The class names and dataset.json a checkpoint was trained with; class names by index (with a warning)
-    for checkpoints written before they were kept."""
+    """What a checkpoint knows of its data: class names (None for files written before they were kept, or by
+    other code), the classifier's size and dataset.json."""
     ckpt = load(path)
     info = ckpt.get("meta") or {}
-    classes = info.get("classes")
-    if classes is None:
-        num_classes = _num_classes(ckpt)
-        if num_classes is None:
-            sys.exit(f"error: {path} holds neither class names nor a classifier 'fc.weight'")
-        run.print0(f"warning: {path} holds no class names (written before checkpoints kept them): classes are "
-                   f"shown by index")
-        classes = [str(k) for k in range(num_classes)]
-    return {"classes": classes, "dataset": info.get("dataset")}
+    return {"classes": info.get("classes"), "num_classes": _num_classes(ckpt), "dataset": info.get("dataset"),
+            "path": path}
+
+
+def class_names(info):
+    """The checkpoint's class names, or their indices (with a warning) where it kept none."""
+    if info["classes"] is not None:
+        return info["classes"]
+    if info["num_classes"] is None:
+        sys.exit(f"error: {info['path']} holds neither class names nor one classifier (fc / new_fc)")
+    run.print0(f"warning: {info['path']} holds no class names (written before checkpoints kept them, or by other "
+               f"code): classes are shown by index")
+    return [str(k) for k in range(info["num_classes"])]
 
 
 def explicit_flags(parser, argv):
@@ -114,16 +118,21 @@ def _show(value):
 
 
 def _num_classes(ckpt):
-    state = ckpt.get("model", {}) if isinstance(ckpt, dict) else {}
-    weight = state.get("fc.weight")
-    return int(weight.shape[0]) if weight is not None else None
+    """Rows of the classifier (fc, new_fc, cls_head.fc_cls: `canonical` names it fc), or None."""
+    state = state_dict_of(ckpt, "the checkpoint") if isinstance(ckpt, dict) else {}
+    weights = [v for k, v in state.items() if canonical(k) == "fc.weight" and v.ndim == 2]
+    return int(weights[0].shape[0]) if len(weights) == 1 else None
 
 
 def check_classes(meta, classes, where):
     """The checkpoint's class names must be the dataset's (same names, same order), else its labels mean
     something else."""
     saved = meta.get("classes")
-    if saved is None or list(saved) == list(classes):
+    if saved is None:
+        if meta.get("num_classes") not in (None, len(classes)):
+            sys.exit(f"error: the checkpoint's classifier has {meta['num_classes']} classes, {where} has {len(classes)}")
+        return
+    if list(saved) == list(classes):
         return
     if len(saved) != len(classes):
         sys.exit(f"error: the checkpoint has {len(saved)} classes, {where} has {len(classes)}")

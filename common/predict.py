@@ -32,6 +32,9 @@ def video_scores(forward, loader, device, crops=1, multi_label=False, chunk=0):
             continue
         probs = torch.cat([score(forward(part.to(device, non_blocking=True)).float(), multi_label)
                            for part in clips.split(chunk or len(clips))])          # (sum V, K)
+        if not torch.isfinite(probs).all():  # a score that may be wrong is an error, never a ranking
+            sys.exit(f"error: the model gave non-finite scores (NaN/inf) for dataset item(s) {ids.tolist()}: "
+                     f"broken weights, or --amp overflow")
         per_video = []
         for p in probs.split(views.tolist()):                                    # (V, K): one video, clips major
             p = p.view(-1, crops, p.shape[-1]).mean(1)                            # -> (clips, K)

@@ -272,3 +272,110 @@ def test_eab_on_frames_equals_eab_on_clips(fusion):
         m.train(train)
         for a, b in zip(values_and_grads(m, m, x), values_and_grads(lambda t: eab_reference(m, t), m, x)):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------------- paper switches (Tables 8, 10), bad combos
+def test_eab_ablations_build_the_table_rows():
+    torch.manual_seed(0)
+    T, x = 4, torch.randn(8, 64, 6, 6)
+    kernels = lambda m: [(tuple(c.kernel_size), tuple(c.dilation)) for c in m.spatial]
+    assert kernels(ean.EAB(64, T, kernels="s-block")) == [((1, 3, 3), (1, 1, 1))] * 3
+    assert kernels(ean.EAB(64, T, kernels="l-block")) == [((1, 3, 3), (1, 2, 2))] * 3
+    m = ean.EAB(64, T, dilation=False)
+    assert kernels(m)[2] == ((1, 5, 5), (1, 1, 1)) and tuple(m.temporal[2].kernel_size) == (5, 1, 1)
+    m = ean.EAB(64, T, conv="1+1+1d")
+    assert [tuple(c.kernel_size) for c in m.spatial[1]] == [(1, 3, 1), (1, 1, 3)]
+    assert tuple(m.spatial[0].kernel_size) == (1, 1, 1) and tuple(m.spatial[2][1].dilation) == (1, 1, 2)
+    assert ean.EAB(64, T, pool="none").pool is None and ean.EAB(64, T, pool="avg").pool[0].mode == "avg"
+    for kw in [dict(kernels="s-block"), dict(kernels="l-block", dilation=False), dict(pool="none"), dict(pool="avg"),
+               dict(inter_relu=False), dict(dilation=False), dict(conv="1+1+1d")]:
+        m = ean.EAB(64, T, **kw)
+        torch.nn.init.normal_(m.expand.weight, 0, 0.1)
+        assert m(x).shape == x.shape, kw
+    # without the inter ReLU: the same weights give another output
+    a, b = ean.EAB(64, T), ean.EAB(64, T, inter_relu=False)
+    torch.nn.init.normal_(a.expand.weight, 0, 0.1)
+    b.load_state_dict(a.state_dict())
+    assert not torch.allclose(a(x), b(x))
+
+
+def test_average_pool_branch_equals_avg_pool3d():
+    B, T = 2, 5
+    x = torch.randn(B * T, 6, 7, 8)
+    y = ean.FramePool3d(T, "avg")(x).unflatten(0, (B, T)).transpose(1, 2)
+    torch.testing.assert_close(y, F.avg_pool3d(x.unflatten(0, (B, T)).transpose(1, 2), 3, 1, 1))
+
+
+@pytest.mark.parametrize("flags", [
+    ["--baseline", "--no-lmc"], ["--baseline", "--variant", "official"], ["--no-eab", "--eab-fusion", "static"],
+    ["--no-eab", "--eab-stages", "1"], ["--eab-stages", "--eab-pool", "avg"], ["--no-soi", "--soi-regions", "all"],
+    ["--no-soi", "--soi-stages", "4"], ["--soi-stages", "--num-objects", "3"],
+    ["--soi-regions", "fixed", "--num-objects", "3"],
+    ["--no-lmc", "--snippet", "3"], ["--no-lmc", "--rgb-frame", "first"], ["--snippet", "4"], ["--snippet", "1"],
+    ["--eab-kernels", "s-block", "--no-dilation"], ["--variant", "official", "--eab-pool", "avg"],
+    ["--variant", "official", "--snippet", "3"]])
+def test_ignored_flag_combinations_stop_with_one_line(flags, capsys):
+    with pytest.raises(SystemExit):
+        ean.get_args(["--complexity"] + flags)
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and flags[-1 if flags[-1].startswith("--") else -2] in errors[0], errors
+
+
+def test_valid_flag_combinations_parse():
+    for flags in [["--snippet", "3"], ["--snippet", "9"], ["--eab-stages"], ["--soi-stages"], ["--no-eab"],
+                  ["--eab-kernels", "l-block", "--no-dilation"], ["--variant", "official", "--no-lmc"],
+                  ["--variant", "official", "--eab-fusion", "static"], ["--baseline"]]:
+        ean.get_args(["--complexity"] + flags)
+
+
+def test_paper_tables_rows_parse_and_carry_their_figures():
+    keys = {"table", "row", "flags", "params_m", "gflops", "top1", "top5", "note"}
+    tables = {r["table"] for r in ean.PAPER_TABLES}
+    assert {f"Table {n}" for n in (1, 2, 4, 5, 6, 7, 8, 9, 10)} <= tables and "Official release" in tables
+    for row in ean.PAPER_TABLES:
+        assert set(row) <= keys and {"table", "row", "flags", "note"} <= set(row), row
+        assert all(isinstance(row[k], (int, float)) for k in ("params_m", "gflops", "top1", "top5") if k in row)
+        ean.get_args(row["flags"].split() + ["--complexity"])
+    s_block = next(r for r in ean.PAPER_TABLES if r["row"] == "+S-Block")
+    model = ean.build_model(small_args(*s_block["flags"].split()), 4)
+    eab = model.inserts["2"][0]
+    assert eab.fusion == "identity" and [tuple(c.kernel_size) for c in eab.spatial] == [(1, 3, 3)] * 3
+
+
+def test_complexity_row_is_what_complexity_prints(capsys):
+    args = small_args("--no-lmc", "--complexity")
+    row = ean.complexity_row(args)
+    ean.main(SMALL + ["--no-lmc", "--complexity"])
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row == {k: printed[k] for k in ("params_m", "gflops")} and row["params_m"] > 0
+
+
+# ---------------------------------------------------------------------------------- testing at another frame size
+def test_positional_embedding_resize():
+    pos = torch.randn(1, 8, 2, 7, 7)
+    assert ean.resize_pos(pos, (2, 7, 7)) is pos
+    torch.testing.assert_close(F.interpolate(pos, size=(2, 7, 7), mode="trilinear", align_corners=False), pos,
+                               rtol=0, atol=0)                          # the rule itself is the identity at one size
+    assert ean.resize_pos(pos, (2, 8, 8)).shape == (1, 8, 2, 8, 8)
+
+
+@pytest.mark.parametrize("regions", ["saliency", "fixed"])
+def test_model_built_at_224_runs_at_256(regions):
+    """Full-resolution testing (3 crops of 256 from a 224 model, Table 2): the SOI-Tr embedding and the fixed
+    regions follow X5's size (8x8 instead of 7x7), LMC cuts 8x8 patches of 32; finite outputs."""
+    torch.manual_seed(0)
+    args = ean.get_args(["--arch", "resnet18", "--pretrained", "none", "--num-classes", "4", "--data", "x",
+                         "--num-segments", "2", "--soi-regions", regions])
+    model = ean.build_model(args, 4).eval()
+    randomise_zero_inits(model)
+    assert model.inserts["5"][0].pos.shape[-1] == 7
+    with torch.no_grad():
+        y = model(torch.randn(1, 10, 3, 256, 256))
+    assert y.shape == (1, 4) and torch.isfinite(y).all()
+
+
+def test_lmc_pads_sizes_that_are_not_multiples_of_its_patch():
+    torch.manual_seed(0)
+    for variant in ["paper", "official-8f"]:
+        m = ean.LMC(variant=variant)(torch.randn(1, 2, 5, 3, 240, 320))   # e.g. --test-resize 240x320, no crop
+        assert m.shape == (2, 64, 60, 80), variant                        # the stem's ceil(H/4) x ceil(W/4)

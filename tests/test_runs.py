@@ -270,3 +270,13 @@ def test_progress_lines_reach_a_log_file(tiny_data, tmp_path):
     assert [line.split()[3] for line in steps] == ["1/2", "2/2"], lines
     assert all("loss" in line and "clips/s" in line and "ETA" in line for line in steps)
     assert lines.index(steps[-1]) < next(i for i, line in enumerate(lines) if line.startswith('{"epoch": 0'))
+
+
+def test_non_finite_scores_stop_instead_of_ranking():
+    from common.predict import video_scores
+    batch = (torch.zeros(2, 1, 3, 4, 4, dtype=torch.uint8), torch.tensor([1, 1]), torch.tensor([0, 1]),
+             torch.tensor([5, 6]), [])
+    with pytest.raises(SystemExit, match=r"non-finite scores .* \[5, 6\]"):
+        video_scores(lambda x: torch.full((len(x), 3), float("nan")), [batch], torch.device("cpu"))
+    preds, _ = video_scores(lambda x: torch.zeros(len(x), 3), [batch], torch.device("cpu"))
+    assert torch.cat(preds.ids).tolist() == [5, 6]
