@@ -1,9 +1,16 @@
 """Pre-flight check of a prepared dataset (CONVENTIONS.md "Dataset layout"): python -m common.check DIR [--fix]
 
 Checks every sample of DIR/train.txt, val.txt and test.txt (when present) in worker processes, with a progress bar:
-- a video opens and decodes: a few frames spread from its first to its last (`read_video`); on a seeded random
-  sample of videos (`--sample K`, every video with `--full`) the frame count of the demux pass (`video_num_frames`,
-  what the loaders sample from) must equal the count of a full sequential decode (`decoded_frame_count`);
+- a video opens and decodes: a few frames spread from its first to its last (`read_video`, which counts the frames
+  a full sequential decode yields; CONVENTIONS.md "Bad input"). A file that cannot be read is `unreadable`;
+- a readable video is not cut short: the frame count its container header promises (MP4/MOV sample count, AVI
+  stream length) is held in full by the file. A header that promises more frames than the file holds packets for is
+  a `header_mismatch` (a truncated download, or a header that lies): reported, but the video reads as the shorter
+  video it is, so `--fix` keeps it. A header without a frame count (WebM/MKV, fragmented MP4) is counted, not
+  compared;
+- on a seeded random sample of videos (`--sample K`, every video with `--full`) the frame count of the demux pass
+  (`video_num_frames`, what the loaders sample from) must equal the count of a full sequential decode
+  (`decoded_frame_count`), else `count_mismatch` (a packet in the middle of the file that yields no frame);
 - a frame folder holds exactly the listed frames (each listed file exists, the next one does not) and its first
   and last frames decode (template and start index from DIR/dataset.json, `--frame-template` overrides);
 - no path is listed in two splits, and no video or folder has the same content (sha1 of its bytes) as one of an
@@ -14,8 +21,8 @@ Checks every sample of DIR/train.txt, val.txt and test.txt (when present) in wor
 Prints a table per split; the last line is one JSON object with the counts. Writes one `path<TAB>reason` line per
 problem to DIR/check_bad.txt (`--report FILE`; empty when all is well). Exit code 1 when a problem was found.
 `--fix` writes train.clean.txt, val.clean.txt (test.clean.txt) beside the originals: their lines less the bad
-samples and, in val/test, less the samples whose path or content is already in an earlier split. The originals
-are never touched.
+samples (all problems but `header_mismatch`) and, in val/test, less the samples whose path or content is already
+in an earlier split. The originals are never touched.
 """
 import argparse
 import hashlib
@@ -26,6 +33,7 @@ import sys
 import time
 from multiprocessing import Pool
 
+import av
 import numpy as np
 from tqdm import tqdm
 
@@ -36,8 +44,9 @@ from .video import BadVideo, decoded_frame_count, read_frame_folder, read_video,
 SPLITS = ("train", "val", "test")
 FRAMES_READ = 4  # frames decoded per video, spread evenly from the first to the last
 # problem kinds (the report's and the JSON's names) and the summary's column titles
-COLUMNS = {"unreadable": "unreadable", "count_mismatch": "count mismatch", "short_folder": "empty/short folder",
-           "overlap": "in earlier split", "duplicate": "duplicate content"}
+COLUMNS = {"unreadable": "unreadable", "header_mismatch": "header mismatch", "count_mismatch": "count mismatch",
+           "short_folder": "empty/short folder", "overlap": "in earlier split", "duplicate": "duplicate content"}
+KEPT_BY_FIX = {"header_mismatch"}  # the video reads (as the shorter video it is): --fix keeps it, the user decides
 
 
 # ---------------------------------------------------------------------------------------------- one sample
@@ -62,13 +71,50 @@ def _spread(n):
     return np.linspace(0, n - 1, min(n, FRAMES_READ)).round().astype(np.int64)
 
 
+def header_shortfall(path):
+    """None when the container header gives no frame count, else (frames the header promises, seconds it promises,
+    packets of the video stream the file holds, seconds they span, whether the file falls short of the promise).
+
+    The promise is PyAV's `stream.frames` (FFmpeg's nb_frames: the MP4/MOV sample count, the AVI stream length;
+    0 for WebM/MKV, fragmented MP4, MPEG-TS/PS), the muxer's own count of what it wrote, with `stream.duration`.
+    It is held against the packets the demuxer finds in the file, not against the decoded frames: a healthy file
+    may decode fewer frames than its header counts (an edit list that discards the first samples, trailing
+    packets that yield no frame; a full decode and `read_video` leave both out), but it holds every sample; a
+    truncated download does not. Short means both fewer packets than promised and packets that end a frame or
+    more before the promised duration (when the timestamps tell; less is rounding): an AVI's dropped frames are
+    zero-size chunks that the header counts and the demuxer does not deliver, but their time stays in the later
+    packets' stamps.
+    Duration x rate is not used as the promise: the rate is FFmpeg's estimate (an average, off for variable frame
+    rate) and in some containers the duration is estimated from the bitrate, so healthy files would differ."""
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        if not stream.frames:
+            return None
+        held, end = 0, None
+        for packet in container.demux(stream):
+            if not packet.size:  # the demuxer's final flush packet
+                continue
+            held += 1
+            t = packet.pts if packet.pts is not None else packet.dts
+            if t is not None:
+                end = max(end if end is not None else t, t + (packet.duration or 0))
+        promised, duration, start, unit = stream.frames, stream.duration, stream.start_time or 0, stream.time_base
+    timed = bool(duration) and end is not None
+    short = held < promised and (not timed or end - start <= duration - duration / promised)
+    return (promised, float(duration * unit) if duration else None, held,
+            float((end - start) * unit) if timed else None, short)
+
+
 def check_video(path, count):
-    """[(kind, reason)] for a video file; `count`: also compare the demux pass's frame count with a full decode."""
-    problems = []
+    """([(kind, reason)], header) for a video file; `count`: also compare the demux pass's frame count with a full
+    decode. header: True when the header's frame count was compared with the file, False when the header gives
+    none, None when the video is unreadable (nothing compared)."""
+    problems, decoded, header = [], None, None
     try:
-        read_video(path, _spread)
+        frames = len(read_video(path, _spread)[1])  # the index after the read: the frames a full decode yields
     except BadVideo as e:
         problems.append(("unreadable", _reason(e, path)))
+        frames = None
     if count:
         try:
             demuxed, decoded = video_num_frames(path), decoded_frame_count(path)
@@ -77,7 +123,21 @@ def check_video(path, count):
         except BadVideo as e:
             if not problems:
                 problems.append(("unreadable", _reason(e, path)))
-    return problems
+    if frames is not None:
+        try:
+            shortfall = header_shortfall(path)
+        except av.FFmpegError as e:  # read_video demuxed the same file: not expected, reported if it happens
+            problems.append(("unreadable", f"demuxing for the header check failed ({e})"))
+            return problems, None
+        header = shortfall is not None
+        if header and shortfall[4]:
+            promised, promised_s, held, held_s, _ = shortfall
+            times = held_s is not None  # seconds only when both are known
+            found = f"a full decode gives {decoded}" if decoded is not None else f"the reader counts {frames}"
+            problems.append(("header_mismatch", f"the header promises {promised} frames"
+                             f"{f' ({promised_s:.2f} s)' if times else ''}, the file holds {held} of them"
+                             f"{f' (up to {held_s:.2f} s)' if times else ''}, {found} (cut file?)"))
+    return problems, header
 
 
 def check_folder(path, num_frames, template, start):
@@ -101,15 +161,17 @@ def check_folder(path, num_frames, template, start):
 
 
 def check_sample(job):
-    """(path, [(kind, reason)], sha1 or None) for one video or frame folder; runs in the worker processes."""
+    """(path, [(kind, reason)], sha1 or None, header) for one video or frame folder (header: `check_video`'s;
+    None for a folder); runs in the worker processes."""
     path, num_frames, template, start, count = job
     try:
         if num_frames is None:
-            return path, check_video(path, count), _sha1([path])
+            found, header = check_video(path, count)
+            return path, found, _sha1([path]), header
         frames = [os.path.join(path, template.format(i + start)) for i in range(num_frames)]
-        return path, check_folder(path, num_frames, template, start), _sha1(frames)
+        return path, check_folder(path, num_frames, template, start), _sha1(frames), None
     except Exception as e:  # a reader's bug must not end the check of all other files: reported as this file's
-        return path, [("unreadable", f"the reader failed: {type(e).__name__}: {e}")], None
+        return path, [("unreadable", f"the reader failed: {type(e).__name__}: {e}")], None, None
 
 
 # ---------------------------------------------------------------------------------------------- the dataset
@@ -137,17 +199,20 @@ def find_problems(splits, results, root):
 
 
 def write_clean_lists(splits, problems):
-    """DIR/<split>.clean.txt: the original lines less those of samples with a problem; {split: lines removed}."""
-    removed = {}
+    """DIR/<split>.clean.txt: the original lines less those of samples with a problem that --fix removes (all but
+    KEPT_BY_FIX); ({split: lines removed}, {split: lines kept although they have a problem})."""
+    removed, kept = {}, {}
     for split, records in splits.items():
         listed = records[0].where.rpartition(":")[0]
-        drop = {int(r.where.rpartition(":")[2]) for r in records if r.where in problems}
+        bad = [r for r in records if r.where in problems]
+        drop = {int(r.where.rpartition(":")[2]) for r in bad
+                if any(kind not in KEPT_BY_FIX for kind, _ in problems[r.where])}
         with open(listed, encoding="utf-8") as f:
             lines = [line for n, line in enumerate(f, 1) if n not in drop]
         with open(listed[: -len(".txt")] + ".clean.txt", "w", encoding="utf-8") as f:
             f.writelines(lines)
-        removed[split] = len(drop)
-    return removed
+        removed[split], kept[split] = len(drop), len(bad) - len(drop)
+    return removed, kept
 
 
 def main(argv=None):
@@ -186,7 +251,8 @@ def main(argv=None):
             results = list(tqdm(pool.imap_unordered(check_sample, jobs, chunksize=4), **bar))
     else:
         results = list(tqdm(map(check_sample, jobs), **bar))
-    results = {path: (found, digest) for path, found, digest in results}
+    headers = [header for path, _, _, header in results if header is not None]  # readable videos
+    results = {path: (found, digest) for path, found, digest, _ in results}
 
     problems = find_problems(splits, results, root)
     trained = {c for r in splits["train"] for c in (r.label if isinstance(r.label, tuple) else (r.label,))}
@@ -210,14 +276,21 @@ def main(argv=None):
     print(f"classes with no training sample: {len(empty_classes)}"
           + (f" ({', '.join(empty_classes)})" if empty_classes else ""))
     print(f"frame counts compared (demux pass vs full decode): {len(counted)} of {len(videos)} videos")
+    print(f"header frame counts compared (header vs the packets in the file): {sum(headers)} of {len(headers)} "
+          f"readable videos" + (f" ({len(headers) - sum(headers)} without a frame count in the header, e.g. "
+                                f"WebM/MKV: not compared)" if len(headers) > sum(headers) else ""))
     print(f"{total} problems; bad paths: {report} ({sum(map(len, problems.values()))} lines)")
     result = {"dir": root, "splits": counts, "empty_classes": len(empty_classes), "counts_compared": len(counted),
+              "headers_compared": sum(headers), "headers_without_count": len(headers) - sum(headers),
               "problems": total, "report": report}
     if args.fix:
-        removed = write_clean_lists(splits, problems)
+        removed, kept = write_clean_lists(splits, problems)
         print("cleaned lists: " + ", ".join(f"{split}.clean.txt ({n} of {len(splits[split])} removed)"
-                                            for split, n in removed.items()))
-        result["removed"] = removed
+                                            for split, n in removed.items())
+              + (f"; kept {sum(kept.values())} with a problem: header_mismatch only (the video reads, shorter than "
+                 f"its header promises: a cut download? fetch it again or remove it by hand)"
+                 if sum(kept.values()) else ""))
+        result["removed"], result["kept"] = removed, kept
     print(json.dumps({**result, "seconds": round(time.time() - started, 1)}))
     return 1 if total else 0
 
