@@ -320,6 +320,9 @@ def _open(path):
         container.close()
         raise BadVideo(f"{path}: no video stream")
     stream = container.streams.video[0]
+    if stream.codec_context is None:  # e.g. an MP4 cut inside its header, before the codec's description
+        container.close()
+        raise BadVideo(f"{path}: the video stream has no codec description (cut file?)")
     stream.codec_context.thread_count = 1  # one thread per DataLoader worker (README "Performance")
     return container
 

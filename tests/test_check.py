@@ -320,9 +320,6 @@ def test_video_without_codec_is_reported_unreadable(tmp_path):
     assert (path_, [kind for kind, _ in found], header) == (path, ["unreadable"], None)
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="common.video._open sets codec_context.thread_count on a stream whose codec_context is None "
-                          "(reported; video.py is not this test file's to change)")
 def test_reader_raises_badvideo_on_a_video_stream_without_codec(tmp_path):
     whole = write_video(str(tmp_path / "whole.mp4"), n=20, gop=8, faststart=True)
     path = cut(whole, str(tmp_path / "nocodec.mp4"), atom(whole, "stsd"))
