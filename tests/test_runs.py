@@ -73,6 +73,15 @@ def test_checkpoint_alone_evaluates_predicts_and_resumes(script, tiny_data, eval
     confusion = open(tmp_path / "eval" / "confusion.csv").read().splitlines()
     assert len(confusion) == 5 and sum(int(x) for line in confusion[1:] for x in line.split(",")[1:]) == readable
 
+    # the papers' test protocols from a checkpoint trained at another size: full-resolution 3-crop testing
+    # (--test-size, "3 crops of 256" from a 224 model) and a fixed resize (EAN's release: 240x320)
+    for flags, shown in ((["--test-size", "80", "--test-crops", "3"], "short side 80, 3 crops of 80"),
+                         (["--test-resize", "72x96"], "resize 72x96, 1 crop of")):
+        other = m.main(["--evaluate", "--checkpoint", best, "--data", data, "--workers", "0", *flags,
+                        "--output", str(tmp_path / "eval2")])
+        assert other["samples"] == readable and shown in other["protocol"], other["protocol"]
+    capsys.readouterr()
+
     # a model flag that contradicts the checkpoint stops with one line naming both values
     flag, value = MODEL_FLAG[script][0], "resnet34"
     with pytest.raises(SystemExit):
