@@ -20,20 +20,36 @@ common.paper_tables ean` prints them, measured). Protocols: Something-Something 
 of 224 (`--test-clips 1 --test-crops 1`, the defaults); Kinetics (Table 2), 10 clips x 3 crops of 256 (`--test-clips
 10 --test-crops 3 --test-size 256`; a model trained at 224 interpolates its positional embedding, `resize_pos`).
 
-Expected results (Something-Something V1, 1 clip x 1 centre crop; params with the 174-way classifier; our
-params/GFLOPs from `python ean.py --complexity ...`, FLOPs = multiply-accumulates incl. matmuls; accuracy not run):
-| model (flags)                                         | paper params / GFLOPs / top-1 | ours params / GFLOPs |
-|-------------------------------------------------------|-------------------------------|----------------------|
-| ResNet baseline, ME + temporal conv (--no-eab --no-soi --no-lmc) | 24.0M / 33.1G / 48.6 (Tab. 5) | 24.04M / 32.91G |
-| ResNet+EABs (--no-soi --no-lmc)                       | 29.5M / 35.3G / 50.8 (Tab. 5) | 29.85M / 35.17G      |
-| ResNet+SOI-Tr (--no-eab --no-lmc)                     | 30.3M / 33.8G / 49.3 (Tab. 5) | 30.17M / 33.50G      |
-| EAN_RGB 8F (--no-lmc)                                 | 36.0M / 36.1G / 51.9 (Tab. 5) | 35.98M / 35.76G      |
-| EAN_RGB+LMC 8F (default)                              | -     / 37G   / 53.4 (Tab. 1) | 36.56M / 36.67G      |
-| EAB stages 1-5, no SOI-Tr (--eab-stages 1 2 3 4 5 --soi-stages --no-lmc) | 65.8M / 36.2G (Tab. 6) | 66.51M / 35.95G |
-| Incep-Block (--eab-fusion identity --no-lmc)          | 30.9M / 36.0G / 50.8 (Tab. 9) | 30.68M / 35.37G      |
-| TSN (--baseline)                                      | -                             | 23.86M / 32.70G      |
-| the release, 8F RGB+LMC (--variant official)          | 37G / 53.4 (release README)   | 36.99M / 37.15G      |
-| the release's structure without LMC (--variant official --no-lmc) | -                 | 36.24M / 35.98G      |
+Expected results (Something-Something V1, 1 clip x 1 centre crop; params with the 174-way classifier; FLOPs =
+multiply-accumulates incl. matmuls; accuracy not run here). `python -m common.paper_tables ean --brief --table
+"Table 1" "Table 5" "Official release"` printed (torch 2.14.1; every other table: without --table):
+
+ean.py, Table 1:
+
+| row | flags (python ean.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| EAN8F(RGB) | `--no-lmc` | 35.98 | 36 / 35.76 (-0.7 %) | top-1 51.9, top-5 79.5 |
+| EAN16F(RGB) | `--no-lmc --num-segments 16` | 36.18 | 72 / 71.53 (-0.7 %) | top-1 53.4, top-5 81.4 |
+| EAN8F(RGB+LMC) | (none) | 36.56 | 37 / 36.67 (-0.9 %) | top-1 53.4, top-5 81.1 |
+| EAN16F(RGB+LMC) | `--num-segments 16` | 36.76 | 74 / 73.35 (-0.9 %) | top-1 54.7, top-5 82.3 |
+
+ean.py, Table 5:
+
+| row | flags (python ean.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| ResNet baseline | `--no-eab --no-soi --no-lmc` | 24.0 / 24.04 (+0.2 %) | 33.1 / 32.91 (-0.6 %) | top-1 48.6, top-5 77.5 |
+| ResNet+EABs | `--no-soi --no-lmc` | 29.5 / 29.85 (+1.2 %) | 35.3 / 35.17 (-0.4 %) | top-1 50.8, top-5 78.4 |
+| ResNet+SOI-Tr | `--no-eab --no-lmc` | 30.3 / 30.17 (-0.4 %) | 33.8 / 33.50 (-0.9 %) | top-1 49.3, top-5 77.9 |
+| ResNet+EABs+SOI-Tr | `--no-lmc` | 36.0 / 35.98 (-0.1 %) | 36.1 / 35.76 (-0.9 %) | top-1 51.9, top-5 79.5 |
+
+ean.py, Official release:
+
+| row | flags (python ean.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
+|---|---|---|---|---|
+| EAN 8F RGB+LMC | `--variant official` | 36.99 | 37 / 37.15 (+0.4 %) | top-1 53.4, top-5 81.1 |
+| EAN 16F RGB+LMC | `--variant official --num-segments 16` | 37.33 | 74 / 75.31 (+1.8 %) | top-1 54.7, top-5 82.3 |
+| EAN 8F structure without LMC | `--variant official --no-lmc` | 36.24 | 35.98 | - |
+
 Demo dataset (4 classes that differ only in temporal order; TSN is at chance, 25 %): `python ean.py` and
 `python ean.py --baseline` (resnet18, 64 px, 12 epochs, 2-core CPU): EAN 100.0 %, TSN 24.0 % val top-1 (README).
 
@@ -67,8 +83,9 @@ Implementation details (the paper by default; `# Choice:` marks where the paper 
   weight decay on 1-D parameters (official: BN and biases, biases at 2x lr). The release's `--lr_steps 41 51 61`
   count epochs from 0 as --lr-steps does (lr x0.1 once epoch >= 41: 41 epochs at 0.01, one more than the paper's
   40): `--lr-steps 41 51 61` is the release's schedule.
-- Flip: random horizontal flip with the SSv1/v2 direction-class label swap (official); the paper says instead
-  that direction classes are not flipped at all (`--flip-labels ''` plus filtering would be needed for that).
+- Flip: random horizontal flip with the SSv1/v2 direction-class label swap (official), the pairs taken from
+  dataset.json (found by class name by common.prepare); the paper says instead that direction classes are not
+  flipped at all (`--flip-labels ''` plus filtering would be needed for that).
 - Input normalisation: ImageNet mean/std (official test script; its final train script uses none).
 
 The official release (tianyuan168326/EAN-Pytorch, notes/ean-official-reference.md) differs from the paper in the
@@ -1486,13 +1503,14 @@ def release_weights(ckpt):
 
 def predict_videos(args, device):
     """--predict: the top classes of each video file, frame folder or list file (common/predict.py)."""
-    meta = checkpoint.meta(args.checkpoint)
-    classes = checkpoint.class_names(meta)
-    opts = data_options(args, classes, meta["dataset"], "the checkpoint's dataset")
-    records = records_from_paths(args.predict, len(classes), lambda name: name.lower().endswith((".jpg", ".jpeg")))
-    model = trained_model(args, len(classes), device, args.checkpoint)
-    loader = eval_loader(eval_dataset(args, records, opts), args, 0, 1)
-    preds, skipped = evaluate(model, loader, args, device, run.BadSamples(1.0))
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON lines alone
+        meta = checkpoint.meta(args.checkpoint)
+        classes = checkpoint.class_names(meta)
+        opts = data_options(args, classes, meta["dataset"], "the checkpoint's dataset")
+        records = records_from_paths(args.predict, len(classes), lambda name: name.lower().endswith((".jpg", ".jpeg")))
+        model = trained_model(args, len(classes), device, args.checkpoint)
+        loader = eval_loader(eval_dataset(args, records, opts), args, 0, 1)
+        preds, skipped = evaluate(model, loader, args, device, run.BadSamples(1.0))
     unreadable = print_predictions(preds, skipped, records, classes, args.top_k, protocol(args), multi_label=False)
     if unreadable:
         sys.exit(f"error: {unreadable} of {len(records)} videos unreadable")

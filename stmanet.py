@@ -861,13 +861,14 @@ def trained_model(args, num_classes, device, path):
 
 def predict_videos(args, device):
     """--predict: the top classes of each video file, frame folder or list file (common/predict.py)."""
-    meta = checkpoint.meta(args.checkpoint)
-    classes = checkpoint.class_names(meta)
-    opts = data_options(args, classes, meta["dataset"], "the checkpoint's dataset")
-    records = records_from_paths(args.predict, len(classes), lambda name: name.lower().endswith((".jpg", ".jpeg")))
-    model = trained_model(args, len(classes), device, args.checkpoint)
-    loader = eval_loader(eval_dataset(args, records, opts), args, 0, 1)
-    preds, skipped = evaluate(model, loader, args, device, run.BadSamples(1.0))
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON lines alone
+        meta = checkpoint.meta(args.checkpoint)
+        classes = checkpoint.class_names(meta)
+        opts = data_options(args, classes, meta["dataset"], "the checkpoint's dataset")
+        records = records_from_paths(args.predict, len(classes), lambda name: name.lower().endswith((".jpg", ".jpeg")))
+        model = trained_model(args, len(classes), device, args.checkpoint)
+        loader = eval_loader(eval_dataset(args, records, opts), args, 0, 1)
+        preds, skipped = evaluate(model, loader, args, device, run.BadSamples(1.0))
     unreadable = print_predictions(preds, skipped, records, classes, args.top_k, protocol(args), multi_label=False)
     if unreadable:
         sys.exit(f"error: {unreadable} of {len(records)} videos unreadable")
