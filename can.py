@@ -483,7 +483,7 @@ class TemporalShift(nn.Module):
 
 
 # ---- what `--predict ... --visualize DIR` draws beside Grad-CAM of VIS_CAM (common/visualize.py: "Class.attr" specs)
-VIS_CAM = "backbone.layer4"  # the last stage, (B*T, C, h, w)
+VIS_CAM = {"mobilenet_v2": "backbone.features", "shufflenet_v2": "backbone.conv5"}  # the last stage; ResNets: layer4
 VIS_MAPS = {  # the attention of the last block; each gate is the sigmoid of its last conv's output
     "MTCM attention M^s (Eq. 4)": dict(at="MTCM.expand", get=lambda m, x, out: out.sigmoid(), kind="heat",
                                       note="sigma(Conv(M^m)), mean over channels"),
@@ -977,8 +977,9 @@ def predict_videos(args, device):
     preds, skipped = evaluate(model, loader, args, device, run.BadSamples(1.0))
     unreadable = print_predictions(preds, skipped, records, classes, args.top_k, protocol(args), multi_label=False)
     if args.visualize:  # one PNG per video: Grad-CAM and the paper's maps (common/visualize.py)
+        cam = VIS_CAM.get(args.arch, "backbone.layer4")
         visualize.write_sheets(model, lambda clips: model(normalize(clips)), loader, records, classes, args.visualize,
-                               VIS_MAPS, VIS_CAM, preds=preds, protocol=protocol(args), top_k=args.top_k)
+                               VIS_MAPS, cam, preds=preds, protocol=protocol(args), top_k=args.top_k)
     if unreadable:
         sys.exit(f"error: {unreadable} of {len(records)} videos unreadable")
 

@@ -427,7 +427,7 @@ def diversity_loss(maps):
 
 
 # ---- what `--predict ... --visualize DIR` draws beside Grad-CAM of VIS_CAM (common/visualize.py: "Class.attr" specs)
-VIS_CAM = "backbone.layer4"  # stage 5, (B, C, T/16, h, w): layout "BCT" in predict_videos
+VIS_CAM = "backbone.layer4"  # stage 5, (B, C, T/16, h, w): layout "BCT"; --classify-stage S: that stage's layer
 VIS_MAPS = {  # TDA returns (Z_t, Z_TDA, A_t), SDA (gamma Z_s, A_s)
     "TDA attention A_t (Eq. 1)": dict(at="TDA", get=lambda m, x, out: out[2], kind="matrix", pick="all",
                                       signed=False, note="T x T softmax of stages 2-5 (row: query time step)"),
@@ -886,8 +886,9 @@ def predict_videos(args, device):
     preds, skipped = evaluate(model, loader, args, device, run.BadSamples(1.0))
     unreadable = print_predictions(preds, skipped, records, classes, args.top_k, protocol(args), multi_label=False)
     if args.visualize:  # one PNG per video: Grad-CAM and the paper's maps (common/visualize.py)
+        cam = f"backbone.{LAYERS[args.classify_stage - 2]}" if args.classify_stage else VIS_CAM
         visualize.write_sheets(model, lambda clips: model(normalize(clips))[0], loader, records, classes,
-                               args.visualize, VIS_MAPS, VIS_CAM, "BCT", preds=preds, protocol=protocol(args),
+                               args.visualize, VIS_MAPS, cam, "BCT", preds=preds, protocol=protocol(args),
                                top_k=args.top_k)
     if unreadable:
         sys.exit(f"error: {unreadable} of {len(records)} videos unreadable")

@@ -280,7 +280,9 @@ def grad_cam(forward, model, layer, clips, targets=None, layout="BT"):
     maps = []
     for k, target in enumerate(targets):
         score = logits.gather(1, target.view(B, 1).to(logits.device)).sum()  # clips are independent in eval mode
-        (grad,) = torch.autograd.grad(score, A, retain_graph=k < len(targets) - 1)
+        (grad,) = torch.autograd.grad(score, A, retain_graph=k < len(targets) - 1, allow_unused=True)
+        if grad is None:
+            raise RuntimeError(f"Grad-CAM: the class score does not depend on the output of {layer}")
         a, g = frames_first(A.detach().float(), B, layout), frames_first(grad.float(), B, layout)  # (B,T',C,h,w)
         alpha = g.mean((3, 4), keepdim=True)                                  # (B, T', C, 1, 1)
         maps.append(F.relu((alpha * a).sum(2)).cpu())                         # (B, T', h, w)
