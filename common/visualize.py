@@ -1,8 +1,9 @@
 """`--predict ... --visualize DIR`: one PNG per video with what the model looked at (issue 19).
 
-A sheet holds the sampled frames in a row with the top-k classes, Grad-CAM of the last stage on every frame, and the
-paper's own maps, all from ONE forward pass of the trained model (forward hooks; no second model): each script names
-its maps as data, `VIS_MAPS = {title: spec}`, next to its modules. A spec:
+A sheet holds the sampled frames in a row with the top-k classes (those --predict printed), Grad-CAM of the last stage
+on every frame, and the paper's own maps. Grad-CAM and the maps come from ONE forward (and backward) pass of the
+trained model on the video's first view, with forward hooks (no second model): each script names its maps as data,
+`VIS_MAPS = {title: spec}`, next to its modules. A spec:
 
     at      "Class.attr": every module of that class (the paper's module name), then the attribute path below it;
             an nn.Module is hooked with a forward hook, a method (e.g. STW's `TWM.keep`) through a temporary wrapper
