@@ -102,7 +102,7 @@ def plot(runs, path):
     keys = metric_keys(runs)
     panels = [("training loss", [("train_loss", "-")], None), ("validation (%)", [(k, ls) for k, ls in
               zip(keys, ["-", "--", ":"])], None), ("learning rate", [("lr", "-")], "log"),
-              ("seconds per step", [("time", "-"), ("data_time", "--")], None)]
+              ("s per step", [("time", "-"), ("data_time", "--")], None)]
     for col, (title, lines, yscale) in enumerate(panels):
         ax = fig.add_subplot(grid[0, col])
         for i, run in enumerate(runs):
@@ -111,7 +111,7 @@ def plot(runs, path):
                 if x:
                     ax.plot(x, y, style, marker="o", markersize=3, color=colours[i % len(colours)],
                             label=f"{run['name']}: {key}" if len(lines) > 1 or len(runs) > 1 else key)
-        ax.set_title(title + (" (solid: step, dashed: data)" if title.startswith("seconds") else ""))
+        ax.set_title(title + (" (solid: step, dashed: loader)" if title.startswith("s per") else ""), fontsize=10)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if yscale and ax.lines:
@@ -161,11 +161,12 @@ def worst_classes(ax, runs, colours):
     height = 0.8 / len(with_classes)
     for i, run in enumerate(with_classes):
         values = [run["per_class"].get(name, {}).get(key, np.nan) for name in names]
-        ax.barh(np.arange(len(names)) + i * height, values, height, color=colours[runs.index(run) % len(colours)],
-                label=run["name"])
+        bars = ax.barh(np.arange(len(names)) + i * height, values, height, label=run["name"],
+                       color=colours[runs.index(run) % len(colours)])
+        ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=2)              # a 0 is a bar of no length: say it
     ax.set_yticks(np.arange(len(names)) + height * (len(with_classes) - 1) / 2, names, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlim(0, 100)
+    ax.set_xlim(0, 108)
     ax.set_xlabel("AP (%)" if key == "ap" else "per-class top-1 (%)")
     ax.set_title(f"lowest {len(names)} classes of {with_classes[0]['name']}")
     ax.legend(fontsize=7)
