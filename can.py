@@ -80,7 +80,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from common import checkpoint, complexity, predict, run
+from common import checkpoint, complexity, predict, run, visualize
 from common.data import AnnotationError, EpochSampler, VideoDataset, collate_eval, data_options, load_split
 from common.demo import demo_dataset
 from common.predict import metrics_of, print_predictions, records_from_paths, video_scores, write_reports
@@ -162,6 +162,8 @@ def get_args(argv=None):
     p.add_argument("--predict", nargs="+", default=None, metavar="PATH",
                    help="with --checkpoint: the top classes of each video file, frame folder or list file")
     p.add_argument("--top-k", type=int, default=5, help="classes per video printed by --predict")
+    p.add_argument("--visualize", default=None, metavar="DIR",
+                   help="with --predict: one PNG per video in DIR (frames, top-k, Grad-CAM, the paper's VIS_MAPS)")
     p.add_argument("--save-scores", default=None, metavar="FILE",
                    help="--evaluate: write the videos' paths, labels and averaged probabilities (.npz)")
     p.add_argument("--ensemble", nargs="+", default=None, metavar="CKPT",
@@ -204,6 +206,8 @@ def get_args(argv=None):
                 setattr(args, key, value)
     if args.accumulate < 1 or args.batch_size % args.accumulate:
         p.error(f"--batch-size {args.batch_size} is not a multiple of --accumulate {args.accumulate}")
+    if args.visualize and not args.predict:
+        p.error("--visualize DIR draws the videos of --predict PATH...: it needs --predict")
     if (args.evaluate or args.predict) and not (args.checkpoint or args.ensemble):
         p.error(f"{'--evaluate' if args.evaluate else '--predict'} needs --checkpoint PATH")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -476,6 +480,20 @@ class TemporalShift(nn.Module):
         out[:, 1:, fold:2 * fold] = x[:, :-1, fold:2 * fold]                          # shift right: t <- t-1
         out[:, :, 2 * fold:] = x[:, :, 2 * fold:]
         return out.view(BT, C, H, W)                                                  # -> (B*T, C, H, W)
+
+
+# ---- what `--predict ... --visualize DIR` draws beside Grad-CAM of VIS_CAM (common/visualize.py: "Class.attr" specs)
+VIS_CAM = {"mobilenet_v2": "backbone.features", "shufflenet_v2": "backbone.conv5"}  # the last stage; ResNets: layer4
+VIS_MAPS = {  # the attention of the last block; each gate is the sigmoid of its last conv's output
+    "MTCM attention M^s (Eq. 4)": dict(at="MTCM.expand", get=lambda m, x, out: out.sigmoid(), kind="heat",
+                                      note="sigma(Conv(M^m)), mean over channels"),
+    "GSCM: PMM attention G_2^PMM (Eq. 8)": dict(at="PMM.expand", get=lambda m, x, out: out.sigmoid(), kind="heat",
+                                               note="per pixel, mean over the C/4 channels"),
+    "GSCM: LMM attention G_3^LMM (Eq. 9)": dict(at="LMM.conv", get=lambda m, x, out: out.sigmoid(), kind="heat",
+                                               layout="BCT", note="one map per frame"),
+    "GSCM: GMM attention G_4^GMM (Eq. 10)": dict(at="GMM.expand", get=lambda m, x, out: out.sigmoid(),
+                                                kind="temporal", note="per channel and frame"),
+}
 
 
 # ---- the paper's tables as data: `python -m common.paper_tables can` builds every row and prints it --------------
@@ -959,6 +977,10 @@ def predict_videos(args, device):
         loader = eval_loader(eval_dataset(args, records, opts), args, 0, 1)
         preds, skipped = evaluate(model, loader, args, device, run.BadSamples(1.0))
     unreadable = print_predictions(preds, skipped, records, classes, args.top_k, protocol(args), multi_label=False)
+    if args.visualize:  # one PNG per video: Grad-CAM and the paper's maps (common/visualize.py)
+        cam = VIS_CAM.get(args.arch, "backbone.layer4")
+        visualize.write_sheets(model, lambda clips: model(normalize(clips)), loader, records, classes, args.visualize,
+                               VIS_MAPS, cam, preds=preds, protocol=protocol(args), top_k=args.top_k)
     if unreadable:
         sys.exit(f"error: {unreadable} of {len(records)} videos unreadable")
 

@@ -127,7 +127,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from common import checkpoint, complexity, predict, run
+from common import checkpoint, complexity, predict, run, visualize
 from common.data import AnnotationError, EpochSampler, VideoDataset, collate_eval, data_options, load_split
 from common.demo import demo_dataset
 from common.predict import metrics_of, print_predictions, records_from_paths, video_scores, write_reports
@@ -199,6 +199,8 @@ def get_args(argv=None):
     p.add_argument("--predict", nargs="+", default=None, metavar="PATH",
                    help="with --checkpoint: the top classes of each video file, frame folder or list file")
     p.add_argument("--top-k", type=int, default=5, help="classes per video printed by --predict")
+    p.add_argument("--visualize", default=None, metavar="DIR",
+                   help="with --predict: one PNG per video in DIR (frames, top-k, Grad-CAM, the paper's VIS_MAPS)")
     p.add_argument("--save-scores", default=None, metavar="FILE",
                    help="--evaluate: write the videos' paths, labels and averaged probabilities (.npz)")
     p.add_argument("--ensemble", nargs="+", default=None, metavar="CKPT",
@@ -272,6 +274,8 @@ def get_args(argv=None):
         args.soi_stages = []
     if args.accumulate < 1 or args.batch_size % args.accumulate:
         p.error(f"--batch-size {args.batch_size} is not a multiple of --accumulate {args.accumulate}")
+    if args.visualize and not args.predict:
+        p.error("--visualize DIR draws the videos of --predict PATH...: it needs --predict")
     if (args.evaluate or args.predict) and not (args.checkpoint or args.ensemble):
         p.error(f"{'--evaluate' if args.evaluate else '--predict'} needs --checkpoint PATH")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -822,6 +826,17 @@ class LMC(nn.Module):
             s = d.unflatten(0, (B * T, self.diffs)).transpose(1, 2).flatten(1, 2)  # (B*T,D,3,h,w) -> (B*T,3D,h,w)
             m = 0.2 * m + 0.2 * self.stacked(s)                         # + 0.6 x stem in EAN.forward
         return m
+
+
+# ---- what `--predict ... --visualize DIR` draws beside Grad-CAM of VIS_CAM (common/visualize.py: "Class.attr" specs)
+VIS_CAM = "backbone.layer4"  # paper stage 5, (B*T, C, h, w)
+VIS_MAPS = {
+    "Saliency-Net maps O (Eq. 4)": dict(
+        at="SaliencyNet", kind="objects", layout="BCT",
+        note="O(n,t), softmax over h x w; box: its cells >= half the maximum, where F(n,t) (Eq. 5) pools from"),
+    "EAB fusion matrix M (Eq. 3, Fig. 10)": dict(
+        at="ESPNet", kind="matrix", pick="all", note="M[out, in] of this video, one per EAB (stages 1-4)"),
+}
 
 
 # ------------------------------------------------------------------------------------------------- paper tables
@@ -1512,6 +1527,10 @@ def predict_videos(args, device):
         loader = eval_loader(eval_dataset(args, records, opts), args, 0, 1)
         preds, skipped = evaluate(model, loader, args, device, run.BadSamples(1.0))
     unreadable = print_predictions(preds, skipped, records, classes, args.top_k, protocol(args), multi_label=False)
+    if args.visualize:  # the RGB frame of each snippet is what the backbone sees
+        rgb = lambda clip: clip.unflatten(0, (args.num_segments, -1))[:, getattr(model, "rgb_index", 0)]
+        visualize.write_sheets(model, lambda clips: model(normalize(clips)), loader, records, classes, args.visualize,
+                               VIS_MAPS, VIS_CAM, preds=preds, protocol=protocol(args), top_k=args.top_k, shown=rgb)
     if unreadable:
         sys.exit(f"error: {unreadable} of {len(records)} videos unreadable")
 

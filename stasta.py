@@ -86,7 +86,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from common import checkpoint, complexity, predict, run
+from common import checkpoint, complexity, predict, run, visualize
 from common.data import AnnotationError, EpochSampler, VideoDataset, collate_eval, data_options, load_split
 from common.demo import demo_dataset
 from common.predict import metrics_of, print_predictions, records_from_paths, video_scores, write_reports
@@ -160,6 +160,8 @@ def get_args(argv=None):
     p.add_argument("--predict", nargs="+", default=None, metavar="PATH",
                    help="with --checkpoint: the top classes of each video file, frame folder or list file")
     p.add_argument("--top-k", type=int, default=5, help="classes per video printed by --predict")
+    p.add_argument("--visualize", default=None, metavar="DIR",
+                   help="with --predict: one PNG per video in DIR (frames, top-k, Grad-CAM, the paper's VIS_MAPS)")
     p.add_argument("--save-scores", default=None, metavar="FILE",
                    help="--evaluate: write the videos' paths, labels and averaged probabilities (.npz)")
     p.add_argument("--ensemble", nargs="+", default=None, metavar="CKPT",
@@ -198,6 +200,8 @@ def get_args(argv=None):
                 setattr(args, key, value)
     if args.accumulate < 1 or args.batch_size % args.accumulate:
         p.error(f"--batch-size {args.batch_size} is not a multiple of --accumulate {args.accumulate}")
+    if args.visualize and not args.predict:
+        p.error("--visualize DIR draws the videos of --predict PATH...: it needs --predict")
     if (args.evaluate or args.predict) and not (args.checkpoint or args.ensemble):
         p.error(f"{'--evaluate' if args.evaluate else '--predict'} needs --checkpoint PATH")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -579,6 +583,18 @@ class TCM(nn.Module):
         return x + self.tam(self.mtdm(x))
 
 
+# ---- what `--predict ... --visualize DIR` draws beside Grad-CAM of VIS_CAM (common/visualize.py: "Class.attr" specs)
+VIS_CAM = "backbone.layer4"  # the last stage, (B*T, C, h, w)
+VIS_MAPS = {  # DisplacementMap: (B, T, 3, H, W) = (u, v) / r and the confidence; TA's weights: sigmoid(temporal(.))
+    "DM displacement field (Sec. III-B-1)": dict(at="DisplacementMap", kind="flow", layout="BTC", scale=PATCH // 2,
+                                                 note="soft-argmax (u, v) from frame t to t+1, in feature cells"),
+    "DM confidence map": dict(at="DisplacementMap", get=lambda m, x, out: out[:, :, 2:], kind="heat",
+                              layout="BTC", note="the maximum correlation"),
+    "TA weights (Sec. III-B-2)": dict(at="TA.temporal", get=lambda m, x, out: out.sigmoid(), kind="temporal",
+                                      note="sigmoid weights of the generated features M"),
+}
+
+
 # ---- the paper's tables as data: `python -m common.paper_tables stasta` builds every row and prints it ------------
 # Rows per common/paper_tables.py: the flags build the row with `python stasta.py --complexity FLAGS`; figures as
 # printed. Table 1's "FLOPs x clips": `gflops` is per clip, the clips are in the note. Tables 3-4's top-5 column
@@ -947,6 +963,10 @@ def predict_videos(args, device):
         loader = eval_loader(eval_dataset(args, records, opts), args, 0, 1)
         preds, skipped = evaluate(model, loader, args, device, run.BadSamples(1.0))
     unreadable = print_predictions(preds, skipped, records, classes, args.top_k, protocol(args), args.multi_label)
+    if args.visualize:  # one PNG per video: Grad-CAM and the paper's maps (common/visualize.py)
+        visualize.write_sheets(model, lambda clips: model(normalize(clips)), loader, records, classes, args.visualize,
+                               VIS_MAPS, VIS_CAM, preds=preds, protocol=protocol(args), top_k=args.top_k,
+                               multi_label=args.multi_label)
     if unreadable:
         sys.exit(f"error: {unreadable} of {len(records)} videos unreadable")
 

@@ -115,7 +115,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import checkpoint, complexity, predict, run
+from common import checkpoint, complexity, predict, run, visualize
 from common.data import AnnotationError, EpochSampler, VideoDataset, collate_eval, data_options, load_split
 from common.demo import demo_dataset
 from common.predict import metrics_of, print_predictions, records_from_paths, video_scores, write_reports
@@ -197,6 +197,8 @@ def get_args(argv=None):
     p.add_argument("--predict", nargs="+", default=None, metavar="PATH",
                    help="with --checkpoint: the top classes of each video file, frame folder or list file")
     p.add_argument("--top-k", type=int, default=5, help="classes per video printed by --predict")
+    p.add_argument("--visualize", default=None, metavar="DIR",
+                   help="with --predict: one PNG per video in DIR (frames, top-k, Grad-CAM, the paper's VIS_MAPS)")
     p.add_argument("--save-scores", default=None, metavar="FILE",
                    help="--evaluate: write the videos' paths, labels and averaged probabilities (.npz)")
     p.add_argument("--ensemble", nargs="+", default=None, metavar="CKPT",
@@ -243,6 +245,8 @@ def get_args(argv=None):
                 setattr(args, key, value)
     if args.accumulate < 1 or args.batch_size % args.accumulate:
         p.error(f"--batch-size {args.batch_size} is not a multiple of --accumulate {args.accumulate}")
+    if args.visualize and not args.predict:
+        p.error("--visualize DIR draws the videos of --predict PATH...: it needs --predict")
     if (args.evaluate or args.predict) and not (args.checkpoint or args.ensemble):
         p.error(f"{'--evaluate' if args.evaluate else '--predict'} needs --checkpoint PATH")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -420,6 +424,18 @@ def diversity_loss(maps):
     cos = unit @ unit.transpose(1, 2)                  # (B,S,S): f(Ahat^i, Ahat^j)
     # theta = {(i,j) | 2 <= i,j <= 5, i != j}: every off-diagonal entry, both orders
     return (cos.sum((1, 2)) - cos.diagonal(dim1=1, dim2=2).sum(-1)).mean()
+
+
+# ---- what `--predict ... --visualize DIR` draws beside Grad-CAM of VIS_CAM (common/visualize.py: "Class.attr" specs)
+VIS_CAM = "backbone.layer4"  # stage 5, (B, C, T/16, h, w): layout "BCT"; --classify-stage S: that stage's layer
+VIS_MAPS = {  # TDA returns (Z_t, Z_TDA, A_t), SDA (gamma Z_s, A_s)
+    "TDA attention A_t (Eq. 1)": dict(at="TDA", get=lambda m, x, out: out[2], kind="matrix", pick="all",
+                                      signed=False, note="T x T softmax of stages 2-5 (row: query time step)"),
+    "SDA attention A_s (Eq. 4)": dict(at="SDA", get=lambda m, x, out: out[1].mean(1).unflatten(1, x[0].shape[-2:]),
+                                      kind="spatial", pick="all",
+                                      note="the attention each position receives (mean over the queries), "
+                                           "stages 2-5, over the middle frame"),
+}
 
 
 # ---- the paper's tables as data: `python -m common.paper_tables stmanet` builds every row and prints it -----------
@@ -870,6 +886,11 @@ def predict_videos(args, device):
         loader = eval_loader(eval_dataset(args, records, opts), args, 0, 1)
         preds, skipped = evaluate(model, loader, args, device, run.BadSamples(1.0))
     unreadable = print_predictions(preds, skipped, records, classes, args.top_k, protocol(args), multi_label=False)
+    if args.visualize:  # one PNG per video: Grad-CAM and the paper's maps (common/visualize.py)
+        cam = f"backbone.{LAYERS[args.classify_stage - 2]}" if args.classify_stage else VIS_CAM
+        visualize.write_sheets(model, lambda clips: model(normalize(clips))[0], loader, records, classes,
+                               args.visualize, VIS_MAPS, cam, "BCT", preds=preds, protocol=protocol(args),
+                               top_k=args.top_k)
     if unreadable:
         sys.exit(f"error: {unreadable} of {len(records)} videos unreadable")
 

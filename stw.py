@@ -77,7 +77,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from common import checkpoint, complexity, predict, run
+from common import checkpoint, complexity, predict, run, visualize
 from common.data import AnnotationError, EpochSampler, VideoDataset, collate_eval, data_options, load_split
 from common.demo import demo_dataset
 from common.predict import metrics_of, print_predictions, records_from_paths, video_scores, write_reports
@@ -149,6 +149,8 @@ def get_args(argv=None):
     p.add_argument("--predict", nargs="+", default=None, metavar="PATH",
                    help="with --checkpoint: the top classes of each video file, frame folder or list file")
     p.add_argument("--top-k", type=int, default=5, help="classes per video printed by --predict")
+    p.add_argument("--visualize", default=None, metavar="DIR",
+                   help="with --predict: one PNG per video in DIR (frames, top-k, Grad-CAM, the paper's VIS_MAPS)")
     p.add_argument("--save-scores", default=None, metavar="FILE",
                    help="--evaluate: write the videos' paths, labels and averaged probabilities (.npz)")
     p.add_argument("--ensemble", nargs="+", default=None, metavar="CKPT",
@@ -188,6 +190,8 @@ def get_args(argv=None):
                 setattr(args, key, value)
     if args.accumulate < 1 or args.batch_size % args.accumulate:
         p.error(f"--batch-size {args.batch_size} is not a multiple of --accumulate {args.accumulate}")
+    if args.visualize and not args.predict:
+        p.error("--visualize DIR draws the videos of --predict PATH...: it needs --predict")
     if (args.evaluate or args.predict) and not (args.checkpoint or args.ensemble):
         p.error(f"{'--evaluate' if args.evaluate else '--predict'} needs --checkpoint PATH")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -401,6 +405,14 @@ class TemporalShift(nn.Module):
 
 # ============================================================================================== paper modules
 # (the EAN helper writes EAB, SOI-Tr, LMC here)
+
+
+# ---- what `--predict ... --visualize DIR` draws beside Grad-CAM of VIS_CAM (common/visualize.py: "Class.attr" specs)
+VIS_CAM = "backbone.layer4"  # the last stage, (B*T, C, h, w)
+VIS_MAPS = {  # TWM.keep returns 1 - S as the forward computes it (recorded by a wrapper on that instance)
+    "TWM map S (Eq. 5)": dict(at="TWM.keep", get=lambda m, x, keep: 1 - keep, kind="heat",
+                             note="S = sigmoid(U), the share of X that Eq. (6) removes; last STW block"),
+}
 
 
 # ---- the paper's tables as data: `python -m common.paper_tables stw` builds every row and prints it --------------
@@ -751,6 +763,9 @@ def predict_videos(args, device):
         loader = eval_loader(eval_dataset(args, records, opts), args, 0, 1)
         preds, skipped = evaluate(model, loader, args, device, run.BadSamples(1.0))
     unreadable = print_predictions(preds, skipped, records, classes, args.top_k, protocol(args), multi_label=False)
+    if args.visualize:  # one PNG per video: Grad-CAM and the paper's maps (common/visualize.py)
+        visualize.write_sheets(model, lambda clips: model(normalize(clips)), loader, records, classes, args.visualize,
+                               VIS_MAPS, VIS_CAM, preds=preds, protocol=protocol(args), top_k=args.top_k)
     if unreadable:
         sys.exit(f"error: {unreadable} of {len(records)} videos unreadable")
 

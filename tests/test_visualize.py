@@ -1,0 +1,228 @@
+"""Issue 19: `--predict --visualize` sheets in all five scripts (Grad-CAM and the paper's maps from one forward pass),
+Grad-CAM itself, `python -m common.report` (PNG + HTML, --compare) and the page as headless Chromium shows it."""
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from PIL import Image
+
+from common import checkpoint, report, visualize
+from common.data import load_split
+from common.prepare import read_dataset_info
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = ["ean", "can", "stw", "stasta", "stmanet"]
+# the maps issue 19 names for each paper: every one must be drawn on the sheet (title prefixes of VIS_MAPS)
+PAPER_MAPS = {"ean": ["Saliency-Net maps O (Eq. 4)", "EAB fusion matrix M"],
+              "can": ["MTCM attention", "GSCM: PMM attention", "GSCM: LMM attention", "GSCM: GMM attention"],
+              "stw": ["TWM map S (Eq. 5)"],
+              "stasta": ["DM displacement field", "TA weights"],
+              "stmanet": ["TDA attention A_t", "SDA attention A_s"]}
+
+
+def small(script):
+    """Tiny model flags: ResNet-18 at 64 px, 2 segments (STASTA 4: its slow stream needs pairs of pairs);
+    ST-MANet 8 frames of 32 px."""
+    flags = ["--arch", "resnet18", "--pretrained", "none", "--batch-size", "8", "--workers", "0"]
+    if script == "stmanet":
+        return flags + ["--input-size", "32", "--num-segments", "8", "--frame-stride", "1", "--test-clips", "1"]
+    return flags + ["--input-size", "64", "--num-segments", "4" if script == "stasta" else "2"]
+
+
+def write_checkpoint(script, data, path):
+    """A checkpoint as the script writes it (weights + what built them), of the untrained model: the sheets need
+    a model, not a trained one."""
+    m = importlib.import_module(script)
+    torch.manual_seed(0)
+    args = m.get_args(["--data", data, *small(script)])
+    _, classes = load_split(data, "val")
+    model = m.build_model(args, len(classes))
+    torch.save({"model": model.state_dict(), "meta": checkpoint.describe(args, script, classes,
+                                                                         read_dataset_info(data))}, path)
+    return path
+
+
+def png_size(path, mode="RGB"):
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.mode == mode
+        return (3, image.height, image.width)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_visualize_writes_one_sheet_per_video_with_the_papers_maps(script, tiny_data, tmp_path, capsys):
+    m = importlib.import_module(script)
+    ckpt = write_checkpoint(script, tiny_data, str(tmp_path / "best.pt"))
+    videos = [os.path.join(tiny_data, line.split()[0]) for line in open(os.path.join(tiny_data, "val.txt"))][:2]
+    out = tmp_path / "sheets"
+    m.main(["--predict", *videos, "--checkpoint", ckpt, "--workers", "0", "--visualize", str(out)])
+    index = json.load(open(out / "index.json"))
+    assert [entry["video"] for entry in index] == videos
+    assert sorted(os.listdir(out)) == sorted(["index.json", *(entry["png"] for entry in index)])
+    frames = 8 if script == "stmanet" else 4 if script == "stasta" else 2
+    side = 128                                   # 64 px x2 (ST-MANet: 32 px x4): enlarged to >= MIN_SIDE = 112
+    for entry in index:
+        panels = entry["panels"]
+        _, H, W = png_size(out / entry["png"])
+        assert W == visualize.LABEL_W + frames * (side + visualize.PAD) + visualize.PAD
+        assert H == sum(p["height"] for p in panels)
+        titles = [p["title"] for p in panels]
+        assert titles[:3] == ["header", "frames", titles[2]] and titles[2].startswith("Grad-CAM: ")
+        assert panels[1]["height"] == panels[2]["height"] == side + 2 * visualize.PAD
+        for name in PAPER_MAPS[script]:
+            found = [p for p in panels if p["title"].startswith(name)]
+            assert found and all(p["drawn"] for p in found), (name, titles)
+        assert all(p["drawn"] for p in panels), titles
+    if script == "ean":  # N = 4 object maps, and an M for each of the 4 EABs
+        assert sum(t.startswith("Saliency-Net maps O") for t in titles) == 4
+        matrix = next(p for p in panels if p["title"].startswith("EAB fusion matrix M"))
+        assert matrix["module"].count(".esp") == 4
+    assert "visualize: 2 sheet(s)" in capsys.readouterr().err
+
+
+def test_visualize_names_a_map_the_model_does_not_have(tiny_data, tmp_path, capsys):
+    """STASTA --no-dmta has no displacement map: the sheet says so (never silently left out)."""
+    import stasta
+    m_args = ["--data", tiny_data, *small("stasta"), "--no-dmta"]
+    torch.manual_seed(0)
+    args = stasta.get_args(m_args)
+    _, classes = load_split(tiny_data, "val")
+    torch.save({"model": stasta.build_model(args, len(classes)).state_dict(),
+                "meta": checkpoint.describe(args, "stasta", classes, read_dataset_info(tiny_data))}, tmp_path / "c.pt")
+    video = os.path.join(tiny_data, open(os.path.join(tiny_data, "val.txt")).readline().split()[0])
+    stasta.main(["--predict", video, "--checkpoint", str(tmp_path / "c.pt"), "--workers", "0", "--visualize",
+                 str(tmp_path / "s")])
+    panels = {p["title"]: p for p in json.load(open(tmp_path / "s" / "index.json"))[0]["panels"]}
+    assert not panels["DM displacement field (Sec. III-B-1)"]["drawn"]
+    assert not panels["TA weights (Sec. III-B-2)"]["drawn"]
+    assert "not drawn: DM confidence map, DM displacement field" in capsys.readouterr().err
+
+
+def test_visualize_needs_predict(tmp_path):
+    import stw
+    with pytest.raises(SystemExit):
+        stw.get_args(["--visualize", str(tmp_path)])
+
+
+class Toy(nn.Module):
+    """Two feature channels: red and green intensity; class 0 = red minus green, class 1 = green minus red."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Conv2d(3, 2, 1, bias=False)
+        self.fc = nn.Linear(2, 2, bias=False)
+        with torch.no_grad():
+            self.layer.weight.copy_(torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).view(2, 3, 1, 1))
+            self.fc.weight.copy_(torch.tensor([[1.0, -1.0], [-1.0, 1.0]]))
+
+    def forward(self, x):
+        B, T = x.shape[:2]
+        f = self.layer(x.flatten(0, 1))                     # (B*T, 2, H, W)
+        return self.fc(f.mean((2, 3))).view(B, T, -1).mean(1)
+
+
+def test_grad_cam_follows_the_target_class():
+    """Left half red, right half green: Grad-CAM of class 0 lights the left half only, of class 1 the right half."""
+    clip = torch.zeros(1, 2, 3, 8, 8)
+    clip[:, :, 0, :, :4] = 1
+    clip[:, :, 1, :, 4:] = 1
+    model = Toy()
+    logits, (red, green) = visualize.grad_cam(model, model, "layer", clip, [torch.tensor([0]), torch.tensor([1])])
+    assert red.shape == green.shape == (1, 2, 8, 8)
+    assert (red[..., :4] > 0).all() and (red[..., 4:] == 0).all()
+    assert (green[..., 4:] > 0).all() and (green[..., :4] == 0).all()
+    _, (default,) = visualize.grad_cam(model, model, "layer", clip)           # no target: the top-1 class
+    assert torch.equal(default, red if logits.argmax() == 0 else green)
+
+
+@pytest.mark.parametrize("script", ["ean", "stmanet"])
+def test_grad_cam_of_a_script_model_changes_with_the_class(script):
+    """The scripts' last stage ((B*T,C,h,w) for EAN, (B,C,T,h,w) for ST-MANet): another class, another map."""
+    m = importlib.import_module(script)
+    torch.manual_seed(0)
+    args = m.get_args([*small(script), "--num-classes", "4", "--complexity"])  # no data needed to build
+    model = m.build_model(args, 4).eval()
+    nn.init.normal_(model.fc.weight, 0, 1)                  # the paper init (std 0.001) gives tiny gradients
+    clip = torch.rand(1, *m.clip_shape(args))
+    forward = (lambda x: model(x)[0]) if script == "stmanet" else model
+    layout = "BCT" if script == "stmanet" else "BT"
+    _, maps = visualize.grad_cam(forward, model, m.VIS_CAM, clip, [torch.tensor([k]) for k in range(4)], layout)
+    assert all(cam.shape[:2] == maps[0].shape[:2] for cam in maps)
+    assert not any(torch.allclose(maps[0], cam) for cam in maps[1:])
+
+
+def test_hooks_leave_the_forward_unchanged_and_are_removed():
+    """STW's TWM.keep is recorded through a wrapper on the instance: the same logits, the method back afterwards."""
+    import stw
+    torch.manual_seed(0)
+    args = stw.get_args([*small("stw"), "--num-classes", "4", "--complexity"])
+    model = stw.build_model(args, 4).eval()
+    clip = torch.rand(1, *stw.clip_shape(args))
+    with torch.no_grad():
+        plain = model(clip)
+        with visualize.Hooks(model, stw.VIS_MAPS) as hooks:
+            hooked = model(clip)
+    assert torch.equal(plain, hooked)
+    (name, s), = hooks.maps["TWM map S (Eq. 5)"]
+    assert name == "backbone.layer4.1.conv1.0.twm.keep" and s.shape == (2, 1, 2, 2)
+    assert ((s > 0) & (s < 1)).all()
+    assert all("keep" not in vars(m) for m in model.modules())
+
+
+# ---- common.report --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def runs(tiny_data, tmp_path_factory):
+    """A real 2-epoch EAN run with --evaluate's files, and a copy whose log says another run (the --compare side)."""
+    import ean
+    root = tmp_path_factory.mktemp("report")
+    run = str(root / "ean")
+    ean.main(["--data", tiny_data, *small("ean"), "--epochs", "2", "--lr-steps", "1", "--output", run])
+    ean.main(["--evaluate", "--checkpoint", os.path.join(run, "best.pt"), "--workers", "0"])
+    other = str(root / "tsn")
+    shutil.copytree(run, other, ignore=shutil.ignore_patterns("*.pt", "eval_per_class.json", "confusion.csv"))
+    records = [json.loads(line) for line in open(os.path.join(other, "log.jsonl"))]
+    with open(os.path.join(other, "log.jsonl"), "w") as f:
+        f.writelines(json.dumps({**r, "train_loss": r["train_loss"] + 0.5, "val_top1": 25.0}) + "\n" for r in records)
+    return run, other
+
+
+def test_report_writes_png_and_html(runs):
+    run, _ = runs
+    png, page = report.main([run])
+    assert png == os.path.join(run, "report.png") and os.path.isfile(page)
+    _, H, W = png_size(png, "RGBA")                                       # matplotlib's PNG
+    assert W > 1000 and H > 500
+    text = open(page).read()
+    assert "<img src='report.png'" in text and "val_top1" in text and "best_epoch" in text
+    assert "&quot;arch&quot;: &quot;resnet18&quot;" in text       # args.json, escaped
+    assert "--evaluate: 4 classes" in text and "not found" not in text
+
+
+def test_report_compare_cli_and_the_page_in_chromium(runs, tmp_path):
+    run, other = runs
+    out = tmp_path / "cmp"
+    done = subprocess.run([sys.executable, "-m", "common.report", run, "--compare", other, "--output", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["runs"] == [run, other]
+    assert "tsn: no eval_per_class.json, confusion.csv" in done.stderr      # named, not silently left out
+    text = open(out / "report.html").read()
+    assert text.count("<h2>") == 2 and "ean vs tsn" in text
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if chromium is None:
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium): the screenshot check needs it")
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--no-first-run", "--window-size=1400,1000",
+                    f"--screenshot={shot}", f"file://{out / 'report.html'}"], capture_output=True, timeout=120)
+    image = torch.from_numpy(np.asarray(Image.open(shot).convert("RGB"))).permute(2, 0, 1).float()  # (3, H, W)
+    assert image.shape[1:] == (1000, 1400)
+    # the plots are coloured (lines, confusion matrix); a page of text alone, or a missing image, has no colour
+    coloured = (image.amax(0) - image.amin(0) > 60).float().mean()
+    assert coloured > 0.02, f"only {coloured:.2%} coloured pixels: the figure is not on the page"
