@@ -19,11 +19,10 @@ import torch
 
 from . import run
 
-# flags that describe the run, not the model: never taken from a checkpoint for --evaluate/--predict, and on
-# --resume taken from the command line when given there
-RUN_KEYS = {"resume", "evaluate", "checkpoint", "predict", "top_k", "ensemble", "output", "workers", "device",
-            "max_steps", "save_every", "complexity", "benchmark", "save_scores", "log_every", "allow_partial",
-            "test_clips", "test_crops", "test_size", "test_resize", "epochs", "visualize", "demo"}
+# flags that say what this command does: never taken from a checkpoint. On --resume every other flag of the run
+# comes back from it unless given on the command line (--epochs 100 extends a run, --workers 4 suits a new machine)
+COMMAND_KEYS = {"resume", "evaluate", "checkpoint", "predict", "top_k", "ensemble", "output", "complexity",
+                "benchmark", "save_scores", "visualize", "demo", "allow_partial"}
 
 _loaded = {}
 
@@ -103,9 +102,9 @@ def adopt(parser, argv, args, script, model_keys, foreign_args=None):
             parser.error(f"--{key.replace('_', '-')} {_show(getattr(args, key))} contradicts the checkpoint's "
                          f"{_show(saved[key])} ({path})")
         setattr(args, key, saved[key])
-    if args.resume:  # the run goes on with its own data and recipe; runtime flags may change
+    if args.resume:  # the run goes on with its own data, recipe and schedule; flags given here win
         for key, value in saved.items():
-            if key not in given and key not in RUN_KEYS and key not in model_keys and hasattr(args, key):
+            if key not in given and key not in COMMAND_KEYS and key not in model_keys and hasattr(args, key):
                 setattr(args, key, value)
     elif args.data is None and not args.predict and saved.get("data"):
         args.data = saved["data"]  # --evaluate: the checkpoint's dataset unless --data names another

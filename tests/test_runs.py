@@ -105,7 +105,10 @@ def test_checkpoint_alone_evaluates_predicts_and_resumes(script, tiny_data, eval
         assert line["top"][0]["prob"] >= line["top"][1]["prob"] >= line["top"][2]["prob"]
     assert lines[0]["top"] == lines[1]["top"] and "error" in lines[2]
 
-    # --resume with the checkpoint only: the run's own data and flags, not the demo dataset
+    # --resume with the checkpoint only: the run's own data and flags (schedule included), not the demo dataset
+    resumed = m.get_args(["--resume", last])
+    assert (resumed.data, resumed.epochs, resumed.batch_size, resumed.arch) == (tiny_data, 1, 4, "resnet18")
+    assert m.get_args(["--resume", last, "--epochs", "5"]).epochs == 5
     final = m.main(["--resume", last, "--epochs", "2", "--max-steps", "2", "--workers", "0"])
     assert final["epochs"] == 2 and final["output"] == run_dir
 
