@@ -194,13 +194,19 @@ def match(own, foreign):
     return loaded, unused
 
 
+def tensors(path, convert=None):
+    """The tensors of checkpoint `path` (read once: `load`); `convert(ckpt)` may first turn a known foreign file
+    into own names (EAN's release) or return None."""
+    ckpt = load(path)
+    state = convert(ckpt) if convert is not None else None
+    return state if state is not None else state_dict_of(ckpt, path)
+
+
 def load_foreign(model, path, what, allow_partial=False, convert=None, min_fraction=0.9):
-    """Load the tensors of `path` that fit `model` by name and shape (`what`: the flag, for messages);
-    `convert(obj)` may first turn a known foreign file into own names (EAN's release). Prints how many loaded;
-    exits when less than `min_fraction` of the model's ResNet tensors loaded unless `allow_partial`."""
-    obj = run.load_checkpoint(path)
-    state = convert(obj) if convert is not None else None
-    state = state if state is not None else state_dict_of(obj, path)
+    """Load the tensors of `path` (`tensors`) that fit `model` by name and shape (`what`: the flag, for
+    messages). Prints how many loaded; exits when less than `min_fraction` of the model's ResNet tensors loaded
+    unless `allow_partial`."""
+    state = tensors(path, convert)
     own = model.state_dict()
     loaded, unused = match(own, state)
     backbone = [n for n in own if RESNET_TENSOR.match(canonical(n))]
@@ -223,10 +229,8 @@ def _few(names, n=5):
 
 def load_weights(model, path, convert=None):
     """The weights of checkpoint `path` into `model`, strictly (every tensor, same shapes); a mismatch is one
-    line. `convert(ckpt)` turns a known foreign file (EAN's release) into own names, or returns None."""
-    ckpt = load(path)
-    state = convert(ckpt) if convert is not None else None
-    state = state if state is not None else state_dict_of(ckpt, path)
+    line. `convert`: as for `tensors`."""
+    state = tensors(path, convert)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .run import print0
+from .transforms import parse_label_map
 from .video import BadVideo, read_frame_folder, read_video
 
 
@@ -116,7 +118,6 @@ def data_options(args, classes, info, source):
     """The run's DataOptions: a command-line flag (--frame-template, --flip-labels) wins over dataset.json
     (`info`, written by common.prepare; from the checkpoint for --predict); without either, TSN's img_{:05d}.jpg
     from 1 and no label swap. Prints what it uses and where it comes from."""
-    from .transforms import parse_label_map
     info = info or {}
     template = args.frame_template or info.get("frame_template") or DataOptions.frame_template
     start = 1 if info.get("start_index") is None else info["start_index"]
@@ -135,7 +136,6 @@ def data_options(args, classes, info, source):
     pairs = sorted({tuple(sorted(pair)) for pair in flips.items()})
     shown = ", ".join(f"{a} {classes[a]!r} <-> {b} {classes[b]!r}" for a, b in pairs) or "none"
     name = f" ({info['name']})" if info.get("name") else ""
-    from .run import print0
     print0(f"data: {source}{name}; frame template {template} from {start} "
            f"({'--frame-template' if args.frame_template else 'dataset.json' if info.get('frame_template') else 'default'}); "
            f"labels swapped by a flip ({origin}): {shown}")
