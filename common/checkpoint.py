@@ -242,6 +242,18 @@ def load_weights(model, path, convert=None):
     model.load_state_dict(state)
 
 
+def load_initial(model, backbone, args):
+    """The run's initial weights from files, by name and shape (`load_foreign`): --pretrained PATH into `backbone`
+    (None: the script loads it itself), --finetune PATH into the whole model. Nothing on --resume: the checkpoint
+    has the weights."""
+    if args.resume:
+        return
+    if backbone is not None and args.pretrained not in ("none", "imagenet"):
+        load_foreign(backbone, args.pretrained, "--pretrained", args.allow_partial)
+    if args.finetune:
+        load_foreign(model, args.finetune, "--finetune", args.allow_partial)
+
+
 def member_args(args, path, model_keys):
     """An --ensemble member's arguments: the command line's, with the member checkpoint's model flags."""
     saved = saved_args(load(path))

@@ -9,7 +9,12 @@ normalisation happen on the device). In training a sample that cannot be read is
 the paths of the bad samples travel with the batch so the main process can warn once per path and count them per
 epoch. In evaluation (`skip_bad=True`) an unreadable video is never replaced: its item carries no clip, and
 `collate_eval` leaves it out of the batch and reports it, so a metric never counts a video twice.
+
+DIR/dataset.json (written by common.prepare) is read here too (`read_dataset_info`), and a raw official download
+passed as --data is recognised (`raw_dataset_hint`): common.prepare writes the layout, this module reads it.
 """
+import hashlib
+import json
 import os
 import zlib
 from dataclasses import dataclass
@@ -92,7 +97,6 @@ def load_split(root, split, multi_label=False):
     if not os.path.isdir(root):
         raise AnnotationError(f"{root}: dataset folder not found")
     if not os.path.isfile(os.path.join(root, f"{split}.txt")):
-        from .prepare import raw_dataset_hint  # a raw download passed as --data: say what to run
         hint = raw_dataset_hint(root)
         if hint:
             raise AnnotationError(hint)
@@ -127,7 +131,6 @@ def data_options(args, classes, info, source):
         except ValueError as e:
             raise AnnotationError(str(e)) from None
     else:
-        from .prepare import flip_map
         flips = flip_map(info)
         origin = "dataset.json" if info else "no dataset.json: none"
     bad = [k for pair in flips.items() for k in pair if not 0 <= k < len(classes)]
@@ -251,3 +254,89 @@ def collate_eval(batch):
     clips, targets, _, ids = zip(*kept)
     return (torch.cat(clips), torch.tensor([len(c) for c in clips]), torch.stack(targets), torch.tensor(ids),
             skipped)
+
+
+# ---- dataset.json (written by common.prepare) and raw downloads passed as --data -----------------------------
+def sha1_of(path):
+    with open(path, "rb") as f:
+        return hashlib.sha1(f.read()).hexdigest()
+
+
+_INFO_KEYS = ("name", "num_classes", "split", "frame_template", "start_index", "multi_label", "flip_pairs",
+              "classes_sha1")
+
+
+def read_dataset_info(root):
+    """DIR/dataset.json as a dict (see write_dataset_info), or None when DIR has none. Raises AnnotationError when
+    it no longer describes DIR/classes.txt (class count or sha1 differ) or is malformed."""
+    path = os.path.join(root, "dataset.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+    except ValueError as e:
+        raise AnnotationError(f"{path}: not valid JSON ({e}); rerun `python -m common.prepare`") from None
+    missing = [k for k in _INFO_KEYS if k not in info]
+    if missing:
+        raise AnnotationError(f"{path}: no {', '.join(missing)}; rerun `python -m common.prepare`")
+    classes_path = os.path.join(root, "classes.txt")
+    num_classes, sha1 = len(read_classes(classes_path)), sha1_of(classes_path)
+    if info["num_classes"] != num_classes or info["classes_sha1"] != sha1:
+        raise AnnotationError(f"{path} no longer describes {classes_path} ({info['num_classes']} classes, sha1 "
+                              f"{str(info['classes_sha1'])[:10]} there; {num_classes}, {sha1[:10]} now): rerun "
+                              f"`python -m common.prepare` or delete dataset.json")
+    pairs, template = info["flip_pairs"], info["frame_template"]
+    labels = [x for pair in pairs for x in pair]
+    if (any(len(pair) != 2 for pair in pairs) or len(set(labels)) != len(labels)
+            or not all(isinstance(x, int) and 0 <= x < num_classes for x in labels)):
+        raise AnnotationError(f"{path}: flip_pairs {pairs} must be pairs of distinct labels in [0, {num_classes}), "
+                              f"each label in one pair at most")
+    if template is not None and not (isinstance(template, str) and "{" in template
+                                     and template.format(1) != template.format(2)):
+        raise AnnotationError(f"{path}: frame_template {template!r} is not a file name with a frame number field "
+                              f"like '{{:05d}}.jpg'")
+    return info
+
+
+def flip_map(info):
+    """{a: b, b: a, ...} from dataset.json's flip pairs: the label of a horizontally flipped clip. {} for None."""
+    pairs = info["flip_pairs"] if info else []
+    return {**{a: b for a, b in pairs}, **{b: a for a, b in pairs}}
+
+
+# ---------------------------------------------------------------------------------------- raw download detection
+_RAW_MARKERS = {"something-something-v1-labels.csv": "ssv1", "20bn-something-something-v1": "ssv1",
+                "something-something-v2-labels.json": "ssv2", "20bn-something-something-v2": "ssv2",
+                "UCF-101": "ucf101", "ucfTrainTestlist": "ucf101", "classInd.txt": "ucf101",
+                "testTrainMulti_7030_splits": "hmdb51", "Diving48_vocab.json": "diving48",
+                "Diving48_V2_train.json": "diving48", "Diving48_train.json": "diving48",
+                "Charades_v1_classes.txt": "charades", "Charades_v1_train.csv": "charades"}
+
+
+def _raw_kind(name, path):
+    """Which official download a file or folder called `name` belongs to, or None."""
+    if name.endswith("_test_split1.txt"):
+        return "hmdb51"
+    if name in ("train.csv", "validate.csv", "val.csv") and os.path.isfile(path):
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            return "kinetics400" if f.readline().startswith("label,youtube_id") else None
+    return _RAW_MARKERS.get(name)
+
+
+def raw_dataset_hint(root):
+    """One line of advice when `root` (or a folder directly in it) holds an official raw download instead of the
+    prepared layout, else None."""
+    if not os.path.isdir(root):
+        return None
+    entries = sorted((e.name, e.path) for e in os.scandir(root))
+    if len(entries) <= 100:  # a few folders (annotations/, UCF-101/ ...), not a folder of videos or frames
+        for name, path in list(entries):
+            if os.path.isdir(path):
+                entries += sorted((e.name, e.path) for e in os.scandir(path))
+    for name, path in entries:
+        kind = _raw_kind(name, path)
+        if kind:
+            return (f"{root} looks like the raw {kind} download: run `python -m common.prepare {kind} {root} OUT` "
+                    f"first and pass OUT as --data")
+    return None

@@ -13,9 +13,10 @@ SCRIPT is one of the five scripts (`can`, `stw`, `stasta`, `stmanet`, `ean`). It
       - optional `over` (flag string) with `gflops_over_pct`: the paper gives only the row's FLOPs increase over
         the model that `over` builds, in percent; ours is measured the same way and compared as the ratio
         (1 + ours/100) / (1 + paper/100);
-  * `get_args(argv)` and `complexity_row(args) -> {"params_m": float, "gflops": float}` (one clip, one view,
-    multiply-accumulates, as `--complexity` prints them).
-For each row the printer calls `get_args(flags.split() + ["--complexity"])` and `complexity_row(args)`.
+  * `get_args(argv)`, `build_model(args, num_classes)` and `frames_per_clip(args)`, which
+    `common.modes.complexity_row` builds the row's model from (one clip, one view, multiply-accumulates, as
+    `--complexity` prints them).
+For each row the printer calls `get_args(flags.split() + ["--complexity"])` and `modes.complexity_row`.
 Accuracies are the paper's only (nothing is trained here); params, GFLOPs and the FLOPs increase are compared,
 and a row whose figure is more than 3 % off is marked with its note as the documented reason ("no reason
 documented" when the note is empty). The last line is one JSON object
@@ -30,6 +31,8 @@ import importlib
 import json
 import os
 import sys
+
+from . import modes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE_PCT = 3.0
@@ -65,7 +68,7 @@ def check_rows(module):
 def cost(module, flags):
     """complexity_row of the model that `flags` build (as `python SCRIPT.py --complexity FLAGS`); rows that share
     their flags (one model, several datasets' accuracies) are built once."""
-    return module.complexity_row(module.get_args(flags.split() + ["--complexity"]))
+    return modes.complexity_row(module, module.get_args(flags.split() + ["--complexity"]))
 
 
 def diff_pct(ours, paper):

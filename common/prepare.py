@@ -25,13 +25,12 @@ case-insensitive name match are counted in a warning. What each reader expects u
 import argparse
 import csv
 import datetime
-import hashlib
 import json
 import os
 import re
 import sys
 
-from .data import AnnotationError, read_classes
+from .data import AnnotationError, flip_map, raw_dataset_hint, read_classes, read_dataset_info, sha1_of  # noqa: F401 (re-exported)
 
 FRAME_TEMPLATE = {"ssv1": "{:05d}.jpg"}  # datasets listed as frame folders (1-based file names); others: videos
 MULTI_LABEL = {"charades"}
@@ -370,11 +369,6 @@ def write_layout(classes, splits, dest, frame_template=None):
     return report
 
 
-def _sha1(path):
-    with open(path, "rb") as f:
-        return hashlib.sha1(f.read()).hexdigest()
-
-
 def write_dataset_info(dest, name, split=1, frame_template=None, multi_label=False, source=None, created=True):
     """Write DIR/dataset.json describing DIR/classes.txt (written first) and return it as a dict:
     {"name", "num_classes", "split", "frame_template" (None for videos), "start_index" (1 for frame folders, else
@@ -384,93 +378,13 @@ def write_dataset_info(dest, name, split=1, frame_template=None, multi_label=Fal
     classes = read_classes(classes_path)
     info = {"name": name, "num_classes": len(classes), "split": split, "frame_template": frame_template,
             "start_index": 1 if frame_template else None, "multi_label": multi_label,
-            "flip_pairs": flip_pairs(classes), "classes_sha1": _sha1(classes_path), "source": source,
+            "flip_pairs": flip_pairs(classes), "classes_sha1": sha1_of(classes_path), "source": source,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds") if created else None}
     path = os.path.join(dest, "dataset.json")
     with open(path + ".tmp", "w", encoding="utf-8") as f:  # one key per line
         f.write("{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in info.items()) + "\n}\n")
     os.replace(path + ".tmp", path)
     return info
-
-
-_INFO_KEYS = ("name", "num_classes", "split", "frame_template", "start_index", "multi_label", "flip_pairs",
-              "classes_sha1")
-
-
-def read_dataset_info(root):
-    """DIR/dataset.json as a dict (see write_dataset_info), or None when DIR has none. Raises AnnotationError when
-    it no longer describes DIR/classes.txt (class count or sha1 differ) or is malformed."""
-    path = os.path.join(root, "dataset.json")
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            info = json.load(f)
-    except ValueError as e:
-        raise AnnotationError(f"{path}: not valid JSON ({e}); rerun `python -m common.prepare`") from None
-    missing = [k for k in _INFO_KEYS if k not in info]
-    if missing:
-        raise AnnotationError(f"{path}: no {', '.join(missing)}; rerun `python -m common.prepare`")
-    classes_path = os.path.join(root, "classes.txt")
-    num_classes, sha1 = len(read_classes(classes_path)), _sha1(classes_path)
-    if info["num_classes"] != num_classes or info["classes_sha1"] != sha1:
-        raise AnnotationError(f"{path} no longer describes {classes_path} ({info['num_classes']} classes, sha1 "
-                              f"{str(info['classes_sha1'])[:10]} there; {num_classes}, {sha1[:10]} now): rerun "
-                              f"`python -m common.prepare` or delete dataset.json")
-    pairs, template = info["flip_pairs"], info["frame_template"]
-    labels = [x for pair in pairs for x in pair]
-    if (any(len(pair) != 2 for pair in pairs) or len(set(labels)) != len(labels)
-            or not all(isinstance(x, int) and 0 <= x < num_classes for x in labels)):
-        raise AnnotationError(f"{path}: flip_pairs {pairs} must be pairs of distinct labels in [0, {num_classes}), "
-                              f"each label in one pair at most")
-    if template is not None and not (isinstance(template, str) and "{" in template
-                                     and template.format(1) != template.format(2)):
-        raise AnnotationError(f"{path}: frame_template {template!r} is not a file name with a frame number field "
-                              f"like '{{:05d}}.jpg'")
-    return info
-
-
-def flip_map(info):
-    """{a: b, b: a, ...} from dataset.json's flip pairs: the label of a horizontally flipped clip. {} for None."""
-    pairs = info["flip_pairs"] if info else []
-    return {**{a: b for a, b in pairs}, **{b: a for a, b in pairs}}
-
-
-# ---------------------------------------------------------------------------------------- raw download detection
-_RAW_MARKERS = {"something-something-v1-labels.csv": "ssv1", "20bn-something-something-v1": "ssv1",
-                "something-something-v2-labels.json": "ssv2", "20bn-something-something-v2": "ssv2",
-                "UCF-101": "ucf101", "ucfTrainTestlist": "ucf101", "classInd.txt": "ucf101",
-                "testTrainMulti_7030_splits": "hmdb51", "Diving48_vocab.json": "diving48",
-                "Diving48_V2_train.json": "diving48", "Diving48_train.json": "diving48",
-                "Charades_v1_classes.txt": "charades", "Charades_v1_train.csv": "charades"}
-
-
-def _raw_kind(name, path):
-    """Which official download a file or folder called `name` belongs to, or None."""
-    if name.endswith("_test_split1.txt"):
-        return "hmdb51"
-    if name in ("train.csv", "validate.csv", "val.csv") and os.path.isfile(path):
-        with open(path, encoding="utf-8-sig", errors="replace") as f:
-            return "kinetics400" if f.readline().startswith("label,youtube_id") else None
-    return _RAW_MARKERS.get(name)
-
-
-def raw_dataset_hint(root):
-    """One line of advice when `root` (or a folder directly in it) holds an official raw download instead of the
-    prepared layout, else None."""
-    if not os.path.isdir(root):
-        return None
-    entries = sorted((e.name, e.path) for e in os.scandir(root))
-    if len(entries) <= 100:  # a few folders (annotations/, UCF-101/ ...), not a folder of videos or frames
-        for name, path in list(entries):
-            if os.path.isdir(path):
-                entries += sorted((e.name, e.path) for e in os.scandir(path))
-    for name, path in entries:
-        kind = _raw_kind(name, path)
-        if kind:
-            return (f"{root} looks like the raw {kind} download: run `python -m common.prepare {kind} {root} OUT` "
-                    f"first and pass OUT as --data")
-    return None
 
 
 def main(argv=None):

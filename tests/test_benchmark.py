@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from common import complexity
+from common import complexity, modes
 
 SMALL = ["--arch", "resnet18", "--input-size", "64", "--num-classes", "5", "--pretrained", "none"]
 # (script, flags): frames and switches that keep batch-1 training valid (EAN's ESP-Net and the 3D ResNet's
@@ -45,7 +45,7 @@ def test_channels_last_gives_the_same_logits(script, flags):
             nn.init.uniform_(m.weight, 0.5, 1.5)
         elif isinstance(m, nn.Conv2d | nn.Conv3d | nn.Linear) and not m.weight.abs().sum():
             nn.init.normal_(m.weight, 0, 0.05)
-    x = torch.randn(1, *module.clip_shape(args))
+    x = torch.randn(1, *modes.clip_shape(module, args))
     with torch.no_grad():
         ref = model(x)
         out = complexity.to_channels_last(model)(complexity.clip_channels_last(x))

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import ean
+from common import modes
 from reference import conv3d, values_and_grads
 
 SMALL = ["--arch", "resnet18", "--pretrained", "none", "--input-size", "64", "--num-classes", "4", "--data", "unused"]
@@ -344,7 +345,7 @@ def test_paper_tables_rows_parse_and_carry_their_figures():
 
 def test_complexity_row_is_what_complexity_prints(capsys):
     args = small_args("--no-lmc", "--complexity")
-    row = ean.complexity_row(args)
+    row = modes.complexity_row(ean, args)
     ean.main(SMALL + ["--no-lmc", "--complexity"])
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {k: round(v, 2) for k, v in row.items()} == {k: printed[k] for k in ("params_m", "gflops")}

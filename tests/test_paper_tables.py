@@ -9,7 +9,7 @@ import types
 import pytest
 import torch
 
-from common import complexity, paper_tables
+from common import complexity, modes, paper_tables
 
 SCRIPTS = ["can", "stw", "stasta", "stmanet", "ean"]
 # appended to a row's flags for the tiny real build, each only where the row does not set it itself (a row's own
@@ -55,7 +55,7 @@ def test_every_row_builds_and_runs_at_a_tiny_input(script):
         args = module.get_args(tiny(script, flags) + ["--complexity"])
         model = module.build_model(args, args.num_classes).eval()
         with torch.no_grad():
-            out = model(torch.randn(1, *module.clip_shape(args)))
+            out = model(torch.randn(1, *modes.clip_shape(module, args)))
         logits = out[0] if isinstance(out, tuple) else out
         assert logits.shape == (1, args.num_classes) and torch.isfinite(logits).all(), flags
 
@@ -76,10 +76,10 @@ def test_complexity_row_counts_on_the_meta_device_what_a_real_build_counts(scrip
     module, rows = tables_of(script)
     flags = next((row["flags"] for row in rows if not row["flags"]), rows[0]["flags"])   # the paper's model
     args = module.get_args(tiny(script, flags) + ["--complexity"])
-    fast = module.complexity_row(args)
+    fast = modes.complexity_row(module, args)
     model = module.build_model(args, args.num_classes)
     assert fast["params_m"] == pytest.approx(complexity.params_m(model), rel=1e-9)
-    assert fast["gflops"] == pytest.approx(complexity.gmacs(model, torch.zeros(1, *module.clip_shape(args))),
+    assert fast["gflops"] == pytest.approx(complexity.gmacs(model, torch.zeros(1, *modes.clip_shape(module, args))),
                                            rel=1e-9)
 
 
@@ -103,15 +103,19 @@ def test_rows_the_paper_equates_build_the_same_model(script, first, second):
 
 # ----------------------------------------------------------------------------------------------------- printer
 def fake_script(rows, costs):
-    """A module with the interface the printer needs; complexity_row answers from `costs` by --cost-key."""
+    """A module with the interface the printer needs; `fake_complexity_row` answers from `costs` by the flags."""
     module = types.ModuleType("fake_paper_script")
     module.PAPER_TABLES = rows
 
     def get_args(argv):
         return types.SimpleNamespace(key=" ".join(a for a in argv if a != "--complexity"))
     module.get_args = get_args
-    module.complexity_row = lambda args: costs[args.key]
+    module.costs = costs  # complexity_row below answers from these
     return module
+
+
+def fake_complexity_row(module, args):
+    return module.costs[args.key]
 
 
 def test_printer_marks_rows_off_by_more_than_3pct_and_counts_them(monkeypatch, capsys):
@@ -126,6 +130,7 @@ def test_printer_marks_rows_off_by_more_than_3pct_and_counts_them(monkeypatch, c
     ]
     costs = {"a": {"params_m": 10.2, "gflops": 20.5}, "b": {"params_m": 10.5, "gflops": 22.0}}
     monkeypatch.setitem(sys.modules, "fake_paper_script", fake_script(rows, costs))
+    monkeypatch.setattr(modes, "complexity_row", fake_complexity_row)
     summary = paper_tables.main(["fake_paper_script"])
     lines = capsys.readouterr().out.strip().splitlines()
     assert json.loads(lines[-1]) == summary == {"script": "fake_paper_script", "rows": 6, "with_paper_figures": 5,

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import stw
-from common import checkpoint
+from common import checkpoint, complexity, modes
 from reference import values_and_grads
 
 B, T = 2, 4
@@ -202,7 +202,7 @@ def test_complexity_main_configuration(capsys):
     """8 frames x 224^2, 174 classes: the paper's 33.5 GFLOPs within 3 %, params <= TSN + 2 % (Sec. IV-C)."""
     stw.main(["--complexity"])
     ours = last_json(capsys)
-    tsn_params = stw.complexity.params_m(stw.build_model(stw.get_args(["--complexity", "--baseline"]), 174))
+    tsn_params = complexity.params_m(stw.build_model(stw.get_args(["--complexity", "--baseline"]), 174))
     assert abs(ours["gflops"] - 33.5) / 33.5 < 0.03, ours
     assert ours["params_m"] <= 1.02 * tsn_params, (ours, tsn_params)
     assert ours["gflops"] < 1.02 * 32.70  # "less than 2 %" over TSN-R50 (32.70 G, notes Sec. 7)
@@ -298,9 +298,9 @@ def test_table5_rows_are_stfm_alone_and_the_ratio_sets_the_cost():
     """Table 5 = STFM without TWM; the ratio changes STFM's group size b (4, 8, 16) and with it params and MACs."""
     rows = [r for r in stw.PAPER_TABLES if r["table"] == "Table 5"]
     assert rows and all("--no-twm" in r["flags"].split() for r in rows)
-    cost = {ratio: stw.complexity_row(stw.get_args(["--complexity", "--no-twm", "--stfm-ratio", ratio]))
+    cost = {ratio: modes.complexity_row(stw, stw.get_args(["--complexity", "--no-twm", "--stfm-ratio", ratio]))
             for ratio in ("avg", "4:2:4", "8:4/3:8", "16:8/7:16")}
-    tsn = stw.complexity_row(stw.get_args(["--complexity", "--baseline"]))
+    tsn = modes.complexity_row(stw, stw.get_args(["--complexity", "--baseline"]))
     assert cost["avg"] == tsn                                     # averaging: no parameters, no MACs
     extra = [cost[r]["gflops"] - tsn["gflops"] for r in ("4:2:4", "8:4/3:8", "16:8/7:16")]
     assert extra[1] == pytest.approx(2 * extra[0], rel=1e-6) and extra[2] == pytest.approx(4 * extra[0], rel=1e-6)

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from common import checkpoint, report, visualize
+from common import checkpoint, modes, report, visualize
 from common.data import load_split
 from common.prepare import read_dataset_info
 
@@ -149,10 +149,10 @@ def test_grad_cam_of_a_script_model_changes_with_the_class(script):
     args = m.get_args([*small(script), "--num-classes", "4", "--complexity"])  # no data needed to build
     model = m.build_model(args, 4).eval()
     nn.init.normal_(model.fc.weight, 0, 1)                  # the paper init (std 0.001) gives tiny gradients
-    clip = torch.rand(1, *m.clip_shape(args))
+    clip = torch.rand(1, *modes.clip_shape(m, args))
     forward = (lambda x: model(x)[0]) if script == "stmanet" else model
     layout = "BCT" if script == "stmanet" else "BT"
-    _, maps = visualize.grad_cam(forward, model, m.VIS_CAM, clip, [torch.tensor([k]) for k in range(4)], layout)
+    _, maps = visualize.grad_cam(forward, model, m.visualization(args, model)["cam"], clip, [torch.tensor([k]) for k in range(4)], layout)
     assert all(cam.shape[:2] == maps[0].shape[:2] for cam in maps)
     assert not any(torch.allclose(maps[0], cam) for cam in maps[1:])
 
@@ -163,7 +163,7 @@ def test_hooks_leave_the_forward_unchanged_and_are_removed():
     torch.manual_seed(0)
     args = stw.get_args([*small("stw"), "--num-classes", "4", "--complexity"])
     model = stw.build_model(args, 4).eval()
-    clip = torch.rand(1, *stw.clip_shape(args))
+    clip = torch.rand(1, *modes.clip_shape(stw, args))
     with torch.no_grad():
         plain = model(clip)
         with visualize.Hooks(model, stw.VIS_MAPS) as hooks:
