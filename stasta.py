@@ -22,11 +22,10 @@ Run:  python stasta.py --data DIR                       (SSv1, 8 frames, TSM rec
       python stasta.py --complexity [--num-segments 16]
       python stasta.py                                  (CPU demo: ResNet-18, 64 px, order-only classes)
 
-Expected results: the paper's tables with our params/GFLOPs beside its figures, every row built now by
-`python -m common.paper_tables stasta` (Tables 1-4, each row with a note: its protocol, or why a figure is more than
-3 % off; the rows are PAPER_TABLES, below the modules). Tables 1 (SSv1 rows; SSv2's are the same models), 2 and 3
-as `python -m common.paper_tables stasta --brief --table "Table 1" "Table 2" "Table 3"` printed them (torch 2.14.1;
-ensembles: the members' costs summed; GFLOPs per clip):
+Expected results: every row of the paper's Tables 1-4 is a command (PAPER_TABLES, in the appendix at the end of
+this file; `python -m common.paper_tables stasta` builds and prints them all, with notes). Table 1 (SSv1 and SSv2;
+ensembles: the members' costs summed; GFLOPs per clip), as `python -m
+common.paper_tables stasta --brief --table "Table 1"` prints it (a test keeps this copy equal to the printer's):
 
 stasta.py, Table 1:
 
@@ -43,56 +42,41 @@ stasta.py, Table 1:
 | STASTA 16 (SSv1) | `--num-segments 16` | 24.8 / 25.09 (+1.2 %) | 80 / 79.36 (-0.8 %) | top-1 54.5, top-5 82.9 |
 | STASTA 16+8 (SSv1) | `--num-segments 16` + (none) | 49.3 / 50.18 (+1.8 %) | 118 / 118.97 (+0.8 %) | top-1 55.6, top-5 83.4 |
 | STASTA 16+8 x 10 clips (SSv1) | `--num-segments 16` + (none) | 49.3 / 50.18 (+1.8 %) | 118 / 118.97 (+0.8 %) | top-1 57.9, top-5 86.4 |
-
-stasta.py, Table 2:
-
-| row | flags (python stasta.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
-|---|---|---|---|---|
-| STASTA 8 | `--multi-label --num-classes 157` | 25.06 | 40 / 39.61 (-1.0 %) | mAP 39.5 |
-| STASTA 16 | `--multi-label --num-classes 157 --num-segments 16` | 25.06 | 40 / 79.36 (**+98.4 %**) | mAP 41.3 |
-
-stasta.py, Table 3:
-
-| row | flags (python stasta.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
-|---|---|---|---|---|
-| - / - (baseline) | `--baseline tcm` | 23.94 | 33.29 | top-1 52.2, top-5 62.7 |
-| ST-AFS-FF / - | `--no-dmta` | 24.92 | 39.10 | top-1 53.4, top-5 64.1 |
-| - / DM-TA | `--no-afs` | 24.18 | 34.22 | top-1 52.6, top-5 63.4 |
-| ST-AFS-FF / DM-TA | (none) | 25.09 | 39.61 | top-1 53.8, top-5 64.8 |
+| TSM 8 (SSv2) | `--baseline tsm` | 24.3 / 23.86 (-1.8 %) | 33 / 32.70 (-0.9 %) | top-1 58.8, top-5 85.4 |
+| TSM 16 (SSv2) | `--baseline tsm --num-segments 16` | 24.3 / 23.86 (-1.8 %) | 65 / 65.40 (+0.6 %) | top-1 61.2, top-5 86.9 |
+| TSM_en 16+8 (SSv2) | `--baseline tsm --num-segments 16` + `--baseline tsm` | 48.6 / 47.73 (-1.8 %) | 98 / 98.10 (+0.1 %) | top-1 62.9, top-5 88.1 |
+| TCM 8 (SSv2) | `--baseline tcm` | 24.5 / 23.94 (-2.3 %) | 35 / 33.29 (**-4.9 %**) | top-1 63.5, top-5 88.7 |
+| TCM 16 (SSv2) | `--baseline tcm --num-segments 16` | 24.5 / 23.94 (-2.3 %) | 77 / 66.61 (**-13.5 %**) | top-1 65.1, top-5 89.6 |
+| TCM 16+8 (SSv2) | `--baseline tcm --num-segments 16` + `--baseline tcm` | 49.0 / 47.87 (-2.3 %) | 105 / 99.90 (**-4.9 %**) | top-1 66.7, top-5 90.7 |
+| TCM 16+8 x 10 clips (SSv2) | `--baseline tcm --num-segments 16` + `--baseline tcm` | 49.0 / 47.87 (-2.3 %) | 105 / 99.90 (**-4.9 %**) | top-1 67.8, top-5 92.2 |
+| STASTA 8 (SSv2) | (none) | 24.8 / 25.09 (+1.2 %) | 40 / 39.61 (-1.0 %) | top-1 64.8, top-5 89.6 |
+| STASTA 16 (SSv2) | `--num-segments 16` | 24.8 / 25.09 (+1.2 %) | 80 / 79.36 (-0.8 %) | top-1 66.1, top-5 90.2 |
+| STASTA 16+8 (SSv2) | `--num-segments 16` + (none) | 49.3 / 50.18 (+1.8 %) | 118 / 118.97 (+0.8 %) | top-1 67.2, top-5 91.3 |
+| STASTA 16+8 x 10 clips (SSv2) | `--num-segments 16` + (none) | 49.3 / 50.18 (+1.8 %) | 118 / 118.97 (+0.8 %) | top-1 68.5, top-5 92.8 |
 
 Off by more than 3 %: TCM's 35G / 77G are TCM's own paper's figures (the official TCM code: 23.936M, 33.29 G at 8
-frames, which ours reproduce); Table 2 prints 40G for the 16-frame model that Table 1 gives 80G. Table 3's rows 2-3
-are, in the paper, the TSM+TCM baseline with one module added; ours are STASTA without the other module (no TCM;
-the row notes). Tables 3/4's top-5 (62.7 ... 64.8) disagree with Table 1's (80.4 for TCM, 81.3 for STASTA); both
-are copied as printed. Accuracy: none measured at full scale (no GPU, no datasets here).
-Headline protocol (Table 1, 57.9 on SSv1): the 16- and 8-frame models' scores averaged over 10 clips x 1 centre
-crop of 224: `python stasta.py --data DIR --evaluate --ensemble RUN16/best.pt RUN8/best.pt --test-clips 10`.
+frames, which ours reproduce). Accuracy: none measured at full scale (no GPU, no datasets here). Headline protocol
+(57.9 on SSv1): the 16- and 8-frame models' scores averaged over 10 clips x 1 centre crop of 224: `python stasta.py
+--data DIR --evaluate --ensemble RUN16/best.pt RUN8/best.pt --test-clips 10`.
 Demo (`python stasta.py` vs `python stasta.py --baseline`, CPU, ResNet-18, 64 px, 12 epochs, lr 0.005; order-only
 classes, chance 25 %): STASTA 100.0 % (from epoch 8), TSN 27.0 % val top-1 (README).
 """
 # ==================================================================================================== imports
-import argparse
-import contextlib
 import functools
-import json
 import math
-import os
-import signal
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from common import checkpoint, complexity, predict, run, visualize
-from common.data import AnnotationError, EpochSampler, VideoDataset, collate_eval, data_options, load_split
-from common.demo import demo_dataset
-from common.predict import metrics_of, print_predictions, records_from_paths, video_scores, write_reports
-from common.prepare import read_dataset_info
+from common import checkpoint, cli, complexity, modes, training
+from common.data import VideoDataset
+from common.predict import metrics_of, video_scores
 from common.sampling import segment_indices
-from common.transforms import EvalTransform, TrainTransform, normalize, parse_size
+from common.transforms import EvalTransform, TrainTransform, normalize
+from common.tsm import TemporalShift
 
 SCRIPT = "stasta"
 
@@ -103,120 +87,47 @@ SCRIPT = "stasta"
 # stayed on the TSN plateau for 12 epochs (25 %); at 0.005 it leaves it at epoch 2 (README).
 DEMO_PROFILE = dict(arch="resnet18", pretrained="none", input_size=64, epochs=12, batch_size=16, lr=0.005,
                     lr_steps=[8, 11], weight_decay=5e-4, dropout=0.0, workers=2)
-# what a checkpoint decides about its model: --evaluate, --predict, --resume and --ensemble take these from it
-MODEL_KEYS = ("arch", "num_segments", "input_size", "baseline", "no_afs", "no_dmta", "order", "multi_label")
+
+
+def arguments():
+    """The paper's recipe, and its model in one group (cli.MODEL: the flags a checkpoint records); the flags no
+    paper mentions come from common/cli.py."""
+    p = cli.parser(__doc__)
+    g = p.add_argument_group("recipe (Sec. IV-B: \"the same training strategy as TSM\")")
+    g.add_argument("--epochs", type=int, default=50, help="Sec. IV-B")
+    g.add_argument("--batch-size", type=int, default=32, help="clips per step over all GPUs (Sec. IV-B)")
+    g.add_argument("--lr", type=float, default=0.01, help="for --batch-size 32; scale linearly (Sec. IV-B)")
+    g.add_argument("--lr-steps", type=int, nargs="+", default=[30, 40, 45], help="epochs where lr x0.1 (Sec. IV-B)")
+    g.add_argument("--weight-decay", type=float, default=5e-4, help="Sec. IV-B")
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (TSM's, Sec. IV-B)")
+    g.add_argument("--dropout", type=float, default=0.5, help="before the classifier (Sec. IV-B)")
+    g.add_argument("--clip-grad", type=float, default=20.0, help="gradient-norm clipping (TSM's, Sec. IV-B)")
+    g.add_argument("--pretrained", default="imagenet", help="none | imagenet (IMAGENET1K_V1) | PATH (Sec. IV-B)")
+    g.add_argument("--num-classes", type=int, default=174, help="when no dataset is given (SSv1/v2: 174)")
+    g.add_argument("--test-clips", type=int, default=1, help="clips per video at test time (Table 1: 1 or 10)")
+    g.add_argument("--test-crops", type=int, default=1, choices=[1, 3, 10], help="crops per clip at test time")
+    m = p.add_argument_group(cli.MODEL)
+    m.add_argument("--arch", default="resnet50", choices=["resnet18", "resnet34", "resnet50"],
+                   help="backbone, with TSM's residual shift (Sec. IV-B: ResNet-50)")
+    m.add_argument("--num-segments", type=int, default=8, help="T, frames per clip (Table 1: 8 or 16)")
+    m.add_argument("--input-size", type=int, default=224)
+    m.add_argument("--baseline", nargs="?", const="tsn", default=None, choices=["tsn", "tsm", "tcm"],
+                   help="tsn: plain ResNet, no shift, no module; tsm: TSM alone (Table 1's TSM rows); tcm: TSM + "
+                        "TCM after layer2 (Table 3 baseline)")
+    m.add_argument("--no-afs", action="store_true", help="without the ST-AFS-FF module (Table 3)")
+    m.add_argument("--no-dmta", action="store_true", help="without the DM-TA module (Table 3)")
+    m.add_argument("--order", default="afs-dmta", choices=["afs-dmta", "dmta-afs"],
+                   help="order of ST-AFS-FF and DM-TA (Table 4)")
+    m.add_argument("--multi-label", action="store_true",
+                   help="Charades-style data (comma-separated labels): BCE loss, sigmoid scores, max over clips, mAP "
+                        "(Sec. IV-A, Table 2)")
+    return cli.add_shared_flags(p)
 
 
 def get_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", default=None, help="dataset root (CONVENTIONS.md layout); omitted: the demo dataset")
-    p.add_argument("--frame-template", default=None,
-                   help="file names inside frame folders; default: dataset.json's, else img_{:05d}.jpg (1-based)")
-    # optimisation (paper Sec. IV-B: "the same training strategy as TSM")
-    p.add_argument("--epochs", type=int, default=50, help="Sec. IV-B")
-    p.add_argument("--batch-size", type=int, default=32, help="clips per step over all GPUs (Sec. IV-B)")
-    p.add_argument("--lr", type=float, default=0.01, help="for --batch-size 32; scale linearly (Sec. IV-B)")
-    p.add_argument("--lr-steps", type=int, nargs="+", default=[30, 40, 45], help="epochs where lr x0.1 (Sec. IV-B)")
-    p.add_argument("--weight-decay", type=float, default=5e-4, help="Sec. IV-B")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (TSM's, Sec. IV-B)")
-    p.add_argument("--dropout", type=float, default=0.5, help="before the classifier (Sec. IV-B)")
-    p.add_argument("--clip-grad", type=float, default=20.0, help="gradient-norm clipping (TSM's, Sec. IV-B)")
-    p.add_argument("--finetune", default=None, metavar="PATH",
-                   help="start from the weights of another run or release (TSN/TSM/EAN/mmaction2 key layouts; "
-                        "matched by name and shape, the classifier kept only when K is equal)")
-    # model
-    p.add_argument("--num-segments", type=int, default=8, help="T, frames per clip (Table 1: 8 or 16)")
-    p.add_argument("--arch", default="resnet50", choices=["resnet18", "resnet34", "resnet50"],
-                   help="backbone, with TSM's residual shift (Sec. IV-B: ResNet-50)")
-    p.add_argument("--pretrained", default="imagenet", help="none | imagenet (IMAGENET1K_V1) | PATH (Sec. IV-B)")
-    p.add_argument("--allow-partial", action="store_true",
-                   help="--pretrained/--finetune PATH: go on when fewer than 90 %% of the ResNet tensors match")
-    p.add_argument("--input-size", type=int, default=224)
-    p.add_argument("--num-classes", type=int, default=174, help="when no dataset is given (SSv1/v2: 174)")
-    p.add_argument("--baseline", nargs="?", const="tsn", default=None, choices=["tsn", "tsm", "tcm"],
-                   help="tsn: plain ResNet, no shift, no module; tsm: TSM alone (Table 1's TSM rows); tcm: TSM + "
-                        "TCM after layer2 (Table 3 baseline)")
-    p.add_argument("--flip-labels", default=None,
-                   help="labels a horizontal flip swaps, 'A:B,B:A,...' or '' (none); default: dataset.json's pairs "
-                        "(Something-Something's direction classes, found by name), none without dataset.json")
-    p.add_argument("--no-flip", action="store_true",
-                   help="no horizontal flip in training (TSM's own SS recipe; default: flip with the label swap)")
-    # run
-    p.add_argument("--workers", type=int, default=min(8, len(os.sched_getaffinity(0))), help="loader processes")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA, and CPUs with bf16 support)")
-    p.add_argument("--channels-last", action="store_true",
-                   help="channels_last memory format (channels_last_3d for 5-D weights) in training and --benchmark")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model in training and --benchmark")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--output", default=None, help="run directory (default runs/<script>-<time>)")
-    p.add_argument("--log-every", type=int, default=0,
-                   help="a progress line every N steps, also off a terminal (0: about every 30 s)")
-    p.add_argument("--resume", default=None, help="continue a run from its last.pt (its flags come with it)")
-    p.add_argument("--evaluate", action="store_true", help="evaluation only (with --checkpoint or --ensemble)")
-    p.add_argument("--checkpoint", default=None,
-                   help="a checkpoint of this script (its model flags come with it) for --evaluate and --predict")
-    p.add_argument("--predict", nargs="+", default=None, metavar="PATH",
-                   help="with --checkpoint: the top classes of each video file, frame folder or list file")
-    p.add_argument("--top-k", type=int, default=5, help="classes per video printed by --predict")
-    p.add_argument("--visualize", default=None, metavar="DIR",
-                   help="with --predict: one PNG per video in DIR (frames, top-k, Grad-CAM, the paper's VIS_MAPS)")
-    p.add_argument("--save-scores", default=None, metavar="FILE",
-                   help="--evaluate: write the videos' paths, labels and averaged probabilities (.npz)")
-    p.add_argument("--ensemble", nargs="+", default=None, metavar="CKPT",
-                   help="--evaluate several checkpoints and average their scores (Tables 1-2, the 16+8 ensemble)")
-    p.add_argument("--test-clips", type=int, default=1, help="clips per video at test time (Table 1: 1 or 10)")
-    p.add_argument("--test-crops", type=int, default=1, choices=[1, 3, 10], help="crops per clip at test time")
-    p.add_argument("--test-size", type=int, default=None,
-                   help="test crops of this size from the short side scaled to it (full-resolution testing, Table 2: "
-                        "256); default: --input-size crops from the short side at 256/224 of it")
-    p.add_argument("--test-resize", default=None, metavar="HxW",
-                   help="resize every test frame to HxW first, aspect not kept (the official release: 240x320)")
-    p.add_argument("--max-steps", type=int, default=None, help="stop after N optimisation steps (smoke runs)")
-    p.add_argument("--accumulate", type=int, default=1,
-                   help="micro-batches per step: one GPU with --accumulate 8 sees the per-GPU batches of 8 GPUs")
-    p.add_argument("--save-every", type=int, default=1000,
-                   help="also write last.pt every N steps inside an epoch (0: at epoch ends only)")
-    p.add_argument("--max-bad-fraction", type=float, default=0.05, help="stop past this fraction of bad samples")
-    p.add_argument("--complexity", action="store_true", help="print params and GFLOPs of one clip and exit")
-    p.add_argument("--benchmark", action="store_true", help="print latency/throughput (and the baseline's), exit")
-    # paper switches
-    p.add_argument("--no-afs", action="store_true", help="without the ST-AFS-FF module (Table 3)")
-    p.add_argument("--no-dmta", action="store_true", help="without the DM-TA module (Table 3)")
-    p.add_argument("--order", default="afs-dmta", choices=["afs-dmta", "dmta-afs"],
-                   help="order of ST-AFS-FF and DM-TA (Table 4)")
-    p.add_argument("--multi-label", action="store_true",
-                   help="Charades-style data (comma-separated labels): BCE loss, sigmoid scores, max over clips, mAP "
-                        "(Sec. IV-A, Table 2)")
-    args = p.parse_args(argv)
-    adopted = checkpoint.adopt(p, argv, args, SCRIPT, MODEL_KEYS)  # the model flags of --checkpoint/--resume
-    args.demo = args.data is None and not (args.complexity or args.benchmark or args.predict)
-    if args.complexity or args.benchmark:
-        args.pretrained = "none"  # weights change neither FLOPs nor speed
-    if args.demo and not adopted:
-        for key, value in DEMO_PROFILE.items():
-            if getattr(args, key) == p.get_default(key):
-                setattr(args, key, value)
-    if args.accumulate < 1 or args.batch_size % args.accumulate:
-        p.error(f"--batch-size {args.batch_size} is not a multiple of --accumulate {args.accumulate}")
-    if args.visualize and not args.predict:
-        p.error("--visualize DIR draws the videos of --predict PATH...: it needs --predict")
-    if (args.evaluate or args.predict) and not (args.checkpoint or args.ensemble):
-        p.error(f"{'--evaluate' if args.evaluate else '--predict'} needs --checkpoint PATH")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        p.error(f"--device {args.device}: no CUDA GPU is visible to PyTorch (use --device cpu)")
-    if args.test_resize:
-        try:
-            parse_size(args.test_resize)
-        except ValueError as e:
-            p.error(f"--test-resize: {e}")
-    # a paper switch that the model would not use stops here, before any work (CONVENTIONS.md "paper switches")
-    given = checkpoint.explicit_flags(p, argv)
-    if args.baseline:
-        for dest in ("no_afs", "no_dmta", "order"):
-            if dest in given:
-                p.error(f"{option(dest)} has no effect with --baseline {args.baseline} (no STASTA module)")
+    """The flags; a model switch the combination would not use stops here, before any work."""
+    p = arguments()
+    args, given = cli.parse(p, argv, SCRIPT, DEMO_PROFILE, baseline_has_no="STASTA module")
     if "order" in given and (args.no_afs or args.no_dmta):
         off = "--no-afs" if args.no_afs else "--no-dmta"
         p.error(f"--order orders ST-AFS-FF and DM-TA: it has no effect with {off}")
@@ -225,10 +136,6 @@ def get_args(argv=None):
     if args.num_segments < 3:
         p.error("--num-segments must be at least 3 (the slow stream needs two half-rate frames)")
     return args
-
-
-def option(dest):
-    return "--" + dest.replace("_", "-")
 
 
 # ============================================================================================== paper modules
@@ -583,18 +490,174 @@ class TCM(nn.Module):
         return x + self.tam(self.mtdm(x))
 
 
-# ---- what `--predict ... --visualize DIR` draws beside Grad-CAM of VIS_CAM (common/visualize.py: "Class.attr" specs)
-VIS_CAM = "backbone.layer4"  # the last stage, (B*T, C, h, w)
-VIS_MAPS = {  # DisplacementMap: (B, T, 3, H, W) = (u, v) / r and the confidence; TA's weights: sigmoid(temporal(.))
-    "DM displacement field (Sec. III-B-1)": dict(at="DisplacementMap", kind="flow", layout="BTC", scale=PATCH // 2,
-                                                 note="soft-argmax (u, v) from frame t to t+1, in feature cells"),
-    "DM confidence map": dict(at="DisplacementMap", get=lambda m, x, out: out[:, :, 2:], kind="heat",
-                              layout="BTC", note="the maximum correlation"),
-    "TA weights (Sec. III-B-2)": dict(at="TA.temporal", get=lambda m, x, out: out.sigmoid(), kind="temporal",
-                                      note="sigmoid weights of the generated features M"),
-}
+# ================================================================================= backbone surgery and model
+def build_resnet(arch, pretrained):
+    """torchvision ResNet without its classifier; `imagenet` = IMAGENET1K_V1 (the weights the papers used). A
+    --pretrained PATH is loaded by main() after the surgery (common.checkpoint.load_initial: by name and shape)."""
+    weights = None
+    if pretrained == "imagenet":
+        weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
+    try:
+        net = torchvision.models.get_model(arch, weights=weights)
+    except OSError as e:  # no network and no cached file
+        sys.exit(f"error: cannot load {weights} ({e}); put the file in $TORCH_HOME/hub/checkpoints, "
+                 f"pass --pretrained PATH, or --pretrained none")
+    net.fc = nn.Identity()
+    return net
 
 
+def insert_stasta(backbone, num_segments, module="stasta", afs=True, dmta=True, order="afs-dmta"):
+    """TSM surgery + the paper module: wraps conv1 of every block of layer1..layer4 in TemporalShift (TSM
+    'blockres', common/tsm.py; TSM's own `conv1.net` names) and appends STASTA (or TCM; nothing for 'tsm') to layer2, so it sees layer2's output (28x28x512
+    for ResNet-50 at 224).
+    Choice: after layer2, TCM's and MotionSqueeze's position (the paper names none; Table 1's FLOPs fit it)."""
+    for name in ("layer1", "layer2", "layer3", "layer4"):
+        for block in getattr(backbone, name):
+            block.conv1 = TemporalShift(num_segments, net=block.conv1)
+    last = backbone.layer2[-1]
+    C = (last.conv3 if hasattr(last, "conv3") else last.conv2).out_channels
+    if module == "tcm":
+        backbone.layer2.add_module("tcm", TCM(C, num_segments))
+    elif module == "stasta":
+        backbone.layer2.add_module("stasta", STASTA(C, num_segments, afs, dmta, order))
+    return backbone
+
+
+class Model(nn.Module):
+    """TSN head over a (TSM + STASTA) ResNet: a classifier on every frame, logits averaged over the T segments.
+    `args.baseline`: None = STASTA, 'tcm' = TSM + TCM (Table 3 baseline), 'tsm' = TSM alone, 'tsn' = plain
+    ResNet."""
+
+    def __init__(self, args, num_classes):
+        super().__init__()
+        self.num_segments = args.num_segments
+        self.backbone = build_resnet(args.arch, args.pretrained)
+        if args.baseline != "tsn":
+            insert_stasta(self.backbone, args.num_segments, args.baseline or "stasta",
+                          afs=not args.no_afs, dmta=not args.no_dmta, order=args.order)
+        width = 512 if args.arch in ("resnet18", "resnet34") else 2048
+        self.dropout = nn.Dropout(args.dropout)
+        self.fc = nn.Linear(width, num_classes)
+        nn.init.normal_(self.fc.weight, 0, 0.001)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x):
+        B, T = x.shape[:2]
+        x = x.flatten(0, 1)                                 # (B,T,C,H,W) -> (B*T,C,H,W)
+        x = self.backbone(x)                                # (B*T, D)
+        x = self.fc(self.dropout(x))                        # (B*T, K)
+        return x.view(B, T, -1).mean(1)                     # (B*T,K) -> (B,T,K) -> (B,K) segment consensus
+
+
+def build_model(args, num_classes):
+    return Model(args, num_classes)
+
+
+# ======================================================================================================= data
+def frames_per_clip(args):
+    return args.num_segments
+
+
+def train_dataset(args, records, opts):
+    """TSM's training sampling (Sec. IV-B): T segments of the video, one random frame from each; TSN's multi-scale
+    crop and a horizontal flip (swapping the labels of dataset.json's direction pairs; --no-flip: TSM's own SS
+    recipe); multi-hot targets for --multi-label."""
+    return VideoDataset(
+        records, lambda n, k, rng: segment_indices(n, args.num_segments, train=True, rng=rng),
+        TrainTransform(args.input_size, flip=not args.no_flip, flip_labels=opts.flip_labels), **opts.frames,
+        multi_label=args.multi_label, num_classes=len(opts.classes))
+
+
+def test_dataset(args, records, opts):
+    """TSM's test (Sec. IV-B): --test-clips clips of T segments (the middle frame of each), each in --test-crops
+    crops; unreadable videos are left out, never replaced."""
+    return VideoDataset(
+        records, lambda n, k, rng: segment_indices(n, args.num_segments, train=False, clip=k, num_clips=args.test_clips),
+        EvalTransform.from_args(args, frames_per_clip(args)), num_clips=args.test_clips, skip_bad=True,
+        **opts.frames, multi_label=args.multi_label, num_classes=len(opts.classes))
+
+
+def protocol(args):
+    return (f"{args.num_segments} frames x {args.test_clips} clips x {args.test_crops} crops "
+            f"({EvalTransform.from_args(args, frames_per_clip(args)).describe()})")
+
+
+# ========================================================================================= train and evaluate
+def param_groups(model, weight_decay):
+    """No weight decay on BatchNorm/LayerNorm parameters and biases (TSM's optimisation policy)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def learning_rate(args, epoch):
+    return args.lr * 0.1 ** sum(epoch >= s for s in args.lr_steps)
+
+
+def loss_fn(args):
+    """Cross-entropy (Something-Something) or binary cross-entropy on multi-hot targets (Charades, Sec. IV-A)."""
+    return F.binary_cross_entropy_with_logits if args.multi_label else F.cross_entropy
+
+
+def train_loss(model, clips, targets, args):
+    """The loss of one (micro-)batch of clips (`loss_fn`), and the extra terms to log (none here)."""
+    return loss_fn(args)(model(clips).float(), targets), {}
+
+
+def train_one_epoch(model, loader, optimizer, args, train):
+    """One epoch of SGD with TSM's recipe (Sec. IV-B). `train` (common/training.py) resumes mid-epoch, counts
+    unreadable samples, logs, writes checkpoints and stops on a signal or a non-finite loss."""
+    model.train()
+    for clips, targets in train.batches(loader):                           # uint8 (B,T,C,H,W), labels on the device
+        optimizer.zero_grad(set_to_none=True)
+        for micro_clips, micro_targets, context in train.micro_batches(normalize(clips), targets):  # --accumulate
+            with context:
+                loss, logged = train_loss(model, micro_clips, micro_targets, args)
+            (loss / args.accumulate).backward()
+            train.record(loss, logged)
+        train.check_loss()
+        if args.clip_grad:
+            nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)  # TSM's 20
+        optimizer.step()
+
+
+def evaluate(model, loader, args, device, bad):
+    """Per-video scores, as (Predictions, videos left out) of this rank (common/predict.py). Single-label: softmax
+    probabilities averaged over the views (clips x crops). Multi-label: sigmoid scores averaged over the crops of
+    a clip, then the maximum over clips (CONVENTIONS.md)."""
+    model.eval()
+
+    def forward(clips):                                                      # uint8 (n,T,C,H,W) -> logits (n,K)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
+            return model(normalize(clips))
+
+    preds, skipped = video_scores(forward, loader, device, crops=args.test_crops, multi_label=args.multi_label)
+    bad.add([message for _, message in skipped], "left out of the evaluation")
+    return preds, skipped
+
+
+# ======================================================================================================= main
+def main(argv=None):
+    args = get_args(argv)  # with --evaluate/--predict/--resume the model flags come from the checkpoint
+    rank, world, device = training.start(args, DEMO_PROFILE)
+    if modes.requested(args):  # --complexity, --benchmark, --predict, --evaluate: common/modes.py, with this file
+        return modes.run(sys.modules[__name__], args, rank, world, device)
+    train_loader, _, val_loader, classes, opts = training.loaders(args, rank, world, train_dataset, test_dataset)
+    model = build_model(args, len(classes)).to(device)
+    checkpoint.load_initial(model, model.backbone, args)  # --pretrained PATH, --finetune PATH: by name and shape
+    optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)  # TSM's
+    with training.Training(args, SCRIPT, model, optimizer, classes, opts, device, world) as train:
+        for epoch in train.epochs(train_loader):
+            lr = learning_rate(args, epoch)  # step schedule (Sec. IV-B)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            train_one_epoch(train.model, train_loader, optimizer, args, train)
+            train.end_epoch(lr, metrics_of(*evaluate(train.model, val_loader, args, device, train.bad)))
+    return train.finish(protocol(args))
+
+
+# ================================================================= appendix: paper tables, visualisation maps
 # ---- the paper's tables as data: `python -m common.paper_tables stasta` builds every row and prints it ------------
 # Rows per common/paper_tables.py: the flags build the row with `python stasta.py --complexity FLAGS`; figures as
 # printed. Table 1's "FLOPs x clips": `gflops` is per clip, the clips are in the note. Tables 3-4's top-5 column
@@ -664,440 +727,20 @@ PAPER_TABLES = [
 ]
 
 
-# ============================================================================================ backbone surgery
-def build_resnet(arch, pretrained):
-    """torchvision ResNet without its classifier; `imagenet` = IMAGENET1K_V1 (the weights the papers used). A
-    --pretrained PATH is loaded by main() after the surgery (common.checkpoint.load_foreign: by name and shape)."""
-    weights = None
-    if pretrained == "imagenet":
-        weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
-    try:
-        net = torchvision.models.get_model(arch, weights=weights)
-    except OSError as e:  # no network and no cached file
-        sys.exit(f"error: cannot load {weights} ({e}); put the file in $TORCH_HOME/hub/checkpoints, "
-                 f"pass --pretrained PATH, or --pretrained none")
-    net.fc = nn.Identity()
-    return net
-
-
-class TemporalShift(nn.Module):
-    """TSM's residual shift (notes Sec. 0.5): before `net`, channels [0, C/8) take frame t+1, [C/8, C/4) frame t-1
-    (zeros at the clip ends), the rest stay. No parameters, no FLOPs."""
-
-    def __init__(self, net, num_segments, fold_div=8):
-        super().__init__()
-        self.net, self.T, self.fold_div = net, num_segments, fold_div
-
-    def forward(self, x):
-        BT, C, H, W = x.shape
-        v = x.view(BT // self.T, self.T, C, H, W)                         # (B*T,C,H,W) -> (B,T,C,H,W)
-        fold = C // self.fold_div
-        pad = [0, 0] * 3                                                  # no padding of C, H, W
-        out = torch.cat([F.pad(v[:, 1:, :fold], pad + [0, 1]),           # shift left (from the future), zero last
-                         F.pad(v[:, :-1, fold:2 * fold], pad + [1, 0]),  # shift right (from the past), zero first
-                         v[:, :, 2 * fold:]], 2)                          # -> (B,T,C,H,W); half the time in training
-        out = out.view(BT, C, H, W).contiguous(memory_format=layout(x))   # (B,T,C,H,W) -> (B*T,C,H,W), x's layout
-        return self.net(out)
-
-
-def layout(x):
-    """The memory format of a (B*T, C, H, W) tensor, so a module can return its result in its input's layout
-    (--channels-last: a concatenation would otherwise hand the next conv a standard-layout tensor)."""
-    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-    return torch.channels_last if channels_last else torch.contiguous_format
-
-
-def insert_stasta(backbone, num_segments, module="stasta", afs=True, dmta=True, order="afs-dmta"):
-    """TSM surgery + the paper module: wraps conv1 of every block of layer1..layer4 in TemporalShift (TSM
-    'blockres') and appends STASTA (or TCM; nothing for 'tsm') to layer2, so it sees layer2's output (28x28x512
-    for ResNet-50 at 224).
-    Choice: after layer2, TCM's and MotionSqueeze's position (the paper names none; Table 1's FLOPs fit it)."""
-    for name in ("layer1", "layer2", "layer3", "layer4"):
-        for block in getattr(backbone, name):
-            block.conv1 = TemporalShift(block.conv1, num_segments)
-    last = backbone.layer2[-1]
-    C = (last.conv3 if hasattr(last, "conv3") else last.conv2).out_channels
-    if module == "tcm":
-        backbone.layer2.add_module("tcm", TCM(C, num_segments))
-    elif module == "stasta":
-        backbone.layer2.add_module("stasta", STASTA(C, num_segments, afs, dmta, order))
-    return backbone
-
-
-class Model(nn.Module):
-    """TSN head over a (TSM + STASTA) ResNet: a classifier on every frame, logits averaged over the T segments.
-    `args.baseline`: None = STASTA, 'tcm' = TSM + TCM (Table 3 baseline), 'tsm' = TSM alone, 'tsn' = plain
-    ResNet."""
-
-    def __init__(self, args, num_classes):
-        super().__init__()
-        self.num_segments = args.num_segments
-        self.backbone = build_resnet(args.arch, args.pretrained)
-        if args.baseline != "tsn":
-            insert_stasta(self.backbone, args.num_segments, args.baseline or "stasta",
-                          afs=not args.no_afs, dmta=not args.no_dmta, order=args.order)
-        width = 512 if args.arch in ("resnet18", "resnet34") else 2048
-        self.dropout = nn.Dropout(args.dropout)
-        self.fc = nn.Linear(width, num_classes)
-        nn.init.normal_(self.fc.weight, 0, 0.001)
-        nn.init.zeros_(self.fc.bias)
-
-    def forward(self, x):
-        B, T = x.shape[:2]
-        x = x.flatten(0, 1)                                 # (B,T,C,H,W) -> (B*T,C,H,W)
-        x = self.backbone(x)                                # (B*T, D)
-        x = self.fc(self.dropout(x))                        # (B*T, K)
-        return x.view(B, T, -1).mean(1)                     # (B*T,K) -> (B,T,K) -> (B,K) segment consensus
-
-
-# ======================================================================================================= data
-def frames_per_clip(args):
-    return args.num_segments
-
-
-def eval_dataset(args, records, opts):
-    """The test protocol: --test-clips clips of T segments, each in --test-crops crops; unreadable videos are
-    left out, never replaced."""
-    return VideoDataset(
-        records, lambda n, k, rng: segment_indices(n, args.num_segments, train=False, clip=k, num_clips=args.test_clips),
-        EvalTransform.from_args(args, frames_per_clip(args)), num_clips=args.test_clips, skip_bad=True,
-        **opts.frames,
-        multi_label=args.multi_label, num_classes=len(opts.classes))
-
-
-def eval_loader(dataset, args, rank, world):
-    return torch.utils.data.DataLoader(
-        dataset, max(1, args.batch_size // world // (args.test_clips * args.test_crops)), collate_fn=collate_eval,
-        sampler=EpochSampler(len(dataset), shuffle=False, rank=rank, world=world), num_workers=args.workers,
-        pin_memory=torch.cuda.is_available())
-
-
-def build_loaders(args, rank, world):
-    """(train loader or None with --evaluate, val records, val loader, classes, DataOptions)."""
-    if args.data is None:
-        args.data = demo_dataset()
-    val_records, classes = load_split(args.data, "val", multi_label=args.multi_label)
-    opts = data_options(args, classes, read_dataset_info(args.data), args.data)
-    val_loader = eval_loader(eval_dataset(args, val_records, opts), args, rank, world)
-    if args.evaluate:
-        return None, val_records, val_loader, classes, opts
-    train_records, _ = load_split(args.data, "train", multi_label=args.multi_label)
-    train_set = VideoDataset(
-        train_records, lambda n, k, rng: segment_indices(n, args.num_segments, train=True, rng=rng),
-        TrainTransform(args.input_size, flip=not args.no_flip, flip_labels=opts.flip_labels), **opts.frames,
-        multi_label=args.multi_label, num_classes=len(opts.classes))
-    per_rank = max(1, args.batch_size // world)
-    train_loader = torch.utils.data.DataLoader(
-        train_set, per_rank, sampler=EpochSampler(len(train_set), shuffle=True, seed=args.seed, rank=rank, world=world),
-        drop_last=True, num_workers=args.workers, pin_memory=torch.cuda.is_available(),
-        persistent_workers=args.workers > 0, generator=torch.Generator())  # not the global RNG: exact resume
-    if len(train_loader) == 0:
-        raise AnnotationError(f"{args.data}/train.txt: fewer samples ({len(train_set)}) than --batch-size {per_rank}")
-    return train_loader, val_records, val_loader, classes, opts
-
-
-# ============================================================================================ train/evaluate
-def param_groups(model, weight_decay):
-    """No weight decay on BatchNorm/LayerNorm parameters and biases (TSM's optimisation policy)."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def learning_rate(args, epoch):
-    return args.lr * 0.1 ** sum(epoch >= s for s in args.lr_steps)
-
-
-def autocast(args, device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp)
-
-
-def loss_fn(args):
-    """Cross-entropy (Something-Something) or binary cross-entropy on multi-hot targets (Charades, Sec. IV-A)."""
-    return F.binary_cross_entropy_with_logits if args.multi_label else F.cross_entropy
-
-
-def train_loss(model, clips, targets, args):
-    """The loss of one (micro-)batch of clips (`loss_fn`), and the extra terms to log (none here)."""
-    return loss_fn(args)(model(clips).float(), targets), {}
-
-
-def new_sums():
-    """Per-epoch sums of the training statistics (step counts, clips, loss, seconds), kept in the checkpoint."""
-    return {"loss": 0.0, "steps": 0.0, "samples": 0.0, "data_time": 0.0, "time": 0.0}
-
-
-def train_one_epoch(model, loader, optimizer, args, device, state, bad, stop, save):
-    """The rest of epoch state["epoch"]: a resumed run starts at step state["epoch_step"] (the sampler skips the
-    batches done), and state["sums"] carries the partial epoch's sums, so its log record equals an uninterrupted
-    one. One loader batch = one step of --accumulate micro-batches. Returns True when a signal asked to stop."""
-    model.train()
-    sums, A = state["sums"], args.accumulate
-    steps = run.StepLog(f"epoch {state['epoch']}", state["epoch_step"] + len(loader), args.log_every,
-                        first=state["epoch_step"])
-    start = time.perf_counter()
-    for clips, targets, bad_paths in run.progress(loader, desc=f"epoch {state['epoch']}", leave=False):
-        data_time = time.perf_counter() - start
-        bad.add(bad_paths)
-        clips = normalize(clips.to(device, non_blocking=True))                # uint8 -> float (B,T,C,H,W)
-        targets = targets.to(device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        loss, logged = 0.0, {}
-        for m in range(A):  # micro-batch m = every A-th clip: exactly the per-GPU batch of rank m of A ranks
-            no_sync = model.no_sync() if m < A - 1 and hasattr(model, "no_sync") else contextlib.nullcontext()
-            with no_sync, autocast(args, device):
-                micro, extra = train_loss(model, clips[m::A], targets[m::A], args)
-            (micro / A).backward()
-            loss = loss + micro.detach() / A
-            logged = {k: logged.get(k, 0.0) + v.detach() / A for k, v in extra.items()}
-        # one all-reduce per step (none in a single process): every rank stops at the same step
-        nonfinite, stopping = run.all_reduce_sum([float(not torch.isfinite(loss)), float(stop.requested)], device)
-        if nonfinite:
-            run.cleanup_distributed()
-            kept = "no checkpoint was written" if state["saved_step"] is None else \
-                f"the last checkpoint (step {state['saved_step']}) is left as it was"
-            sys.exit(f"error: non-finite loss at epoch {state['epoch']}, step {state['step'] + 1} (not applied); {kept}")
-        if args.clip_grad:
-            nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
-        optimizer.step()
-        state["step"] += 1
-        state["epoch_step"] += 1
-        for key, value in {"loss": loss.item(), "steps": 1, "samples": len(targets), "data_time": data_time,
-                           **{k: v.item() for k, v in logged.items()}}.items():
-            sums[key] = sums.get(key, 0.0) + value
-        sums["time"] += time.perf_counter() - start
-        steps.step(loss.item(), optimizer.param_groups[0]["lr"], data_time, len(targets))
-        if stopping:
-            return True
-        if args.max_steps and state["step"] >= args.max_steps:
-            break
-        if args.save_every and state["step"] % args.save_every == 0:
-            save(["last.pt"])
-        start = time.perf_counter()
-    return False
-
-
-def epoch_record(sums, device):
-    """The epoch's training statistics over all ranks: means per step, and the number of training clips."""
-    total = dict(zip(sums, run.all_reduce_sum(list(sums.values()), device)))
-    steps = max(total.pop("steps"), 1)
-    samples = int(total.pop("samples"))
-    return {**{("train_" + k if k not in ("data_time", "time") else k): v / steps for k, v in total.items()},
-            "train_samples": samples}
-
-
-def evaluate(model, loader, args, device, bad):
-    """Per-video scores, as (Predictions, videos left out) of this rank (common/predict.py). Single-label: softmax
-    probabilities averaged over the views (clips x crops). Multi-label: sigmoid scores averaged over the crops of
-    a clip, then the maximum over clips (CONVENTIONS.md)."""
-    model.eval()
-
-    def forward(clips):                                                      # uint8 (n,T,C,H,W) -> logits (n,K)
-        with autocast(args, device):
-            return model(normalize(clips))
-
-    preds, skipped = video_scores(forward, loader, device, crops=args.test_crops, multi_label=args.multi_label)
-    bad.add([message for _, message in skipped], "left out of the evaluation")
-    return preds, skipped
-
-
-# ======================================================================================================= main
-def protocol(args):
-    return (f"{args.num_segments} frames x {args.test_clips} clips x {args.test_crops} crops "
-            f"({EvalTransform.from_args(args, frames_per_clip(args)).describe()})")
-
-
-def build_model(args, num_classes):
-    return Model(args, num_classes)
-
-
-def clip_shape(args):
-    return (frames_per_clip(args), 3, args.input_size, args.input_size)
-
-
-def complexity_row(args):
-    """Params (M) and GFLOPs (multiply-accumulates) of one clip of the model `args` build, as --complexity and
-    common/paper_tables.py report them. Built and run on the 'meta' device: shapes only, no weights, no arithmetic
-    (the counts equal those of a real build, tested), so a ResNet-50 row takes well under a second."""
-    with torch.device("meta"):
-        model = build_model(args, args.num_classes)
-    gflops = complexity.gmacs(model, torch.zeros(1, *clip_shape(args), device="meta"))
-    return {"params_m": complexity.params_m(model), "gflops": gflops}
-
-
-def report_complexity(args):
-    row = complexity_row(args)
-    out = {"script": SCRIPT, "params_m": round(row["params_m"], 2), "gflops": round(row["gflops"], 2),
-           "num_segments": args.num_segments, "input_size": args.input_size, "num_classes": args.num_classes,
-           "frames_per_clip": frames_per_clip(args)}
-    print(json.dumps(out))
-
-
-def report_benchmark(args, device):
-    """--benchmark: the model and its baseline (--baseline) timed interleaved in one run (common/complexity.py)."""
-    def model_and_input(base):
-        cfg = argparse.Namespace(**{**vars(args), "baseline": base})
-        return build_model(cfg, args.num_classes), lambda n: torch.randn(n, *clip_shape(cfg))  # n clips
-
-    result = complexity.compare(*model_and_input(args.baseline), *model_and_input("tsn"), device, args.batch_size,
-                                args.amp, args.channels_last, args.compile)
-    print(json.dumps({"script": SCRIPT, **result}))
-
-
-def trained_model(args, num_classes, device, path):
-    """The model the flags build, with the weights of checkpoint `path`."""
-    model = build_model(args, num_classes)
-    checkpoint.load_weights(model, path)
-    return model.to(device)
-
-
-def predict_videos(args, device):
-    """--predict: the top classes of each video file, frame folder or list file (common/predict.py)."""
-    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON lines alone
-        meta = checkpoint.meta(args.checkpoint)
-        classes = checkpoint.class_names(meta)
-        opts = data_options(args, classes, meta["dataset"], "the checkpoint's dataset")
-        records = records_from_paths(args.predict, len(classes), lambda name: name.lower().endswith((".jpg", ".jpeg")))
-        model = trained_model(args, len(classes), device, args.checkpoint)
-        loader = eval_loader(eval_dataset(args, records, opts), args, 0, 1)
-        preds, skipped = evaluate(model, loader, args, device, run.BadSamples(1.0))
-    unreadable = print_predictions(preds, skipped, records, classes, args.top_k, protocol(args), args.multi_label)
-    if args.visualize:  # one PNG per video: Grad-CAM and the paper's maps (common/visualize.py)
-        visualize.write_sheets(model, lambda clips: model(normalize(clips)), loader, records, classes, args.visualize,
-                               VIS_MAPS, VIS_CAM, preds=preds, protocol=protocol(args), top_k=args.top_k,
-                               multi_label=args.multi_label)
-    if unreadable:
-        sys.exit(f"error: {unreadable} of {len(records)} videos unreadable")
-
-
-def evaluate_only(args, rank, world, device):
-    """--evaluate --checkpoint X (or --ensemble X Y ...): metrics over the readable val videos, per-class
-    accuracy and confusion matrix in the run directory, optionally the per-video scores (--save-scores)."""
-    _, records, loader, classes, opts = build_loaders(args, rank, world)
-    bad, t0 = run.BadSamples(1.0), time.time()
-    members = []
-    for path in args.ensemble or [args.checkpoint]:
-        cfg = checkpoint.member_args(args, path, MODEL_KEYS) if args.ensemble else args
-        checkpoint.check_classes(checkpoint.meta(path), classes, os.path.join(args.data, "classes.txt"))
-        model = trained_model(cfg, len(classes), device, path)
-        member_loader = loader if cfg is args else eval_loader(eval_dataset(cfg, records, opts), cfg, rank, world)
-        preds, skipped = evaluate(model, member_loader, cfg, device, bad)
-        members.append((path, protocol(cfg), preds, skipped))
-    preds, skipped = (predict.average([m[2] for m in members], args.multi_label), members[0][3]) if args.ensemble else members[0][2:]
-    frames = "+".join(proto.split(" frames")[0] for _, proto, _, _ in members)   # the papers' "16+8 frames"
-    result = {**metrics_of(preds, skipped), "protocol": frames + " frames" + members[0][1].split(" frames", 1)[1],
-              "seconds": round(time.time() - t0, 1)}
-    if args.ensemble:
-        result["members"] = [{"checkpoint": p, "frames": int(proto.split(" frames")[0].split("x")[0]),
-                              "protocol": proto, **metrics_of(m, s)} for p, proto, m, s in members]
-    folder = args.output or os.path.dirname(os.path.abspath(args.ensemble[0] if args.ensemble else args.checkpoint))
-    write_reports(preds, records, classes, folder, args.save_scores)
-    run.print0(f"protocol: {result['protocol']}")
-    run.print0(json.dumps(result))
-    return result
-
-
-def main(argv=None):
-    args = get_args(argv)  # with --evaluate/--predict/--resume the model flags come from the checkpoint
-    if args.complexity:
-        return report_complexity(args)
-    rank, world, device = run.init_distributed(args.device)
-    if args.benchmark:
-        return report_benchmark(args, device)
-    run.seed_everything(args.seed + rank)
-    if args.demo:
-        run.print0(f"demo profile (no --data): {json.dumps({k: getattr(args, k) for k in DEMO_PROFILE})}")
-    try:
-        if args.predict:
-            return predict_videos(args, device)
-        if args.evaluate:
-            return evaluate_only(args, rank, world, device)
-        train_loader, val_records, val_loader, classes, opts = build_loaders(args, rank, world)
-    except AnnotationError as e:
-        sys.exit(f"error: {e}")
-    model = build_model(args, len(classes)).to(device)
-    if args.pretrained not in ("none", "imagenet") and not args.resume:  # a file: matched by name and shape
-        checkpoint.load_foreign(model.backbone, args.pretrained, "--pretrained", args.allow_partial)
-    if args.finetune and not args.resume:
-        checkpoint.load_foreign(model, args.finetune, "--finetune", args.allow_partial)
-    if args.channels_last:
-        complexity.to_channels_last(model)
-    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    ddp = torch.compile(ddp) if args.compile else ddp
-    optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)
-    bad = run.BadSamples(args.max_bad_fraction)
-    t0 = time.time()
-
-    output = args.output or os.path.join("runs", f"{SCRIPT}-{time.strftime('%Y%m%d-%H%M%S')}")
-    state = {"epoch": 0, "step": 0, "best": -math.inf, "epoch_step": 0, "saved_step": None, "bad_samples": 0,
-             "sums": new_sums()}
-    if args.resume:
-        ckpt = checkpoint.load(args.resume)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        state = ckpt["state"]
-        if not run.is_main():  # rank 0 carries the partial epoch's sums and bad paths of all ranks
-            state["sums"] = dict.fromkeys(state["sums"], 0.0)
-        bad.paths = list(ckpt["bad"]) if run.is_main() else []
-        output = args.output or os.path.dirname(os.path.abspath(args.resume))
-        run.set_rng_state(ckpt["rng"])
-    if run.is_main():
-        os.makedirs(output, exist_ok=True)
-        with open(os.path.join(output, "args.json"), "w") as f:
-            json.dump(vars(args), f, indent=1)
-    log = run.JsonlLog(os.path.join(output, "log.jsonl"))
-    log.truncate(state["epoch"])
-    meta = checkpoint.describe(args, SCRIPT, classes, opts.info)
-
-    def save(names):
-        """Called by every rank (it gathers the sums, bad paths and RNG states of all ranks); rank 0 writes.
-        best.pt holds the weights and what built them; the optimiser and run state stay in last.pt."""
-        sums = dict(zip(state["sums"], run.all_reduce_sum(list(state["sums"].values()), device)))
-        state["saved_step"] = state["step"]
-        ckpt = {"model": model.state_dict(), "meta": meta, "optimizer": optimizer.state_dict(),
-                "state": {**state, "sums": sums}, "bad": run.all_gather_list(bad.paths), "rng": run.gathered_rng_state()}
-        for name in names:
-            if run.is_main():
-                run.save_checkpoint(ckpt if name == "last.pt" else {"model": ckpt["model"], "meta": meta},
-                                    os.path.join(output, name))
-
-    metrics = {}
-    with run.StopRequest() as stop:
-        while state["epoch"] < args.epochs and not (args.max_steps and state["step"] >= args.max_steps):
-            epoch = state["epoch"]
-            lr = learning_rate(args, epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            train_loader.sampler.set_epoch(epoch, skip=state["epoch_step"] * train_loader.batch_size)
-            if state["epoch_step"] == 0:
-                bad.new_epoch()
-            if train_one_epoch(ddp, train_loader, optimizer, args, device, state, bad, stop, save):
-                save(["last.pt"])
-                run.print0(f"stopped by {stop.name} at epoch {epoch}, step {state['step']}; checkpoint written. "
-                           f"Continue with --resume {os.path.join(output, 'last.pt')}")
-                run.cleanup_distributed()
-                sys.exit(128 + (stop.signum or signal.SIGTERM))
-            train_stats = epoch_record(state["sums"], device)
-            metrics = metrics_of(*evaluate(ddp, val_loader, args, device, bad))
-            bad_paths = bad.check(train_stats["train_samples"] + metrics["samples"], final=True)
-            state["bad_samples"] += len(bad_paths)
-            key = "val_map" if "val_map" in metrics else "val_top1"
-            state.update(epoch=epoch + 1, epoch_step=0, sums=new_sums())
-            is_best = metrics[key] > state["best"]
-            state["best"] = max(state["best"], metrics[key])
-            record = {"epoch": epoch, "lr": lr, **train_stats, **metrics, "bad_samples": len(bad_paths),
-                      "bad_paths": bad_paths, "step": state["step"]}
-            log.write(record)
-            run.print0(json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
-                                   for k, v in record.items() if k not in ("bad_paths", "skipped_paths")}))
-            save(["last.pt", "best.pt"] if is_best else ["last.pt"])
-    final = {k: metrics.get(k) for k in ("val_top1", "val_top5", "val_map") if k in metrics}
-    final.update({"epochs": state["epoch"], "seconds": round(time.time() - t0, 1), "bad_samples": state["bad_samples"],
-                  "skipped": metrics.get("skipped", 0), "protocol": protocol(args), "output": output})
-    run.print0(json.dumps(final))
-    run.cleanup_distributed()
-    return final
+# ---- what `--predict ... --visualize DIR` draws (common/visualize.py: "Class.attr" specs) -------------------------
+VIS_CAM = "backbone.layer4"  # the last stage, (B*T, C, h, w)
+VIS_MAPS = {  # DisplacementMap: (B, T, 3, H, W) = (u, v) / r and the confidence; TA's weights: sigmoid(temporal(.))
+    "DM displacement field (Sec. III-B-1)": dict(at="DisplacementMap", kind="flow", layout="BTC", scale=PATCH // 2,
+                                                 note="soft-argmax (u, v) from frame t to t+1, in feature cells"),
+    "DM confidence map": dict(at="DisplacementMap", get=lambda m, x, out: out[:, :, 2:], kind="heat",
+                              layout="BTC", note="the maximum correlation"),
+    "TA weights (Sec. III-B-2)": dict(at="TA.temporal", get=lambda m, x, out: out.sigmoid(), kind="temporal",
+                                      note="sigmoid weights of the generated features M"),
+}
+
+
+def visualization(args, model):
+    return {"forward": lambda clips: model(normalize(clips)), "cam": VIS_CAM, "maps": VIS_MAPS}
 
 
 if __name__ == "__main__":

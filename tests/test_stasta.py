@@ -11,6 +11,7 @@ import torch.nn as nn
 import stasta
 from common.predict import metrics_of
 from common.metrics import mean_average_precision
+from common.run import BadSamples
 from reference import values_and_grads
 
 B, T, C, H, W = 2, 4, 32, 8, 8
@@ -99,7 +100,7 @@ def test_order_switch_changes_the_graph():
 
 def test_temporal_shift_matches_loop():
     x = torch.randn(B * T, 16, 3, 3)
-    out = stasta.TemporalShift(nn.Identity(), T)(x).view(B, T, 16, 3, 3)
+    out = stasta.TemporalShift(T, net=nn.Identity())(x).view(B, T, 16, 3, 3)
     ref = torch.zeros(B, T, 16, 3, 3)
     v = x.view(B, T, 16, 3, 3)
     for t in range(T):
@@ -168,7 +169,7 @@ def test_multi_label_scores_max_over_clips_and_map():
     clips[1, 1, 0, 0, 0] = torch.tensor([0., 255, 0])               # video 1: class 1 high in clip 1
     targets = torch.tensor([[1., 0, 1], [0, 1, 0]])
     loader = [(clips.flatten(0, 1), torch.tensor([2, 2]), targets, torch.tensor([0, 1]), [])]  # collate_eval's batch
-    metrics = metrics_of(*stasta.evaluate(FirstPixels(), loader, args, torch.device("cpu"), stasta.run.BadSamples(1.0)))
+    metrics = metrics_of(*stasta.evaluate(FirstPixels(), loader, args, torch.device("cpu"), BadSamples(1.0)))
     scores = stasta.normalize(clips)[..., 0, 0, 0, :3].mul(10).sigmoid().amax(1)  # (B,V,3) -> max over clips
     assert metrics["val_map"] == pytest.approx(mean_average_precision(scores.numpy(), targets.numpy()))
     assert metrics["val_map"] == pytest.approx(100.0)  # the max over clips keeps every positive on top
@@ -265,7 +266,7 @@ def test_matmul_correlation_equals_unfold_correlation():
 def test_temporal_shift_and_temporal_conv3d_equal_the_formulation_they_replace():
     torch.manual_seed(0)
     x = torch.randn(B * T, 16, 3, 3)
-    shift = stasta.TemporalShift(nn.Identity(), T)
+    shift = stasta.TemporalShift(T, net=nn.Identity())
     v = x.view(B, T, 16, 3, 3)
     ref = torch.zeros_like(v)                                               # TSM's zeros + three slice copies
     ref[:, :-1, :2], ref[:, 1:, 2:4], ref[:, :, 4:] = v[:, 1:, :2], v[:, :-1, 2:4], v[:, :, 4:]
