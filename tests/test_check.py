@@ -228,15 +228,15 @@ def test_check_finds_each_planted_problem(planted, capsys):
     assert dup.startswith("duplicate: same content (sha1 ") and dup.endswith("as videos/v1.mp4 in train (val.txt:2)")
     assert found == {}  # v1, v2, v3, trailing, edited, clip.webm, dropped.avi and frames/whole are fine
     assert "classes with no training sample: 1 (3 'd')" in out
-    assert ("header frame counts compared (header vs the packets in the file): 10 of 11 readable videos (1 without a "
-            "frame count in the header, e.g. WebM/MKV: not compared)") in out
+    assert ("headers compared (header vs the packets in the file): 11 of 11 readable videos (10 by frame count, 1 by "
+            "duration: WebM/MKV, fragmented MP4)\n") in out
     assert counts["splits"] == {
         "train": {"samples": 16, "unreadable": 4, "header_mismatch": 1, "count_mismatch": 2, "short_folder": 1,
                   "overlap": 0, "duplicate": 0},
         "val": {"samples": 3, "unreadable": 0, "header_mismatch": 0, "count_mismatch": 0, "short_folder": 0,
                 "overlap": 1, "duplicate": 1}}
     assert (counts["empty_classes"], counts["counts_compared"]) == (1, 15)  # every listed video file
-    assert (counts["headers_compared"], counts["headers_without_count"]) == (10, 1)
+    assert (counts["headers_compared"], counts["headers_by_duration"], counts["headers_not_compared"]) == (11, 1, 0)
     assert counts["problems"] == 4 + 1 + 2 + 1 + 1 + 1 + 1
 
 
@@ -245,7 +245,7 @@ def test_fix_writes_clean_lists_and_keeps_the_originals(planted, capsys, tmp_pat
     report_path = str(tmp_path / "bad.txt")
     code, out, counts = run(capsys, planted, "--fix", "--sample", "0", "--workers", "1", "--report", report_path)
     # without frame counts compared: the header check still runs on every readable video; hole.mp4 is not found
-    assert (code, counts["counts_compared"], counts["headers_compared"]) == (1, 0, 10)
+    assert (code, counts["counts_compared"], counts["headers_compared"]) == (1, 0, 11)
     assert ["videos/truncated.mp4", "header_mismatch: the header promises 20 frames (0.80 s), the file holds 13 of "
             "them (up to 0.52 s), the reader counts 12 (cut file?) (train.txt:4)"] in report(report_path)
     assert counts["removed"] == {"train": 6, "val": 2} and counts["kept"] == {"train": 1, "val": 0}
