@@ -3,22 +3,26 @@
 Checks every sample of DIR/train.txt, val.txt and test.txt (when present) in worker processes, with a progress bar:
 - a video opens and decodes: a few frames spread from its first to its last (`read_video`, which counts the frames
   a full sequential decode yields; CONVENTIONS.md "Bad input"). A file that cannot be read is `unreadable`;
-- a readable video is not cut short (one demux pass, no decoding), by what its container's header states:
-  - MP4/MOV (sample count), AVI (stream length): the frame count the header promises is held in full by the file.
-    A header that promises more frames than the file holds packets for is a `header_mismatch` (a truncated
-    download, or a header that lies): reported, but the video reads as the shorter video it is, so `--fix` keeps it;
-  - Matroska/WebM (a duration, no frame count): the Segment's duration against the end of the packets (the latest
-    pts + duration of any stream, audio included), and the Segment's size against the file's bytes. A file whose
-    packets end more than max(0.5 s, 2 x its longest frame interval) before the duration and that holds fewer bytes
-    than its Segment promises is a `header_mismatch` (where the Segment's size is unknown, the time alone decides).
-    A file whose header has no duration (written live) is counted, not compared;
+- a readable video is not cut short (one demux pass, no decoding): the file holds what its container's header
+  promises. A file that falls short is a `header_mismatch` (a truncated download, or a header that lies):
+  reported, but the video reads as the shorter video it is, so `--fix` keeps it. What is compared:
+  - MP4/MOV (sample count), AVI (stream length): the header's frame count against the video packets in the file
+    (short: fewer packets, ending a frame or more before the header's duration where timestamps tell; a count
+    below the packets in the file promises nothing: fragmented MP4, below; an AVI: counted, not compared);
+  - Matroska/WebM (a duration, no frame count): the Segment's duration against the end of the packets of all
+    streams (the latest pts + duration: audio that outlasts the video counts), and the Segment's size against
+    the file's bytes. Short: the packets end more than max(0.5 s, 2 x the longest frame interval) early and the
+    file holds fewer bytes than its Segment promises (where the Segment's size is unknown, the time alone
+    decides). A download cut in its last half second, or only in its trailing index (Cues), is not found; a file
+    whose header has no duration (written live) is counted, not compared;
   - fragmented MP4 (the moov counts no samples, or only its first fragment's): the video track's duration as
-    FFmpeg gives it (the total of the fragment index, sidx, at the front when the muxer wrote one; else the sum of
-    the fragments in the file, the cut last one's whole sample table included) against the end of its packets, a
-    frame or more, with the top-level boxes promising more bytes than the file holds. A file without sidx cut at a
-    fragment boundary is not found;
-  - MPEG-TS/PS and other containers state neither (FFmpeg reads a TS's duration from the timestamps at its end):
-    counted, not compared; a cut one reads as the shorter video it is;
+    FFmpeg gives it (the fragment index's (sidx) total when the muxer wrote one at the front; else the sum of the
+    fragments in the file, the cut last one's whole sample table included) against the end of its packets, and
+    the top-level boxes' sizes against the file's bytes. Short: a frame or more missing and bytes missing. Without
+    sidx only the cut last fragment can show it: a file cut at a fragment boundary is not found (one cut inside a
+    moof box does not open: `unreadable`);
+  - MPEG-TS/PS and other containers: no frame count and no duration of their own (FFmpeg reads a TS's duration
+    from the timestamps at its end), counted, not compared; a cut one reads as the shorter video it is;
 - on a seeded random sample of videos (`--sample K`, every video with `--full`) the frame count of the demux pass
   (`video_num_frames`, what the loaders sample from) must equal the count of a full sequential decode
   (`decoded_frame_count`), else `count_mismatch` (a packet in the middle of the file that yields no frame);
@@ -122,7 +126,7 @@ def header_shortfall(path):
 
 MATROSKA, MP4 = "matroska", "mp4"  # names in PyAV's container.format.name ("matroska,webm", "mov,mp4,m4a,...")
 EBML, SEGMENT = 0x1A45DFA3, 0x18538067
-GAP_S = 0.5  # Matroska: the least time missing at the end that counts as a cut (see duration_shortfall)
+GAP_S = 0.5  # Matroska: seconds missing at the end below which a file is not short (duration_shortfall)
 
 
 def _vint(data, at, marker):
@@ -177,25 +181,15 @@ def duration_shortfall(path):
     header promises, seconds the packets reach, bytes in the file, bytes its structure promises or None, whether
     the file falls short of the promise).
 
-    The duration: Matroska/WebM, the Segment's (PyAV `container.duration`; FFmpeg's Matroska demuxer gives no
-    stream durations, and when the Segment has no duration FFmpeg estimates one from the bitrate and then sets
-    the stream durations too: a video `stream.duration` means an estimate, not compared); fragmented MP4, the
-    video track's (`stream.duration`: the sidx's total, else the sum of the fragments found in the file).
-    The packets' end: the latest pts + duration, not the last packet's (B-frames come out of order), of every
-    stream for Matroska, whose Segment duration is the end of the last packet of any stream as the muxer saw it
-    (an audio track that outlasts the video sets it), of the video track for MP4 (its own duration). Timestamps are
-    taken from 0 (the Segment's duration is an end time; a file that starts late then never reads as short) and
-    from the stream's start (an MP4 track's duration is counted from its first sample), whichever is later.
-    Tolerance, Matroska: a SimpleBlock carries no duration, so the last frame's display time, which the muxer
-    counted in the Segment's duration, is lost unless the track has a default duration (a VFR file's last frame
-    may be held for seconds); audio codecs add delay and padding (AAC priming, Opus pre-skip: tens of ms; a Vorbis
-    block up to ~0.2 s) and timestamps are rounded to the 1 ms of the default timestamp scale. So the packets
-    must end more than max(GAP_S, twice the longest interval between successive video timestamps) early: a cut
-    download loses far more than that unless it is cut within its last half second, which is not found. MP4:
-    each sample's duration is in its fragment's table, so a frame or more (the longest interval) is short.
-    Time alone cannot tell a cut from a last frame held longer than the tolerance (or a header that lies), so
-    where the file's structure states its size (the Segment's size; the top-level boxes of an MP4) the file must
-    also hold fewer bytes than it promises: a cut download does, a healthy file does not."""
+    The promise: Matroska/WebM, the Segment's duration (PyAV `container.duration`; FFmpeg's Matroska demuxer
+    sets no stream durations, and where the Segment states none FFmpeg may estimate one from the bitrate and then
+    sets them: a video `stream.duration` is that estimate, not compared); fragmented MP4, the video track's
+    (`stream.duration`: the sidx's total, else the sum of the sample tables of the fragments in the file).
+    What the file holds: the latest pts + duration, not the last packet's (B-frames leave the file out of display
+    order), of every stream for Matroska, whose Segment duration is the end of the last packet of any stream as
+    the muxer saw it (audio that outlasts the video sets it), of the video track for MP4 (whose duration is its
+    own). Taken from 0 (the Segment's duration is an end time: a file that starts late is not short) or from the
+    stream's start (an MP4 track's duration counts from its first sample), whichever gives more."""
     with av.open(path) as container:
         video, names = container.streams.video[0], container.format.name.split(",")
         if MATROSKA in names:
@@ -209,7 +203,7 @@ def duration_shortfall(path):
         else:
             return None
         end, shown = None, set()
-        for packet in container.demux(*streams):
+        for packet in container.demux(*streams):  # Matroska: every stream
             if not packet.size:  # the demuxer's final flush packet
                 continue
             t = packet.pts if packet.pts is not None else packet.dts
@@ -225,6 +219,18 @@ def duration_shortfall(path):
     shown = sorted(shown)
     frame = max((b - a for a, b in zip(shown, shown[1:])), default=0.0)  # the longest frame interval
     size, expected = os.path.getsize(path), bytes_promised(path, kind)
+    # Choice: how early the packets must end. Matroska: a block carries a duration only where its muxer writes one
+    # (FFmpeg's: where it differs from the track's default duration; none in a track without one), so the last
+    # frame's display time, which the muxer counted in the Segment's duration, may be lost (FFmpeg's demuxer then
+    # guesses one frame at the stream's rate, or says 0): one frame interval, or more when the last frame is held
+    # (variable frame rate: a still at the end). Audio adds codec delay and padding (AAC priming, Opus pre-skip:
+    # tens of ms; a Vorbis block up to ~0.2 s) and timestamps are rounded to 1 ms. So more than GAP_S and more than
+    # two of the longest frame intervals; a download cut within its last half second is not found. MP4: every
+    # sample's duration is in its fragment's table, so a frame or more is short (less is rounding).
+    # Time alone cannot tell a cut from a last frame held longer than that (or a header that lies); where the
+    # file's structure states its size (the Segment's size; the top-level boxes of an MP4) the file must also
+    # hold fewer bytes than it promises: a cut download does, a healthy file does not. A file cut only within
+    # its trailing index (Matroska Cues, the MP4 mfra) holds every frame and is not short.
     slack = max(GAP_S, 2 * frame) if kind == MATROSKA else frame
     short = promised - held > slack and (expected is None or expected > size)
     return promised, held, size, expected, short

@@ -1,5 +1,6 @@
 """python -m common.check: each planted problem of a generated dataset found by path and reason, healthy awkward
-videos not reported, --fix (keeps a readable video whose header promises more), a clean pass."""
+videos not reported, --fix (keeps a readable video whose header promises more), a clean pass; cut WebM/MKV and
+fragmented MP4 files found by their header's duration, healthy ones (variable frame rate, audio) not."""
 import contextlib
 import json
 import os
