@@ -3,11 +3,26 @@
 Checks every sample of DIR/train.txt, val.txt and test.txt (when present) in worker processes, with a progress bar:
 - a video opens and decodes: a few frames spread from its first to its last (`read_video`, which counts the frames
   a full sequential decode yields; CONVENTIONS.md "Bad input"). A file that cannot be read is `unreadable`;
-- a readable video is not cut short: the frame count its container header promises (MP4/MOV sample count, AVI
-  stream length) is held in full by the file. A header that promises more frames than the file holds packets for is
-  a `header_mismatch` (a truncated download, or a header that lies): reported, but the video reads as the shorter
-  video it is, so `--fix` keeps it. A header without a frame count (WebM/MKV, fragmented MP4) is counted, not
-  compared;
+- a readable video is not cut short (one demux pass, no decoding): the file holds what its container's header
+  promises. A file that falls short is a `header_mismatch` (a truncated download, or a header that lies):
+  reported, but the video reads as the shorter video it is, so `--fix` keeps it. What is compared:
+  - MP4/MOV (sample count), AVI (stream length): the header's frame count against the video packets in the file
+    (short: fewer packets, ending a frame or more before the header's duration where timestamps tell; a count
+    below the packets in the file promises nothing: fragmented MP4, below; an AVI: counted, not compared);
+  - Matroska/WebM (a duration, no frame count): the Segment's duration against the end of the packets of all
+    streams (the latest pts + duration: audio that outlasts the video counts), and the Segment's size against
+    the file's bytes. Short: the packets end more than max(0.5 s, 2 x the longest frame interval) early and the
+    file holds fewer bytes than its Segment promises (where the Segment's size is unknown, the time alone
+    decides). A download cut in its last half second, or only in its trailing index (Cues), is not found; a file
+    whose header has no duration (written live) is counted, not compared;
+  - fragmented MP4 (the moov counts no samples, or only its first fragment's): the video track's duration as
+    FFmpeg gives it (the fragment index's (sidx) total when the muxer wrote one at the front; else the sum of the
+    fragments in the file, the cut last one's whole sample table included) against the end of its packets, and
+    the top-level boxes' sizes against the file's bytes. Short: a frame or more missing and bytes missing. Without
+    sidx only the cut last fragment can show it: a file cut at a fragment boundary is not found (one cut inside a
+    moof box does not open: `unreadable`);
+  - MPEG-TS/PS and other containers: no frame count and no duration of their own (FFmpeg reads a TS's duration
+    from the timestamps at its end), counted, not compared; a cut one reads as the shorter video it is;
 - on a seeded random sample of videos (`--sample K`, every video with `--full`) the frame count of the demux pass
   (`video_num_frames`, what the loaders sample from) must equal the count of a full sequential decode
   (`decoded_frame_count`), else `count_mismatch` (a packet in the middle of the file that yields no frame);
@@ -72,8 +87,10 @@ def _spread(n):
 
 
 def header_shortfall(path):
-    """None when the container header gives no frame count, else (frames the header promises, seconds it promises,
-    packets of the video stream the file holds, seconds they span, whether the file falls short of the promise).
+    """None when the container header gives no frame count, or one below the packets in the file (a fragmented
+    MP4 whose moov holds its first fragment's samples counts those: `duration_shortfall` compares it), else
+    (frames the header promises, seconds it promises, packets of the video stream the file holds, seconds they
+    span, whether the file falls short of the promise).
 
     The promise is PyAV's `stream.frames` (FFmpeg's nb_frames: the MP4/MOV sample count, the AVI stream length;
     0 for WebM/MKV, fragmented MP4, MPEG-TS/PS), the muxer's own count of what it wrote, with `stream.duration`.
@@ -99,16 +116,131 @@ def header_shortfall(path):
             if t is not None:
                 end = max(end if end is not None else t, t + (packet.duration or 0))
         promised, duration, start, unit = stream.frames, stream.duration, stream.start_time or 0, stream.time_base
+    if held > promised:
+        return None
     timed = bool(duration) and end is not None
     short = held < promised and (not timed or end - start <= duration - duration / promised)
     return (promised, float(duration * unit) if duration else None, held,
             float((end - start) * unit) if timed else None, short)
 
 
+MATROSKA, MP4 = "matroska", "mp4"  # names in PyAV's container.format.name ("matroska,webm", "mov,mp4,m4a,...")
+EBML, SEGMENT = 0x1A45DFA3, 0x18538067
+GAP_S = 0.5  # Matroska: seconds missing at the end below which a file is not short (duration_shortfall)
+
+
+def _vint(data, at, marker):
+    """(value, next offset) of the EBML variable-size integer at data[at] (an ID keeps its length marker, a size
+    does not); value None for a size of all ones ("unknown": written live) or when data ends inside it."""
+    if at >= len(data) or not data[at]:
+        return None, len(data)
+    length = 9 - data[at].bit_length()
+    if at + length > len(data):
+        return None, len(data)
+    value = int.from_bytes(data[at:at + length], "big")
+    if marker:
+        return value, at + length
+    value &= (1 << 7 * length) - 1
+    return (None if value == (1 << 7 * length) - 1 else value), at + length
+
+
+def bytes_promised(path, kind):
+    """The bytes the file's own structure says it holds, or None where it does not say. Matroska: the end of the
+    Segment (EBML header, then the Segment's size; unknown when written live). MP4/MOV: the end of the last
+    top-level box (each box starts with its size; 0 means "to the end of the file")."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        if kind == MATROSKA:
+            data = f.read(4096)
+            element, at = _vint(data, 0, True)
+            length, at = _vint(data, at, False)
+            if element != EBML or length is None:
+                return None
+            element, at = _vint(data, at + length, True)
+            length, at = _vint(data, at, False)
+            return at + length if element == SEGMENT and length is not None else None
+        at = 0
+        while at < size:
+            f.seek(at)
+            head = f.read(16)
+            if len(head) < 8:
+                return at + 8  # the file ends inside a box's header
+            length = int.from_bytes(head[:4], "big")
+            if length == 1:
+                length = int.from_bytes(head[8:16], "big") if len(head) == 16 else 16
+            if length == 0:
+                return size
+            if length < 8:
+                return None  # not a box: nothing to say
+            at += length
+        return at
+
+
+def duration_shortfall(path):
+    """None when the header gives no duration to compare (module docstring: which containers), else (seconds the
+    header promises, seconds the packets reach, bytes in the file, bytes its structure promises or None, whether
+    the file falls short of the promise).
+
+    The promise: Matroska/WebM, the Segment's duration (PyAV `container.duration`; FFmpeg's Matroska demuxer
+    sets no stream durations, and where the Segment states none FFmpeg may estimate one from the bitrate and then
+    sets them: a video `stream.duration` is that estimate, not compared); fragmented MP4, the video track's
+    (`stream.duration`: the sidx's total, else the sum of the sample tables of the fragments in the file).
+    What the file holds: the latest pts + duration, not the last packet's (B-frames leave the file out of display
+    order), of every stream for Matroska, whose Segment duration is the end of the last packet of any stream as
+    the muxer saw it (audio that outlasts the video sets it), of the video track for MP4 (whose duration is its
+    own). Taken from 0 (the Segment's duration is an end time: a file that starts late is not short) or from the
+    stream's start (an MP4 track's duration counts from its first sample), whichever gives more."""
+    with av.open(path) as container:
+        video, names = container.streams.video[0], container.format.name.split(",")
+        if MATROSKA in names:
+            if container.duration is None or video.duration is not None:
+                return None  # no duration in the header (written live), or FFmpeg's estimate from the bitrate
+            kind, promised, streams = MATROSKA, container.duration / av.time_base, ()
+            start = (container.start_time or 0) / av.time_base
+        elif MP4 in names and video.duration:
+            kind, promised, streams = MP4, float(video.duration * video.time_base), (video,)
+            start = float((video.start_time or 0) * video.time_base)
+        else:
+            return None
+        end, shown = None, set()
+        for packet in container.demux(*streams):  # Matroska: every stream
+            if not packet.size:  # the demuxer's final flush packet
+                continue
+            t = packet.pts if packet.pts is not None else packet.dts
+            if t is None:
+                continue
+            if packet.stream.index == video.index:
+                shown.add(float(t * packet.time_base))
+            t = float((t + (packet.duration or 0)) * packet.time_base)
+            end = t if end is None else max(end, t)
+    if end is None:
+        return None  # no timestamps: nothing to compare
+    held = max(end, end - start)
+    shown = sorted(shown)
+    frame = max((b - a for a, b in zip(shown, shown[1:])), default=0.0)  # the longest frame interval
+    size, expected = os.path.getsize(path), bytes_promised(path, kind)
+    # Choice: how early the packets must end. Matroska: a block carries a duration only where its muxer writes one
+    # (FFmpeg's: where it differs from the track's default duration; none in a track without one), so the last
+    # frame's display time, which the muxer counted in the Segment's duration, may be lost (FFmpeg's demuxer then
+    # guesses one frame at the stream's rate, or says 0): one frame interval, or more when the last frame is held
+    # (variable frame rate: a still at the end). Audio adds codec delay and padding (AAC priming, Opus pre-skip:
+    # tens of ms; a Vorbis block up to ~0.2 s) and timestamps are rounded to 1 ms. So more than GAP_S and more than
+    # two of the longest frame intervals; a download cut within its last half second is not found. MP4: every
+    # sample's duration is in its fragment's table, so a frame or more is short (less is rounding).
+    # Time alone cannot tell a cut from a last frame held longer than that (or a header that lies); where the
+    # file's structure states its size (the Segment's size; the top-level boxes of an MP4) the file must also
+    # hold fewer bytes than it promises: a cut download does, a healthy file does not. A file cut only within
+    # its trailing index (Matroska Cues, the MP4 mfra) holds every frame and is not short.
+    slack = max(GAP_S, 2 * frame) if kind == MATROSKA else frame
+    short = promised - held > slack and (expected is None or expected > size)
+    return promised, held, size, expected, short
+
+
 def check_video(path, count):
     """([(kind, reason)], header) for a video file; `count`: also compare the demux pass's frame count with a full
-    decode. header: True when the header's frame count was compared with the file, False when the header gives
-    none, None when the video is unreadable (nothing compared)."""
+    decode. header: what the header check compared with the file, "frames" (the header's frame count),
+    "duration" (its duration: Matroska/WebM, fragmented MP4) or "none" (the header states neither); None when
+    the video is unreadable (nothing compared)."""
     problems, decoded, header = [], None, None
     try:
         frames = len(read_video(path, _spread)[1])  # the index after the read: the frames a full decode yields
@@ -123,21 +255,27 @@ def check_video(path, count):
         except BadVideo as e:
             if not problems:
                 problems.append(("unreadable", _reason(e, path)))
-    if frames is not None:
-        try:
-            shortfall = header_shortfall(path)
-        except av.FFmpegError as e:  # read_video demuxed the same file: not expected, reported if it happens
-            problems.append(("unreadable", f"demuxing for the header check failed ({e})"))
-            return problems, None
-        header = shortfall is not None
-        if header and shortfall[4]:
-            promised, promised_s, held, held_s, _ = shortfall
-            times = held_s is not None  # seconds only when both are known
-            found = f"a full decode gives {decoded}" if decoded is not None else f"the reader counts {frames}"
-            problems.append(("header_mismatch", f"the header promises {promised} frames"
-                             f"{f' ({promised_s:.2f} s)' if times else ''}, the file holds {held} of them"
-                             f"{f' (up to {held_s:.2f} s)' if times else ''}, {found} (cut file?)"))
-    return problems, header
+    if frames is None:
+        return problems, None
+    try:
+        by_frames = header_shortfall(path)
+        by_time = duration_shortfall(path) if by_frames is None else None
+    except av.FFmpegError as e:  # read_video demuxed the same file: not expected, reported if it happens
+        problems.append(("unreadable", f"demuxing for the header check failed ({e})"))
+        return problems, None
+    found = f"a full decode gives {decoded}" if decoded is not None else f"the reader counts {frames}"
+    if by_frames is not None and by_frames[4]:
+        promised, promised_s, held, held_s, _ = by_frames
+        times = held_s is not None  # seconds only when both are known
+        problems.append(("header_mismatch", f"the header promises {promised} frames"
+                         f"{f' ({promised_s:.2f} s)' if times else ''}, the file holds {held} of them"
+                         f"{f' (up to {held_s:.2f} s)' if times else ''}, {found} (cut file?)"))
+    if by_time is not None and by_time[4]:
+        promised_s, held_s, size, expected, _ = by_time
+        problems.append(("header_mismatch", f"the header promises {promised_s:.2f} s, the packets end at "
+                         f"{held_s:.2f} s" + (f", the file holds {size} of the {expected} bytes it promises"
+                                             if expected is not None else "") + f", {found} frames (cut file?)"))
+    return problems, "frames" if by_frames is not None else "duration" if by_time is not None else "none"
 
 
 def check_folder(path, num_frames, template, start):
@@ -276,12 +414,15 @@ def main(argv=None):
     print(f"classes with no training sample: {len(empty_classes)}"
           + (f" ({', '.join(empty_classes)})" if empty_classes else ""))
     print(f"frame counts compared (demux pass vs full decode): {len(counted)} of {len(videos)} videos")
-    print(f"header frame counts compared (header vs the packets in the file): {sum(headers)} of {len(headers)} "
-          f"readable videos" + (f" ({len(headers) - sum(headers)} without a frame count in the header, e.g. "
-                                f"WebM/MKV: not compared)" if len(headers) > sum(headers) else ""))
+    by = {way: headers.count(way) for way in ("frames", "duration", "none")}
+    print(f"headers compared (header vs the packets in the file): {by['frames'] + by['duration']} of {len(headers)} "
+          f"readable videos ({by['frames']} by frame count, {by['duration']} by duration: WebM/MKV, fragmented MP4)"
+          + (f"; {by['none']} with neither in the header (e.g. MPEG-TS, a WebM written live): counted, not compared"
+             if by["none"] else ""))
     print(f"{total} problems; bad paths: {report} ({sum(map(len, problems.values()))} lines)")
     result = {"dir": root, "splits": counts, "empty_classes": len(empty_classes), "counts_compared": len(counted),
-              "headers_compared": sum(headers), "headers_without_count": len(headers) - sum(headers),
+              "headers_compared": by["frames"] + by["duration"],
+              "headers_by_duration": by["duration"], "headers_not_compared": by["none"],
               "problems": total, "report": report}
     if args.fix:
         removed, kept = write_clean_lists(splits, problems)
