@@ -1,6 +1,7 @@
 """A run's training curves and evaluation as one PNG and an HTML page (issue 19):
 
     python -m common.report RUN_DIR [--compare RUN_DIR ...] [--output DIR]
+    python -m common.report --compare RUN_DIR RUN_DIR ... [--output DIR]     # the same: the first is the main run
 
 From `log.jsonl` (one record per epoch): training loss, val top-1/top-5 (or mAP for multi-label runs), lr, and the
 loader's `data_time` beside the whole step `time` (seconds per step); from `--evaluate`'s files in the run directory
@@ -332,12 +333,35 @@ def fmt(value):
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
-    p.add_argument("run", metavar="RUN_DIR", help="a training run's --output folder (log.jsonl, args.json)")
-    p.add_argument("--compare", nargs="+", default=[], metavar="RUN_DIR", help="runs whose curves are overlaid")
+USAGE = ("write `python -m common.report RUN_DIR [--compare RUN_DIR ...]`, or `python -m common.report --compare "
+         "RUN_DIR RUN_DIR ...` (the first of them is the main run)")
+
+
+def get_args(argv=None):
+    """RUN_DIR and --compare in either order. `--compare A B` with no RUN_DIR before it: nargs='+' takes every
+    folder up to the next option (argparse cannot tell which one was meant as RUN_DIR), so the first is the main
+    run, as in `A --compare B`; said on stderr. With a single folder there is nothing to compare: an error."""
+    p = argparse.ArgumentParser(prog="python -m common.report", description=__doc__.splitlines()[0],
+                                allow_abbrev=False, epilog=USAGE[0].upper() + USAGE[1:] + "; --output may go anywhere.")
+    p.add_argument("run", metavar="RUN_DIR", nargs="?", default=None,
+                   help="a training run's --output folder (log.jsonl, args.json); omitted: the first --compare run")
+    # extend: `--compare A --compare B` compares both (the default action would keep B alone, dropping A unsaid)
+    p.add_argument("--compare", nargs="+", action="extend", default=[], metavar="RUN_DIR",
+                   help="runs whose curves are overlaid")
     p.add_argument("--output", default=None, help="folder for report.png and report.html (default: RUN_DIR)")
     args = p.parse_args(argv)
+    if args.run is None:
+        if len(args.compare) < 2:
+            alone = " (--compare has one run only: nothing to compare it with)" if args.compare else ""
+            p.error(f"RUN_DIR is missing{alone}: {USAGE}")
+        args.run, args.compare = args.compare[0], args.compare[1:]
+        print(f"report: no RUN_DIR before --compare: {args.run} is the main run (report.png goes into "
+              f"{args.output or args.run})", file=sys.stderr)
+    return args
+
+
+def main(argv=None):
+    args = get_args(argv)
     runs = [load_run(folder) for folder in [args.run, *args.compare]]
     out = args.output or args.run
     os.makedirs(out, exist_ok=True)
