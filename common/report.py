@@ -111,7 +111,8 @@ def curve_panels(runs):
     """[(title, [(log key, line style, legend text)], y scale)]: the curve panels before knowing which have data."""
     keys = metric_keys(runs)
     return [("training loss", [("train_loss", "-", "train_loss")], None),
-            ("validation (%)", [(k, ls, k) for k, ls in zip(keys, ["-", "--", ":"])], None),
+            # a single key (val_map of a multi-label run) gets no legend: the title names it
+            ("validation (%)" if len(keys) > 1 else f"validation: {keys[0]} (%)", [(k, ls, k) for k, ls in zip(keys, ["-", "--", ":"])], None),
             ("learning rate", [("lr", "-", "lr")], "log"),
             ("seconds per step", [("time", "-", "whole step (time)"), ("data_time", "--", "loader (data_time)")],
              None)]
