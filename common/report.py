@@ -112,7 +112,8 @@ def curve_panels(runs):
     keys = metric_keys(runs)
     return [("training loss", [("train_loss", "-", "train_loss")], None),
             # a single key (val_map of a multi-label run) gets no legend: the title names it
-            ("validation (%)" if len(keys) > 1 else f"validation: {keys[0]} (%)", [(k, ls, k) for k, ls in zip(keys, ["-", "--", ":"])], None),
+            ("validation (%)" if len(keys) > 1 else f"validation: {keys[0]} (%)",
+             [(k, ls, k) for k, ls in zip(keys, ["-", "--", ":"])], None),
             ("learning rate", [("lr", "-", "lr")], "log"),
             ("seconds per step", [("time", "-", "whole step (time)"), ("data_time", "--", "loader (data_time)")],
              None)]
