@@ -212,7 +212,8 @@ def curves(fig, ax, runs, title, lines, yscale, epoch_range, colours):
     ax.margins(y=0.12)               # the highest and lowest points (and their values) off the frame
     epoch_axis(ax, *epoch_range)
     if len(lines) > 1:
-        # below the x label, outside the axes: a legend inside would cover points wherever the curves go
+        # outside the axes, 30 pt below them (under the tick labels and "epoch"): inside, a legend covers points
+        # wherever the curves go
         ax.legend(handles=[Line2D([], [], color="0.35", linestyle=style, marker=marker, markersize=5, label=text)
                            for (_, style, text), marker in zip(lines, MARKERS)],
                   loc="upper center", bbox_to_anchor=(0.5, 0), ncol=len(lines), fontsize=8, frameon=False,
