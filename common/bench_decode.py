@@ -318,11 +318,13 @@ LOADER_MODES = [  # (name, frames per clip, sample(n, rng), transform)
 
 
 def write_jpeg_folder(video, folder):
+    from PIL import Image  # Pillow's JPEG writer: byte-identical files to torchvision's write_jpeg (deprecated in 0.29)
     os.makedirs(folder, exist_ok=True)
     n = video_num_frames(video)
     frames, _ = read_video(video, list(range(n)))
     for i, frame in enumerate(frames, 1):
-        torchvision.io.write_jpeg(frame, os.path.join(folder, f"img_{i:05d}.jpg"), quality=75)
+        rgb = frame.permute(1, 2, 0).numpy()                                 # (3,H,W) -> (H,W,3)
+        Image.fromarray(rgb).save(os.path.join(folder, f"img_{i:05d}.jpg"), quality=75)
     return n
 
 

@@ -22,10 +22,11 @@ trained model on the video's first view, with forward hooks (no second model): e
     scale   flow: the tensor's unit in feature cells (default 1)
     note    one line under the title (what the values mean)
 
-Drawing uses torchvision (`make_grid`, `draw_bounding_boxes`, `draw_keypoints`, `write_png`) and tensor ops; the
-colour maps are piecewise-linear tables written here. Text: torchvision has no text drawing, so labels are rasterised
-with Pillow's built-in default font (`ImageFont.load_default`): Pillow is a dependency of torchvision itself
-(`pillow` in its install requirements), so this adds nothing to requirements.txt; no font file is read from disk.
+Drawing uses torchvision (`make_grid`, `draw_bounding_boxes`, `draw_keypoints`) and tensor ops; the colour maps
+are piecewise-linear tables written here. Text: torchvision has no text drawing, so labels are rasterised with
+Pillow's built-in default font (`ImageFont.load_default`), and the PNG is written by Pillow (torchvision 0.29
+deprecates `write_png`): Pillow is a dependency of torchvision itself (`pillow` in its install requirements), so this
+adds nothing to requirements.txt; no font file is read from disk.
 """
 import json
 import math
@@ -36,7 +37,6 @@ import sys
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
-from torchvision.io import write_png
 from torchvision.transforms.functional import pil_to_tensor
 from torchvision.utils import draw_bounding_boxes, draw_keypoints, make_grid
 
@@ -518,7 +518,8 @@ def write_sheets(model, forward, loader, records, classes, folder, specs, cam_la
                          f"top-1 class", cam_layer)
             image, panels = draw_sheet(clips[first[b]], cam[b], hooks.maps, specs, b, len(x), lines, cam_title, shown)
             path = os.path.join(folder, sheet_name(i, record.path))
-            write_png(image, path)
+            # Pillow's PNG writer (torchvision 0.29 deprecates write_png): the same pixels
+            Image.fromarray(image.permute(1, 2, 0).numpy()).save(path)      # (3,H,W) -> (H,W,3)
             written.append((path, record.path, panels))
     with open(os.path.join(folder, "index.json"), "w") as f:  # what each sheet shows, for people and tests
         json.dump([{"png": os.path.basename(path), "video": video, "panels": panels}

@@ -15,13 +15,12 @@ import av
 import numpy as np
 import pytest
 import torch
-from torchvision.io import encode_jpeg, write_file
 
 from common import check
 from common.check import _spread, check_sample, main
 from common.prepare import write_dataset_info
 from common.video import BadVideo, decoded_frame_count, read_video, video_num_frames
-from test_common import write_video
+from test_common import write_jpeg, write_video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,8 +30,8 @@ def write_frames(folder, n, template="img_{:05d}.jpg", start=1, skip=()):
     g = torch.Generator().manual_seed(n)
     for i in range(n):
         if i not in skip:
-            write_file(os.path.join(folder, template.format(i + start)),
-                       encode_jpeg(torch.randint(0, 256, (3, 48, 64), dtype=torch.uint8, generator=g)))
+            write_jpeg(torch.randint(0, 256, (3, 48, 64), dtype=torch.uint8, generator=g),
+                       os.path.join(folder, template.format(i + start)))
 
 
 def eos_packet(like, stream):

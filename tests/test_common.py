@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from PIL import Image
 
 from common import complexity, run, video
 from common.data import AnnotationError, EpochSampler, Record, VideoDataset, collate_eval, read_list
@@ -132,8 +133,13 @@ def test_header_promises_more_frames_than_it_holds(tmp_path):
         pass                                                            # or reported: never a crash or a hang
 
 
+def write_jpeg(frame, path, quality=75):
+    """A uint8 (3, H, W) frame as a JPEG file: Pillow's writer gives byte-identical files to torchvision.io.write_jpeg
+    (libjpeg-turbo defaults, 4:2:0), which torchvision 0.29 deprecates."""
+    Image.fromarray(frame.permute(1, 2, 0).numpy()).save(str(path), quality=quality)  # (3,H,W) -> (H,W,3)
+
+
 def test_frame_folder(tmp_path):
-    from torchvision.io import write_jpeg
     folder = tmp_path / "clip"
     folder.mkdir()
     for i in range(1, 6):

@@ -6,11 +6,11 @@ import random
 
 import pytest
 import torch
-from torchvision.io import encode_jpeg
 
 from common.data import AnnotationError, read_list
 from common.prepare import flip_map, flip_pairs, main, raw_dataset_hint, read_dataset_info
 from common.video import read_frame_folder
+from test_common import write_jpeg
 
 # The 174 Something-Something class names (gluon-cv's SomethingSomethingV2Attr.classes, the SSv2 labels sorted).
 # Sorted, the direction classes sit at 86/87, 93/94 and 166/167: the index map TDN and EAN hard-code.
@@ -163,8 +163,7 @@ def test_flip_pairs_are_found_by_class_name():
 # ---------------------------------------------------------------------------------------------- Something-Something
 def jpeg(path):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(encode_jpeg(torch.full((3, 8, 8), 128, dtype=torch.uint8)).numpy().tobytes())
+    write_jpeg(torch.full((3, 8, 8), 128, dtype=torch.uint8), path)
 
 
 def test_ssv1_sorted_classes_frame_template_and_flip_pairs(tmp_path, capsys):

@@ -76,7 +76,7 @@ def write_mp4(path, n, faststart=False):
 @pytest.fixture(scope="module")
 def bad_data(tiny_data, tmp_path_factory):
     """tiny_data plus every kind of bad sample of issue 9, in train and val lists."""
-    from torchvision.io import write_jpeg
+    from test_common import write_jpeg
     root = str(tmp_path_factory.mktemp("bad") / "data")
     shutil.copytree(tiny_data, root)
     write_mp4(os.path.join(root, "truncated.mp4"), 40)

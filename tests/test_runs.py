@@ -16,6 +16,7 @@ import torchvision
 
 from common import checkpoint
 from common.data import data_options, load_split
+from test_common import write_jpeg
 
 SCRIPTS = ["ean", "can", "stw", "stasta", "stmanet"]
 # one non-default model flag per script: evaluation must rebuild it from the checkpoint alone
@@ -124,7 +125,7 @@ def test_predict_on_a_frame_folder(tiny_data, tmp_path, capsys):
     folder = tmp_path / "frames"
     folder.mkdir()
     for i, frame in enumerate(frames, 1):
-        torchvision.io.write_jpeg(frame, str(folder / f"img_{i:05d}.jpg"))
+        write_jpeg(frame, folder / f"img_{i:05d}.jpg")
     capsys.readouterr()
     ean.main(["--predict", str(folder), "--checkpoint", os.path.join(run_dir, "best.pt"), "--workers", "0"])
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -240,7 +241,7 @@ def test_ssv1_frame_folders_train_without_a_template_flag(tmp_path):
         folder.mkdir(parents=True)
         for i in range(1, 9):
             frame = torch.from_numpy(rng.randint(0, 255, (3, 48, 64), dtype=np.uint8))
-            torchvision.io.write_jpeg(frame, str(folder / f"{i:05d}.jpg"))
+            write_jpeg(frame, folder / f"{i:05d}.jpg")
         rows["train" if vid <= 8 else "validation"].append(f"{vid};{names[vid % 3]}")
     for part, lines in rows.items():
         (src / f"something-something-v1-{part}.csv").write_text("\n".join(lines) + "\n")

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 
 import matplotlib.text
 import matplotlib.pyplot as plt
@@ -111,6 +112,32 @@ def test_visualize_needs_predict(tmp_path):
     import stw
     with pytest.raises(SystemExit):
         stw.get_args(["--visualize", str(tmp_path)])
+
+
+def test_frame_folder_and_sheet_without_torchvision_codec_warnings(tiny_data, tmp_path, monkeypatch):
+    """torchvision 0.29 deprecates its image codecs: `--predict FOLDER --visualize` on a JPEG frame folder
+    (common.video.read_frame_folder) and its sheet's PNG raise no DeprecationWarning or UserWarning in torchvision,
+    whatever the filters say ("always"), and the PNG holds exactly the sheet's pixels."""
+    import stw
+    from common.video import read_video
+    from test_common import write_jpeg
+    ckpt = write_checkpoint("stw", tiny_data, str(tmp_path / "best.pt"))
+    video = os.path.join(tiny_data, open(os.path.join(tiny_data, "val.txt")).readline().split()[0])
+    frames, _ = read_video(video, lambda n: np.arange(n))
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(frames, 1):
+        write_jpeg(frame, folder / f"img_{i:05d}.jpg")
+    sheets, draw_sheet = [], visualize.draw_sheet
+    monkeypatch.setattr(visualize, "draw_sheet", lambda *a, **k: sheets.append(draw_sheet(*a, **k)) or sheets[-1])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stw.main(["--predict", str(folder), "--checkpoint", ckpt, "--workers", "0", "--visualize", str(tmp_path / "s")])
+    assert [f"{w.filename}:{w.lineno}: {w.message}" for w in caught
+            if issubclass(w.category, (DeprecationWarning, UserWarning)) and "torchvision" in w.filename] == []
+    (entry,) = json.load(open(tmp_path / "s" / "index.json"))
+    with Image.open(tmp_path / "s" / entry["png"]) as png:
+        assert torch.equal(torch.from_numpy(np.array(png)).permute(2, 0, 1), sheets[0][0])  # (H,W,3) -> (3,H,W)
 
 
 class Toy(nn.Module):
