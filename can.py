@@ -15,10 +15,10 @@ Run:  python can.py --data DIR --pretrained imagenet            (Sec. 4.2 recipe
       python can.py --complexity --num-classes 48                (Table 10, Diving48 head)
       python can.py                                              (demo dataset, CPU profile)
 
-Expected results: the paper's tables with our params/GFLOPs beside its figures, every row built now by
-`python -m common.paper_tables can` (Tables 2-12, each row with a note: its protocol, or why a figure is more than
-3 % off; the rows are PAPER_TABLES, below the modules). Tables 2, 10 and 12 as
-`python -m common.paper_tables can --brief --table "Table 2" "Table 10" "Table 12"` printed them (torch 2.14.1):
+Expected results: every row of the paper's Tables 2-12 is a command (PAPER_TABLES, in the appendix at the end of
+this file; `python -m common.paper_tables can` builds and prints them all, with notes; Tables 10 and 12 give the
+modules' and the light backbones' costs). Table 2 (SSv1/SSv2, 8 x 224^2), as `python -m common.paper_tables can
+--brief --table "Table 2"` prints it (a test keeps this copy equal to the printer's):
 
 can.py, Table 2:
 
@@ -35,58 +35,27 @@ can.py, Table 2:
 | CAN 8f (SSv2) | (none) | 25.3 / 25.54 (+0.9 %) | 35 / 34.64 (-1.0 %) | top-1 63.9, top-5 89.1 |
 | CAN 16f (SSv2) | `--num-segments 16` | 25.3 / 25.54 (+0.9 %) | 70 / 69.29 (-1.0 %) | top-1 64.4, top-5 89.7 |
 
-can.py, Table 10:
-
-| row | flags (python can.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
-|---|---|---|---|---|
-| - | `--baseline --num-classes 48` | 23.6 / 23.61 (+0.0 %) | 33.1 / 32.70 (-1.2 %) | top-1 72.7, top-5 97.1 |
-| GSCM | `--no-mtcm --num-classes 48` | 24.3 / 24.00 (-1.2 %) | 33.3 / 32.96 (-1.0 %) | top-1 80.1, top-5 98.2 |
-| MTCM | `--no-gscm --num-classes 48` | 24.9 / 24.88 (-0.1 %) | 34.8 / 34.38 (-1.2 %) | top-1 81.0, top-5 98.2 |
-| Paralleled | `--order parallel --num-classes 48` | 25.3 / 25.28 (-0.1 %) | 35.1 / 34.64 (-1.3 %) | top-1 81.8, top-5 97.4 |
-| MTCM + GSCM | `--order mtcm-gscm --num-classes 48` | 25.3 / 25.28 (-0.1 %) | 35.1 / 34.64 (-1.3 %) | top-1 82.1, top-5 98.1 |
-| GSCM + MTCM | `--num-classes 48` | 25.3 / 25.28 (-0.1 %) | 35.1 / 34.64 (-1.3 %) | top-1 82.7, top-5 98.3 |
-
-can.py, Table 12:
-
-| row | flags (python can.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
-|---|---|---|---|---|
-| MobileNet V2, TSM | `--arch mobilenet_v2 --baseline tsm --num-classes 48` | 2.3 / 2.29 (-0.6 %) | 2.6 / 2.40 (**-7.8 %**) | top-1 74.6, top-5 97.1 |
-| MobileNet V2, CAN (Ours) | `--arch mobilenet_v2 --num-classes 48` | 2.5 / 2.46 (-1.6 %) | 2.8 / 2.75 (-1.8 %) | top-1 77.7, top-5 97.4 |
-| ShuffleNet V2, TSM | `--arch shufflenet_v2 --baseline tsm --num-classes 48` | 5.4 / 5.44 (+0.8 %) | 4.8 / 4.65 (**-3.1 %**) | top-1 76.9, top-5 96.9 |
-| ShuffleNet V2, CAN (Ours) | `--arch shufflenet_v2 --num-classes 48` | 5.8 / 6.06 (**+4.4 %**) | 5.6 / 5.74 (+2.6 %) | top-1 77.9, top-5 97.1 |
-| ResNet-50, TSM | `--baseline tsm --num-classes 48` | 23.6 / 23.61 (+0.0 %) | 33.1 / 32.70 (-1.2 %) | top-1 77.1, top-5 97.4 |
-| ResNet-50, CAN (Ours) | `--num-classes 48` | 25.3 / 25.28 (-0.1 %) | 35.1 / 34.64 (-1.3 %) | top-1 82.7, top-5 98.3 |
-
 The paper's FLOPs read like thop counts (BN included: its TSN R50 is 33.05G, thop gives 33.06G); ours are
 conv+linear multiply-accumulates (TSN R50 = 32.70G), so ours sit about 0.35G below the paper at equal models.
-Headline protocol (Sec. 4.2): T = 8 or 16 frames x 1 clip x 1 centre crop of 224 (short side 256), e.g.
-      python can.py --data DIR --evaluate --checkpoint RUN/best.pt --test-clips 1 --test-crops 1
+Headline protocol (Sec. 4.2): T = 8 or 16 frames x 1 clip x 1 centre crop of 224 (short side 256).
 Demo (CPU, `python can.py` vs `python can.py --baseline`, 16 epochs at lr 0.005): CAN 76.0 % (`--seed 1`: 99.0 %),
-TSN 24.0 % val top-1. From scratch the modules' convs get the backbone's He init (`he_init_`); with zero-initialised gates CAN
-stayed at chance (28.0 %), see the README's two-class probe.
+TSN 24.0 % val top-1. From scratch the modules' convs get the backbone's He init (`he_init_`); with zero-initialised
+gates CAN stayed at chance (28.0 %), see the README's two-class probe.
 """
 # ==================================================================================================== imports
-import argparse
-import contextlib
-import json
-import math
-import os
-import signal
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from common import checkpoint, complexity, predict, run, visualize
-from common.data import AnnotationError, EpochSampler, VideoDataset, collate_eval, data_options, load_split
-from common.demo import demo_dataset
-from common.predict import metrics_of, print_predictions, records_from_paths, video_scores, write_reports
-from common.prepare import read_dataset_info
+from common import checkpoint, cli, modes, training
+from common.data import VideoDataset
+from common.predict import metrics_of, video_scores
 from common.sampling import segment_indices
-from common.transforms import EvalTransform, TrainTransform, normalize, parse_size
+from common.transforms import EvalTransform, TrainTransform, normalize
+from common.tsm import TemporalShift
 
 SCRIPT = "can"
 
@@ -97,10 +66,6 @@ SCRIPT = "can"
 # 16 epochs with the drop at 12: from scratch CAN leaves the TSN plateau at epoch 6-7, later than STW/STASTA (README).
 DEMO_PROFILE = dict(arch="resnet18", pretrained="none", input_size=64, epochs=16, batch_size=16, lr=0.005,
                     lr_steps=[12, 15], weight_decay=5e-4, dropout=0.0, workers=2)
-# what a checkpoint decides about its model: --evaluate, --predict, --resume and --ensemble take these from it
-MODEL_KEYS = ("arch", "num_segments", "input_size", "baseline", "reduction", "mtcm_branches", "lmm_kernel",
-              "gscm_paths", "no_mtcm", "no_gscm", "order", "position")
-
 ARCHS = ["resnet18", "resnet34", "resnet50", "mobilenet_v2", "shufflenet_v2"]
 PATHS = ["pmm", "lmm", "gmm"]
 # Table 11: where GSCM and MTCM sit in a bottleneck (1x1 -> 3x3 -> 1x1). Slots: "input" (before the first 1x1, on
@@ -110,125 +75,54 @@ POSITIONS = {"a": ("input", "input"), "b": ("reduce", "reduce"), "c": ("spatial"
              "g": ("input", "output")}  # (GSCM slot, MTCM slot)
 
 
-def get_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", default=None, help="dataset root (CONVENTIONS.md layout); omitted: the demo dataset")
-    p.add_argument("--frame-template", default=None,
-                   help="file names inside frame folders; default: dataset.json's, else img_{:05d}.jpg (1-based)")
-    # optimisation (paper Sec. 4.2 "Implementation details")
-    p.add_argument("--epochs", type=int, default=50, help="Sec. 4.2")
-    p.add_argument("--batch-size", type=int, default=8, help="clips per step over all GPUs (Sec. 4.2)")
-    p.add_argument("--lr", type=float, default=0.0025, help="for --batch-size 8 (Sec. 4.2); scale linearly")
-    p.add_argument("--lr-steps", type=int, nargs="+", default=[30, 40, 45], help="epochs where lr x0.1 (Sec. 4.2)")
-    p.add_argument("--weight-decay", type=float, default=1e-4, help="Sec. 4.2")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Sec. 4.2)")
-    p.add_argument("--dropout", type=float, default=0.5,
+def arguments():
+    """The paper's recipe, and its model in one group (cli.MODEL: the flags a checkpoint records); the flags no
+    paper mentions come from common/cli.py."""
+    p = cli.parser(__doc__)
+    g = p.add_argument_group("recipe (Sec. 4.2 \"Implementation details\")")
+    g.add_argument("--epochs", type=int, default=50, help="Sec. 4.2")
+    g.add_argument("--batch-size", type=int, default=8, help="clips per step over all GPUs (Sec. 4.2)")
+    g.add_argument("--lr", type=float, default=0.0025, help="for --batch-size 8 (Sec. 4.2); scale linearly")
+    g.add_argument("--lr-steps", type=int, nargs="+", default=[30, 40, 45], help="epochs where lr x0.1 (Sec. 4.2)")
+    g.add_argument("--weight-decay", type=float, default=1e-4, help="Sec. 4.2")
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Sec. 4.2)")
+    g.add_argument("--dropout", type=float, default=0.5,
                    help="before the classifier (paper silent; TSN/TSM practice)")
-    p.add_argument("--clip-grad", type=float, default=20.0, help="gradient-norm clipping (paper silent; TSM practice)")
-    p.add_argument("--finetune", default=None, metavar="PATH",
-                   help="start from the weights of another run or release (TSN/TSM/EAN/mmaction2 key layouts; "
-                        "matched by name and shape, the classifier kept only when K is equal)")
-    # model
-    p.add_argument("--num-segments", type=int, default=8, help="T, segments per clip (Sec. 4.2: 8 or 16)")
-    p.add_argument("--arch", default="resnet50", choices=ARCHS,
+    g.add_argument("--clip-grad", type=float, default=20.0, help="gradient-norm clipping (paper silent; TSM practice)")
+    g.add_argument("--pretrained", default="imagenet", help="none | imagenet (IMAGENET1K_V1) | PATH")
+    g.add_argument("--num-classes", type=int, default=174, help="when no dataset is given (SSv1/v2: 174)")
+    g.add_argument("--test-clips", type=int, default=1, help="clips per video at test time (Sec. 4.2: 1)")
+    g.add_argument("--test-crops", type=int, default=1, choices=[1, 3, 10], help="crops per clip (Sec. 4.2: 1)")
+    m = p.add_argument_group(cli.MODEL)
+    m.add_argument("--arch", default="resnet50", choices=ARCHS,
                    help="backbone (Sec. 4.2 ResNet-50; Table 12 MobileNetV2 / ShuffleNetV2 x2.0)")
-    p.add_argument("--pretrained", default="imagenet", help="none | imagenet (IMAGENET1K_V1) | PATH")
-    p.add_argument("--allow-partial", action="store_true",
-                   help="--pretrained/--finetune PATH: go on when fewer than 90 %% of the ResNet tensors match")
-    p.add_argument("--input-size", type=int, default=224)
-    p.add_argument("--num-classes", type=int, default=174, help="when no dataset is given (SSv1/v2: 174)")
-    p.add_argument("--baseline", nargs="?", const="tsn", default=None, choices=["tsn", "tsm"],
+    m.add_argument("--num-segments", type=int, default=8, help="T, segments per clip (Sec. 4.2: 8 or 16)")
+    m.add_argument("--input-size", type=int, default=224)
+    m.add_argument("--baseline", nargs="?", const="tsn", default=None, choices=["tsn", "tsm"],
                    help="all CAN modules off: TSN (Tables 7-10 '-'), or TSM (Table 12's baseline)")
-    p.add_argument("--flip-labels", default=None,
-                   help="labels a horizontal flip swaps, 'A:B,B:A,...' or '' (none); default: dataset.json's pairs "
-                        "(Something-Something's direction classes, found by name), none without dataset.json")
-    p.add_argument("--no-flip", action="store_true", help="no horizontal flip in training")
-    # run
-    p.add_argument("--workers", type=int, default=min(8, len(os.sched_getaffinity(0))), help="loader processes")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA, and CPUs with bf16 support)")
-    p.add_argument("--channels-last", action="store_true",
-                   help="channels_last memory format (channels_last_3d for 5-D weights) in training and --benchmark")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model in training and --benchmark")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--output", default=None, help="run directory (default runs/<script>-<time>)")
-    p.add_argument("--log-every", type=int, default=0,
-                   help="a progress line every N steps, also off a terminal (0: about every 30 s)")
-    p.add_argument("--resume", default=None, help="continue a run from its last.pt (its flags come with it)")
-    p.add_argument("--evaluate", action="store_true", help="evaluation only (with --checkpoint or --ensemble)")
-    p.add_argument("--checkpoint", default=None,
-                   help="a checkpoint of this script (its model flags come with it) for --evaluate and --predict")
-    p.add_argument("--predict", nargs="+", default=None, metavar="PATH",
-                   help="with --checkpoint: the top classes of each video file, frame folder or list file")
-    p.add_argument("--top-k", type=int, default=5, help="classes per video printed by --predict")
-    p.add_argument("--visualize", default=None, metavar="DIR",
-                   help="with --predict: one PNG per video in DIR (frames, top-k, Grad-CAM, the paper's VIS_MAPS)")
-    p.add_argument("--save-scores", default=None, metavar="FILE",
-                   help="--evaluate: write the videos' paths, labels and averaged probabilities (.npz)")
-    p.add_argument("--ensemble", nargs="+", default=None, metavar="CKPT",
-                   help="--evaluate several checkpoints and average their scores (the papers' 16f + 8f rows)")
-    p.add_argument("--test-clips", type=int, default=1, help="clips per video at test time (Sec. 4.2: 1)")
-    p.add_argument("--test-crops", type=int, default=1, choices=[1, 3, 10], help="crops per clip (Sec. 4.2: 1)")
-    p.add_argument("--test-size", type=int, default=None,
-                   help="test crops of this size from the short side scaled to it (full-resolution testing, Table 2: "
-                        "256); default: --input-size crops from the short side at 256/224 of it")
-    p.add_argument("--test-resize", default=None, metavar="HxW",
-                   help="resize every test frame to HxW first, aspect not kept (the official release: 240x320)")
-    p.add_argument("--max-steps", type=int, default=None, help="stop after N optimisation steps (smoke runs)")
-    p.add_argument("--accumulate", type=int, default=1,
-                   help="micro-batches per step: one GPU with --accumulate 8 sees the per-GPU batches of 8 GPUs")
-    p.add_argument("--save-every", type=int, default=1000,
-                   help="also write last.pt every N steps inside an epoch (0: at epoch ends only)")
-    p.add_argument("--max-bad-fraction", type=float, default=0.05, help="stop past this fraction of bad samples")
-    p.add_argument("--complexity", action="store_true", help="print params and GFLOPs of one clip and exit")
-    p.add_argument("--benchmark", action="store_true", help="print latency/throughput (and the baseline's), exit")
-    # paper switches
-    p.add_argument("--reduction", type=int, default=2, help="channel reduction r of MTCM/PMM/GMM (Sec. 4.2: 2)")
-    p.add_argument("--mtcm-branches", type=int, default=3, help="N, MTCM branches with dilation 1..N (Table 7)")
-    p.add_argument("--lmm-kernel", type=int, default=3, choices=[3, 5, 7], help="LMM kernel size (Table 8)")
-    p.add_argument("--gscm-paths", nargs="+", default=PATHS, choices=PATHS,
+    m.add_argument("--reduction", type=int, default=2, help="channel reduction r of MTCM/PMM/GMM (Sec. 4.2: 2)")
+    m.add_argument("--mtcm-branches", type=int, default=3, help="N, MTCM branches with dilation 1..N (Table 7)")
+    m.add_argument("--lmm-kernel", type=int, default=3, choices=[3, 5, 7], help="LMM kernel size (Table 8)")
+    m.add_argument("--gscm-paths", nargs="+", default=PATHS, choices=PATHS,
                    help="GSCM paths kept; a dropped path's group passes unchanged (Table 9)")
-    p.add_argument("--no-mtcm", action="store_true", help="GSCM only (Table 10 'GSCM')")
-    p.add_argument("--no-gscm", action="store_true", help="MTCM only (Table 10 'MTCM')")
-    p.add_argument("--order", default="gscm-mtcm", choices=["gscm-mtcm", "mtcm-gscm", "parallel"],
+    m.add_argument("--no-mtcm", action="store_true", help="GSCM only (Table 10 'GSCM')")
+    m.add_argument("--no-gscm", action="store_true", help="MTCM only (Table 10 'MTCM')")
+    m.add_argument("--order", default="gscm-mtcm", choices=["gscm-mtcm", "mtcm-gscm", "parallel"],
                    help="how GSCM and MTCM combine (Table 10)")
-    p.add_argument("--position", default=None, choices=sorted(POSITIONS),
+    m.add_argument("--position", default=None, choices=sorted(POSITIONS),
                    help="where in the block (Table 11); default c (ResNet), a (MobileNetV2/ShuffleNetV2, see gets_can)")
-    args = p.parse_args(argv)
-    adopted = checkpoint.adopt(p, argv, args, SCRIPT, MODEL_KEYS)  # the model flags of --checkpoint/--resume
-    args.demo = args.data is None and not (args.complexity or args.benchmark or args.predict)
-    if args.complexity or args.benchmark:
-        args.pretrained = "none"  # weights change neither FLOPs nor speed
-    if args.demo and not adopted:
-        for key, value in DEMO_PROFILE.items():
-            if getattr(args, key) == p.get_default(key):
-                setattr(args, key, value)
-    if args.accumulate < 1 or args.batch_size % args.accumulate:
-        p.error(f"--batch-size {args.batch_size} is not a multiple of --accumulate {args.accumulate}")
-    if args.visualize and not args.predict:
-        p.error("--visualize DIR draws the videos of --predict PATH...: it needs --predict")
-    if (args.evaluate or args.predict) and not (args.checkpoint or args.ensemble):
-        p.error(f"{'--evaluate' if args.evaluate else '--predict'} needs --checkpoint PATH")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        p.error(f"--device {args.device}: no CUDA GPU is visible to PyTorch (use --device cpu)")
-    if args.test_resize:
-        try:
-            parse_size(args.test_resize)
-        except ValueError as e:
-            p.error(f"--test-resize: {e}")
-    args.position = args.position or default_position(args.arch)
+    return cli.add_shared_flags(p)
+
+
+def get_args(argv=None):
+    """The flags; a model switch the combination would not use stops here, before any work."""
+    p = arguments()
+    args, given = cli.parse(p, argv, SCRIPT, DEMO_PROFILE, baseline_has_no="CAN modules")
+    args.position = args.position or ("c" if args.arch.startswith("resnet") else "a")  # Table 11 (c); see gets_can
     if args.no_mtcm and args.no_gscm:
         p.error("--no-mtcm with --no-gscm is the TSN baseline: use --baseline")
     if args.mtcm_branches < 1 or args.reduction < 1:
         p.error("--mtcm-branches and --reduction must be >= 1")
-    # a paper switch that the model would not use stops here, before any work (CONVENTIONS.md "paper switches")
-    given = checkpoint.explicit_flags(p, argv)
-    if args.baseline:
-        for dest in ("reduction", "mtcm_branches", "lmm_kernel", "gscm_paths", "no_mtcm", "no_gscm", "order",
-                     "position"):
-            if dest in given:
-                p.error(f"{option(dest)} has no effect with --baseline {args.baseline} (no CAN modules)")
     if "order" in given and (args.no_mtcm or args.no_gscm):
         p.error(f"--order combines GSCM and MTCM: it has no effect with {'--no-mtcm' if args.no_mtcm else '--no-gscm'}")
     if "order" in given and POSITIONS[args.position][0] != POSITIONS[args.position][1]:
@@ -243,10 +137,6 @@ def get_args(argv=None):
     if "reduction" in given and args.no_mtcm and not {"pmm", "gmm"} & set(args.gscm_paths):
         p.error("--reduction has no effect: neither MTCM nor PMM/GMM is built")
     return args
-
-
-def option(dest):
-    return "--" + dest.replace("_", "-")
 
 
 # ============================================================================================== paper modules
@@ -464,38 +354,264 @@ class CANUnit(nn.Module):
         return self.mtcm(g_o)                                                         # Eq. (2): M^o = M(G^o)
 
 
-class TemporalShift(nn.Module):
-    """TSM (Lin et al., ICCV 2019), Table 12's baseline: 1/8 of the channels from frame t+1, 1/8 from t-1."""
+# ================================================================================= backbone surgery and model
+def build_backbone(arch, pretrained):
+    """torchvision backbone without its classifier, and its feature width; `imagenet` = IMAGENET1K_V1 (a PATH is
+    loaded by main() after the surgery: common.checkpoint.load_initial, by name and shape).
 
-    def __init__(self, num_segments, fold_div=8):
+    Choice: Table 12's "ShuffleNet V2" is the x2.0 model: its TSM row (5.4M, 4.8G with 48 classes) matches x2.0
+    (5.44M, 4.74 GMACs) and no other width (x1.0: 1.35M, 1.17G)."""
+    name = "shufflenet_v2_x2_0" if arch == "shufflenet_v2" else arch
+    weights = None
+    if pretrained == "imagenet":
+        weights = torchvision.models.get_model_weights(name).IMAGENET1K_V1
+    try:
+        net = torchvision.models.get_model(name, weights=weights)
+    except OSError as e:  # no network and no cached file
+        sys.exit(f"error: cannot load {weights} ({e}); put the file in $TORCH_HOME/hub/checkpoints, "
+                 f"pass --pretrained PATH, or --pretrained none")
+    if arch == "mobilenet_v2":
+        net.classifier = nn.Identity()
+        return net, net.last_channel
+    width = net.fc.in_features
+    net.fc = nn.Identity()
+    return net, width
+
+
+def block_slots(backbone, arch):
+    """Every block of the backbone as (info, {slot: (channels, insert)}): insert(module) places `module` at the slot;
+    info = {"stage": 1.., "shortcut": whether the block adds an identity shortcut}.
+
+    ResNet bottleneck (Fig. 1): input = before conv1 (residual branch only), reduce = after conv1/bn1/relu,
+    spatial = after conv2/bn2/relu (the 3x3), output = after bn3 (before the addition).
+    Choice (ResNet-18/34 basic block, two 3x3s): reduce and spatial = between the two convs, output = after bn2.
+    MobileNetV2 inverted residual (1x1 -> dw 3x3 -> 1x1) and ShuffleNetV2 branch2 (the same): the same slots around
+    the depthwise 3x3.
+    """
+    def wrap(parent, name, before):
+        old = getattr(parent, name)
+        return lambda m: setattr(parent, name, nn.Sequential(m, old) if before else nn.Sequential(old, m))
+
+    def wrap_at(seq, i, before):  # the same inside an nn.Sequential, by index
+        return lambda m: seq.__setitem__(i, nn.Sequential(m, seq[i]) if before else nn.Sequential(seq[i], m))
+
+    out = []
+    if arch.startswith("resnet"):
+        for stage, layer in enumerate((backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4), 1):
+            for block in layer:
+                info = {"stage": stage, "shortcut": True}
+                if isinstance(block, torchvision.models.resnet.Bottleneck):
+                    width = block.conv2.out_channels
+                    out.append((info, {"input": (block.conv1.in_channels, wrap(block, "conv1", True)),
+                                       "reduce": (width, wrap(block, "conv2", True)),
+                                       "spatial": (width, wrap(block, "conv3", True)),
+                                       "output": (block.bn3.num_features, wrap(block, "bn3", False))}))
+                else:
+                    width = block.conv1.out_channels
+                    out.append((info, {"input": (block.conv1.in_channels, wrap(block, "conv1", True)),
+                                       "reduce": (width, wrap(block, "conv2", True)),
+                                       "spatial": (width, wrap(block, "conv2", True)),
+                                       "output": (block.bn2.num_features, wrap(block, "bn2", False))}))
+    elif arch == "mobilenet_v2":
+        for block in backbone.features:
+            if isinstance(block, torchvision.models.mobilenetv2.InvertedResidual):
+                seq = block.conv  # [expand 1x1 (+bn, relu6), dw 3x3 (+bn, relu6), project 1x1, bn]; no expand if t=1
+                dw = len(seq) - 3
+                info = {"stage": 0, "shortcut": block.use_res_connect}
+                out.append((info, {"input": (seq[0][0].in_channels, wrap_at(seq, 0, True)),
+                                   "reduce": (seq[dw][0].in_channels, wrap_at(seq, dw, True)),
+                                   "spatial": (seq[dw][0].out_channels, wrap_at(seq, dw + 1, True)),
+                                   "output": (seq[dw + 2].num_features, wrap_at(seq, dw + 2, False))}))
+    elif arch == "shufflenet_v2":
+        for stage, layer in enumerate((backbone.stage2, backbone.stage3, backbone.stage4), 2):
+            for block in layer:
+                seq = block.branch2  # [1x1, bn, relu, dw 3x3, bn, 1x1, bn, relu]; stride 1: half the channels
+                info = {"stage": stage, "shortcut": len(block.branch1) == 0}  # stride 1: the other half passes
+                width = seq[3].out_channels
+                out.append((info, {"input": (seq[0].in_channels, wrap_at(seq, 0, True)),
+                                   "reduce": (width, wrap_at(seq, 3, True)),
+                                   "spatial": (width, wrap_at(seq, 5, True)),
+                                   "output": (seq[6].num_features, wrap_at(seq, 6, False))}))
+    return out
+
+
+def gets_can(arch, info):
+    """Which blocks get CAN. ResNets: all 16 (Fig. 1).
+    Choice (Table 12, the paper gives no placement for the light backbones; its complexities decide): on
+    MobileNetV2 the modules sit on the input of all 17 inverted residuals (position (a): 2.46M, 2.75G;
+    paper 2.5M, 2.8G), since position (c) at the expanded width would cost 6.3M / 6.4G. On ShuffleNetV2 x2.0 they
+    sit in branch2 of the stride-1 units of stages 2-3 (6.06M, 5.74G; paper 5.8M, 5.6G); all stride-1 units would
+    give 7.0M / 6.1G."""
+    if arch == "shufflenet_v2":
+        return info["shortcut"] and info["stage"] <= 3
+    return True
+
+
+def insert_can(backbone, args):
+    """Put GSCM and MTCM into every block at the slots of `args.position` (Table 11; default (c): after the 3x3).
+    Both in one slot form one CANUnit ordered by `args.order` (Table 10); in two slots GSCM comes first."""
+    T = args.num_segments
+    gscm_slot, mtcm_slot = POSITIONS[args.position]
+    make_gscm = lambda c: None if args.no_gscm else GSCM(c, T, args.reduction, args.lmm_kernel, args.gscm_paths)
+    make_mtcm = lambda c: None if args.no_mtcm else MTCM(c, T, args.reduction, args.mtcm_branches)
+    for info, slots in block_slots(backbone, args.arch):
+        if not gets_can(args.arch, info):
+            continue
+        if gscm_slot == mtcm_slot:
+            channels, insert = slots[gscm_slot]
+            insert(CANUnit(make_gscm(channels), make_mtcm(channels), args.order))
+            continue
+        for slot, make in ((gscm_slot, make_gscm), (mtcm_slot, make_mtcm)):
+            channels, insert = slots[slot]
+            module = make(channels)
+            if module is not None:
+                insert(module)
+    return backbone
+
+
+def insert_tsm(backbone, args):
+    """TSM baseline (Table 12): the temporal shift on the residual-branch input ("blockres") of every block with an
+    identity shortcut (TSM's own rule for ResNet and MobileNetV2; ShuffleNetV2: its stride-1 units)."""
+    for info, slots in block_slots(backbone, args.arch):
+        if info["shortcut"]:
+            slots["input"][1](TemporalShift(args.num_segments))
+    return backbone
+
+
+class Model(nn.Module):
+    """TSN frame: a 2D backbone (with CAN, TSM or nothing inside) on every frame, a classifier, logits averaged over
+    the T segments ("temporal consistency function (commonly average pooling)", Sec. 3.1)."""
+
+    def __init__(self, args, num_classes):
         super().__init__()
-        self.T, self.fold_div = num_segments, fold_div
+        self.num_segments = args.num_segments
+        self.backbone, width = build_backbone(args.arch, args.pretrained)
+        if args.baseline == "tsm":
+            insert_tsm(self.backbone, args)
+        elif args.baseline is None:
+            insert_can(self.backbone, args)
+            if args.pretrained == "none":
+                he_init_(self.backbone)
+        self.dropout = nn.Dropout(args.dropout)
+        self.fc = nn.Linear(width, num_classes)
+        nn.init.normal_(self.fc.weight, 0, 0.001)
+        nn.init.zeros_(self.fc.bias)
 
     def forward(self, x):
-        BT, C, H, W = x.shape
-        x = x.view(BT // self.T, self.T, C, H, W)                                    # (B*T,C,H,W) -> (B,T,C,H,W)
-        fold = C // self.fold_div
-        out = torch.zeros_like(x)
-        out[:, :-1, :fold] = x[:, 1:, :fold]                                          # shift left: t <- t+1
-        out[:, 1:, fold:2 * fold] = x[:, :-1, fold:2 * fold]                          # shift right: t <- t-1
-        out[:, :, 2 * fold:] = x[:, :, 2 * fold:]
-        return out.view(BT, C, H, W)                                                  # -> (B*T, C, H, W)
+        B, T = x.shape[:2]
+        x = x.flatten(0, 1)                                 # (B,T,C,H,W) -> (B*T,C,H,W)
+        x = self.backbone(x)                                # (B*T, D)
+        x = self.fc(self.dropout(x))                        # (B*T, K)
+        return x.view(B, T, -1).mean(1)                     # (B*T,K) -> (B,T,K) -> (B,K) segment consensus
 
 
-# ---- what `--predict ... --visualize DIR` draws beside Grad-CAM of VIS_CAM (common/visualize.py: "Class.attr" specs)
-VIS_CAM = {"mobilenet_v2": "backbone.features", "shufflenet_v2": "backbone.conv5"}  # the last stage; ResNets: layer4
-VIS_MAPS = {  # the attention of the last block; each gate is the sigmoid of its last conv's output
-    "MTCM attention M^s (Eq. 4)": dict(at="MTCM.expand", get=lambda m, x, out: out.sigmoid(), kind="heat",
-                                      note="sigma(Conv(M^m)), mean over channels"),
-    "GSCM: PMM attention G_2^PMM (Eq. 8)": dict(at="PMM.expand", get=lambda m, x, out: out.sigmoid(), kind="heat",
-                                               note="per pixel, mean over the C/4 channels"),
-    "GSCM: LMM attention G_3^LMM (Eq. 9)": dict(at="LMM.conv", get=lambda m, x, out: out.sigmoid(), kind="heat",
-                                               layout="BCT", note="one map per frame"),
-    "GSCM: GMM attention G_4^GMM (Eq. 10)": dict(at="GMM.expand", get=lambda m, x, out: out.sigmoid(),
-                                                kind="temporal", note="per channel and frame"),
-}
+def build_model(args, num_classes):
+    """CAN (the paper's model), or the plain TSN / TSM baseline when --baseline is given."""
+    return Model(args, num_classes)
 
 
+# ======================================================================================================= data
+# Choice (train crops, differs from the paper's text): Sec. 4.2 resizes every frame to short side 256 before the
+# 224 crop; TrainTransform takes TSN's multi-scale crop (sides 1, .875, .75, .66 x the short side) from the frame as
+# decoded and resizes the crop to --input-size. The two agree for frames stored at short side 256 (what
+# `python -m common.prepare` advises); for other sizes the crop covers the same fraction of the frame but TSN's
+# snapping of a side within 3 px of 224 (at short side 256) does not occur.
+def frames_per_clip(args):
+    return args.num_segments
+
+
+def train_dataset(args, records, opts):
+    """Sec. 4.2: T segments of the video, one random frame from each (TSN sampling); TSN's multi-scale crop and a
+    horizontal flip (swapping the labels of dataset.json's direction pairs)."""
+    return VideoDataset(
+        records, lambda n, k, rng: segment_indices(n, args.num_segments, train=True, rng=rng),
+        TrainTransform(args.input_size, flip=not args.no_flip, flip_labels=opts.flip_labels), **opts.frames)
+
+
+def test_dataset(args, records, opts):
+    """Sec. 4.2 test: --test-clips clips of T segments (the middle frame of each), each in --test-crops crops
+    (the paper: 1 x 1 centre crop); unreadable videos are left out, never replaced."""
+    return VideoDataset(
+        records, lambda n, k, rng: segment_indices(n, args.num_segments, train=False, clip=k, num_clips=args.test_clips),
+        EvalTransform.from_args(args, frames_per_clip(args)), num_clips=args.test_clips, skip_bad=True,
+        **opts.frames)
+
+
+def protocol(args):
+    return (f"{args.num_segments} frames x {args.test_clips} clips x {args.test_crops} crops "
+            f"({EvalTransform.from_args(args, frames_per_clip(args)).describe()})")
+
+
+# ========================================================================================= train and evaluate
+def param_groups(model, weight_decay):
+    """No weight decay on BatchNorm/LayerNorm parameters and biases (TSM's optimisation policy)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def learning_rate(args, epoch):
+    return args.lr * 0.1 ** sum(epoch >= s for s in args.lr_steps)
+
+
+def train_loss(model, clips, targets, args):
+    """Cross-entropy of one (micro-)batch of clips (Sec. 4.2), and the extra terms to log (none here)."""
+    return F.cross_entropy(model(clips).float(), targets), {}
+
+
+def train_one_epoch(model, loader, optimizer, args, train):
+    """One epoch of SGD (Sec. 4.2: momentum 0.9, lr 0.0025 for batch 8). `train` (common/training.py) resumes
+    mid-epoch, counts unreadable samples, logs, writes checkpoints and stops on a signal or a non-finite loss."""
+    model.train()
+    for clips, targets in train.batches(loader):                           # uint8 (B,T,C,H,W), (B,) on the device
+        optimizer.zero_grad(set_to_none=True)
+        for micro_clips, micro_targets, context in train.micro_batches(normalize(clips), targets):  # --accumulate
+            with context:
+                loss, logged = train_loss(model, micro_clips, micro_targets, args)
+            (loss / args.accumulate).backward()
+            train.record(loss, logged)
+        train.check_loss()
+        if args.clip_grad:
+            nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)  # paper silent: TSM's 20
+        optimizer.step()
+
+
+def evaluate(model, loader, args, device, bad):
+    """Per-video softmax probabilities averaged over the views (clips x crops), as (Predictions, videos left
+    out) of this rank (common/predict.py)."""
+    model.eval()
+
+    def forward(clips):                                                      # uint8 (n,T,C,H,W) -> logits (n,K)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
+            return model(normalize(clips))
+
+    preds, skipped = video_scores(forward, loader, device, crops=args.test_crops)
+    bad.add([message for _, message in skipped], "left out of the evaluation")
+    return preds, skipped
+
+
+# ======================================================================================================= main
+def main(argv=None):
+    args = get_args(argv)  # with --evaluate/--predict/--resume the model flags come from the checkpoint
+    rank, world, device = training.start(args, DEMO_PROFILE)
+    if modes.requested(args):  # --complexity, --benchmark, --predict, --evaluate: common/modes.py, with this file
+        return modes.run(sys.modules[__name__], args, rank, world, device)
+    train_loader, _, val_loader, classes, opts = training.loaders(args, rank, world, train_dataset, test_dataset)
+    model = build_model(args, len(classes)).to(device)
+    checkpoint.load_initial(model, model.backbone, args)  # --pretrained PATH, --finetune PATH: by name and shape
+    optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)
+    with training.Training(args, SCRIPT, model, optimizer, classes, opts, device, world) as train:
+        for epoch in train.epochs(train_loader):
+            lr = learning_rate(args, epoch)  # x0.1 at --lr-steps (Sec. 4.2)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            train_one_epoch(train.model, train_loader, optimizer, args, train)
+            train.end_epoch(lr, metrics_of(*evaluate(train.model, val_loader, args, device, train.bad)))
+    return train.finish(protocol(args))
+
+
+# ================================================================= appendix: paper tables, visualisation maps
 # ---- the paper's tables as data: `python -m common.paper_tables can` builds every row and prints it --------------
 # Rows per common/paper_tables.py: the flags build the row with `python can.py --complexity FLAGS`; figures as
 # printed. The paper counts FLOPs like thop (BN included: its TSN R50 is 33.05 G), ours are conv+linear
@@ -611,507 +727,23 @@ PAPER_TABLES = [
 ]
 
 
-# ============================================================================================ backbone surgery
-def build_backbone(arch, pretrained):
-    """torchvision backbone without its classifier, and its feature width; `imagenet` = IMAGENET1K_V1 (a PATH is
-    loaded by main() after the surgery: common.checkpoint.load_foreign, by name and shape).
-
-    Choice: Table 12's "ShuffleNet V2" is the x2.0 model: its TSM row (5.4M, 4.8G with 48 classes) matches x2.0
-    (5.44M, 4.74 GMACs) and no other width (x1.0: 1.35M, 1.17G)."""
-    name = "shufflenet_v2_x2_0" if arch == "shufflenet_v2" else arch
-    weights = None
-    if pretrained == "imagenet":
-        weights = torchvision.models.get_model_weights(name).IMAGENET1K_V1
-    try:
-        net = torchvision.models.get_model(name, weights=weights)
-    except OSError as e:  # no network and no cached file
-        sys.exit(f"error: cannot load {weights} ({e}); put the file in $TORCH_HOME/hub/checkpoints, "
-                 f"pass --pretrained PATH, or --pretrained none")
-    if arch == "mobilenet_v2":
-        net.classifier = nn.Identity()
-        return net, net.last_channel
-    width = net.fc.in_features
-    net.fc = nn.Identity()
-    return net, width
-
-
-def block_slots(backbone, arch):
-    """Every block of the backbone as (info, {slot: (channels, insert)}): insert(module) places `module` at the slot;
-    info = {"stage": 1.., "shortcut": whether the block adds an identity shortcut}.
-
-    ResNet bottleneck (Fig. 1): input = before conv1 (residual branch only), reduce = after conv1/bn1/relu,
-    spatial = after conv2/bn2/relu (the 3x3), output = after bn3 (before the addition).
-    Choice (ResNet-18/34 basic block, two 3x3s): reduce and spatial = between the two convs, output = after bn2.
-    MobileNetV2 inverted residual (1x1 -> dw 3x3 -> 1x1) and ShuffleNetV2 branch2 (the same): the same slots around
-    the depthwise 3x3.
-    """
-    def wrap(parent, name, before):
-        old = getattr(parent, name)
-        return lambda m: setattr(parent, name, nn.Sequential(m, old) if before else nn.Sequential(old, m))
-
-    def wrap_at(seq, i, before):  # the same inside an nn.Sequential, by index
-        return lambda m: seq.__setitem__(i, nn.Sequential(m, seq[i]) if before else nn.Sequential(seq[i], m))
-
-    out = []
-    if arch.startswith("resnet"):
-        for stage, layer in enumerate((backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4), 1):
-            for block in layer:
-                info = {"stage": stage, "shortcut": True}
-                if isinstance(block, torchvision.models.resnet.Bottleneck):
-                    width = block.conv2.out_channels
-                    out.append((info, {"input": (block.conv1.in_channels, wrap(block, "conv1", True)),
-                                       "reduce": (width, wrap(block, "conv2", True)),
-                                       "spatial": (width, wrap(block, "conv3", True)),
-                                       "output": (block.bn3.num_features, wrap(block, "bn3", False))}))
-                else:
-                    width = block.conv1.out_channels
-                    out.append((info, {"input": (block.conv1.in_channels, wrap(block, "conv1", True)),
-                                       "reduce": (width, wrap(block, "conv2", True)),
-                                       "spatial": (width, wrap(block, "conv2", True)),
-                                       "output": (block.bn2.num_features, wrap(block, "bn2", False))}))
-    elif arch == "mobilenet_v2":
-        for block in backbone.features:
-            if isinstance(block, torchvision.models.mobilenetv2.InvertedResidual):
-                seq = block.conv  # [expand 1x1 (+bn, relu6), dw 3x3 (+bn, relu6), project 1x1, bn]; no expand if t=1
-                dw = len(seq) - 3
-                info = {"stage": 0, "shortcut": block.use_res_connect}
-                out.append((info, {"input": (seq[0][0].in_channels, wrap_at(seq, 0, True)),
-                                   "reduce": (seq[dw][0].in_channels, wrap_at(seq, dw, True)),
-                                   "spatial": (seq[dw][0].out_channels, wrap_at(seq, dw + 1, True)),
-                                   "output": (seq[dw + 2].num_features, wrap_at(seq, dw + 2, False))}))
-    elif arch == "shufflenet_v2":
-        for stage, layer in enumerate((backbone.stage2, backbone.stage3, backbone.stage4), 2):
-            for block in layer:
-                seq = block.branch2  # [1x1, bn, relu, dw 3x3, bn, 1x1, bn, relu]; stride 1: half the channels
-                info = {"stage": stage, "shortcut": len(block.branch1) == 0}  # stride 1: the other half passes
-                width = seq[3].out_channels
-                out.append((info, {"input": (seq[0].in_channels, wrap_at(seq, 0, True)),
-                                   "reduce": (width, wrap_at(seq, 3, True)),
-                                   "spatial": (width, wrap_at(seq, 5, True)),
-                                   "output": (seq[6].num_features, wrap_at(seq, 6, False))}))
-    return out
-
-
-def gets_can(arch, info):
-    """Which blocks get CAN. ResNets: all 16 (Fig. 1).
-    Choice (Table 12, the paper gives no placement for the light backbones; its complexities decide): on
-    MobileNetV2 the modules sit on the input of all 17 inverted residuals (position (a): 2.46M, 2.75G;
-    paper 2.5M, 2.8G), since position (c) at the expanded width would cost 6.3M / 6.4G. On ShuffleNetV2 x2.0 they
-    sit in branch2 of the stride-1 units of stages 2-3 (6.06M, 5.74G; paper 5.8M, 5.6G); all stride-1 units would
-    give 7.0M / 6.1G."""
-    if arch == "shufflenet_v2":
-        return info["shortcut"] and info["stage"] <= 3
-    return True
-
-
-def default_position(arch):
-    return "c" if arch.startswith("resnet") else "a"
-
-
-def insert_can(backbone, args):
-    """Put GSCM and MTCM into every block at the slots of `args.position` (Table 11; default (c): after the 3x3).
-    Both in one slot form one CANUnit ordered by `args.order` (Table 10); in two slots GSCM comes first."""
-    T = args.num_segments
-    gscm_slot, mtcm_slot = POSITIONS[args.position]
-    make_gscm = lambda c: None if args.no_gscm else GSCM(c, T, args.reduction, args.lmm_kernel, args.gscm_paths)
-    make_mtcm = lambda c: None if args.no_mtcm else MTCM(c, T, args.reduction, args.mtcm_branches)
-    for info, slots in block_slots(backbone, args.arch):
-        if not gets_can(args.arch, info):
-            continue
-        if gscm_slot == mtcm_slot:
-            channels, insert = slots[gscm_slot]
-            insert(CANUnit(make_gscm(channels), make_mtcm(channels), args.order))
-            continue
-        for slot, make in ((gscm_slot, make_gscm), (mtcm_slot, make_mtcm)):
-            channels, insert = slots[slot]
-            module = make(channels)
-            if module is not None:
-                insert(module)
-    return backbone
-
-
-def insert_tsm(backbone, args):
-    """TSM baseline (Table 12): the temporal shift on the residual-branch input ("blockres") of every block with an
-    identity shortcut (TSM's own rule for ResNet and MobileNetV2; ShuffleNetV2: its stride-1 units)."""
-    for info, slots in block_slots(backbone, args.arch):
-        if info["shortcut"]:
-            slots["input"][1](TemporalShift(args.num_segments))
-    return backbone
-
-
-class Model(nn.Module):
-    """TSN frame: a 2D backbone (with CAN, TSM or nothing inside) on every frame, a classifier, logits averaged over
-    the T segments ("temporal consistency function (commonly average pooling)", Sec. 3.1)."""
-
-    def __init__(self, args, num_classes):
-        super().__init__()
-        self.num_segments = args.num_segments
-        self.backbone, width = build_backbone(args.arch, args.pretrained)
-        if args.baseline == "tsm":
-            insert_tsm(self.backbone, args)
-        elif args.baseline is None:
-            insert_can(self.backbone, args)
-            if args.pretrained == "none":
-                he_init_(self.backbone)
-        self.dropout = nn.Dropout(args.dropout)
-        self.fc = nn.Linear(width, num_classes)
-        nn.init.normal_(self.fc.weight, 0, 0.001)
-        nn.init.zeros_(self.fc.bias)
-
-    def forward(self, x):
-        B, T = x.shape[:2]
-        x = x.flatten(0, 1)                                 # (B,T,C,H,W) -> (B*T,C,H,W)
-        x = self.backbone(x)                                # (B*T, D)
-        x = self.fc(self.dropout(x))                        # (B*T, K)
-        return x.view(B, T, -1).mean(1)                     # (B*T,K) -> (B,T,K) -> (B,K) segment consensus
-
-
-# ======================================================================================================= data
-# Choice (train crops, differs from the paper's text): Sec. 4.2 resizes every frame to short side 256 before the
-# 224 crop; TrainTransform takes TSN's multi-scale crop (sides 1, .875, .75, .66 x the short side) from the frame as
-# decoded and resizes the crop to --input-size. The two agree for frames stored at short side 256 (what
-# `python -m common.prepare` advises); for other sizes the crop covers the same fraction of the frame but TSN's
-# snapping of a side within 3 px of 224 (at short side 256) does not occur.
-def frames_per_clip(args):
-    return args.num_segments
-
-
-def eval_dataset(args, records, opts):
-    """The test protocol: --test-clips clips of T segments, each in --test-crops crops; unreadable videos are
-    left out, never replaced."""
-    return VideoDataset(
-        records, lambda n, k, rng: segment_indices(n, args.num_segments, train=False, clip=k, num_clips=args.test_clips),
-        EvalTransform.from_args(args, frames_per_clip(args)), num_clips=args.test_clips, skip_bad=True,
-        **opts.frames)
-
-
-def eval_loader(dataset, args, rank, world):
-    return torch.utils.data.DataLoader(
-        dataset, max(1, args.batch_size // world // (args.test_clips * args.test_crops)), collate_fn=collate_eval,
-        sampler=EpochSampler(len(dataset), shuffle=False, rank=rank, world=world), num_workers=args.workers,
-        pin_memory=torch.cuda.is_available())
-
-
-def build_loaders(args, rank, world):
-    """(train loader or None with --evaluate, val records, val loader, classes, DataOptions)."""
-    if args.data is None:
-        args.data = demo_dataset()
-    val_records, classes = load_split(args.data, "val")
-    opts = data_options(args, classes, read_dataset_info(args.data), args.data)
-    val_loader = eval_loader(eval_dataset(args, val_records, opts), args, rank, world)
-    if args.evaluate:
-        return None, val_records, val_loader, classes, opts
-    train_records, _ = load_split(args.data, "train")
-    train_set = VideoDataset(
-        train_records, lambda n, k, rng: segment_indices(n, args.num_segments, train=True, rng=rng),
-        TrainTransform(args.input_size, flip=not args.no_flip, flip_labels=opts.flip_labels), **opts.frames)
-    per_rank = max(1, args.batch_size // world)
-    train_loader = torch.utils.data.DataLoader(
-        train_set, per_rank, sampler=EpochSampler(len(train_set), shuffle=True, seed=args.seed, rank=rank, world=world),
-        drop_last=True, num_workers=args.workers, pin_memory=torch.cuda.is_available(),
-        persistent_workers=args.workers > 0, generator=torch.Generator())  # not the global RNG: exact resume
-    if len(train_loader) == 0:
-        raise AnnotationError(f"{args.data}/train.txt: fewer samples ({len(train_set)}) than --batch-size {per_rank}")
-    return train_loader, val_records, val_loader, classes, opts
-
-
-# ============================================================================================ train/evaluate
-def param_groups(model, weight_decay):
-    """No weight decay on BatchNorm/LayerNorm parameters and biases (TSM's optimisation policy)."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def learning_rate(args, epoch):
-    return args.lr * 0.1 ** sum(epoch >= s for s in args.lr_steps)
-
-
-def autocast(args, device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp)
-
-
-def train_loss(model, clips, targets, args):
-    """Cross-entropy of one (micro-)batch of clips, and the extra terms to log (none here)."""
-    return F.cross_entropy(model(clips).float(), targets), {}
-
-
-def new_sums():
-    """Per-epoch sums of the training statistics (step counts, clips, loss, seconds), kept in the checkpoint."""
-    return {"loss": 0.0, "steps": 0.0, "samples": 0.0, "data_time": 0.0, "time": 0.0}
-
-
-def train_one_epoch(model, loader, optimizer, args, device, state, bad, stop, save):
-    """The rest of epoch state["epoch"]: a resumed run starts at step state["epoch_step"] (the sampler skips the
-    batches done), and state["sums"] carries the partial epoch's sums, so its log record equals an uninterrupted
-    one. One loader batch = one step of --accumulate micro-batches. Returns True when a signal asked to stop."""
-    model.train()
-    sums, A = state["sums"], args.accumulate
-    steps = run.StepLog(f"epoch {state['epoch']}", state["epoch_step"] + len(loader), args.log_every,
-                        first=state["epoch_step"])
-    start = time.perf_counter()
-    for clips, targets, bad_paths in run.progress(loader, desc=f"epoch {state['epoch']}", leave=False):
-        data_time = time.perf_counter() - start
-        bad.add(bad_paths)
-        clips = normalize(clips.to(device, non_blocking=True))                # uint8 -> float (B,T,C,H,W)
-        targets = targets.to(device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        loss, logged = 0.0, {}
-        for m in range(A):  # micro-batch m = every A-th clip: exactly the per-GPU batch of rank m of A ranks
-            no_sync = model.no_sync() if m < A - 1 and hasattr(model, "no_sync") else contextlib.nullcontext()
-            with no_sync, autocast(args, device):
-                micro, extra = train_loss(model, clips[m::A], targets[m::A], args)
-            (micro / A).backward()
-            loss = loss + micro.detach() / A
-            logged = {k: logged.get(k, 0.0) + v.detach() / A for k, v in extra.items()}
-        # one all-reduce per step (none in a single process): every rank stops at the same step
-        nonfinite, stopping = run.all_reduce_sum([float(not torch.isfinite(loss)), float(stop.requested)], device)
-        if nonfinite:
-            run.cleanup_distributed()
-            kept = "no checkpoint was written" if state["saved_step"] is None else \
-                f"the last checkpoint (step {state['saved_step']}) is left as it was"
-            sys.exit(f"error: non-finite loss at epoch {state['epoch']}, step {state['step'] + 1} (not applied); {kept}")
-        if args.clip_grad:
-            nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
-        optimizer.step()
-        state["step"] += 1
-        state["epoch_step"] += 1
-        for key, value in {"loss": loss.item(), "steps": 1, "samples": len(targets), "data_time": data_time,
-                           **{k: v.item() for k, v in logged.items()}}.items():
-            sums[key] = sums.get(key, 0.0) + value
-        sums["time"] += time.perf_counter() - start
-        steps.step(loss.item(), optimizer.param_groups[0]["lr"], data_time, len(targets))
-        if stopping:
-            return True
-        if args.max_steps and state["step"] >= args.max_steps:
-            break
-        if args.save_every and state["step"] % args.save_every == 0:
-            save(["last.pt"])
-        start = time.perf_counter()
-    return False
-
-
-def epoch_record(sums, device):
-    """The epoch's training statistics over all ranks: means per step, and the number of training clips."""
-    total = dict(zip(sums, run.all_reduce_sum(list(sums.values()), device)))
-    steps = max(total.pop("steps"), 1)
-    samples = int(total.pop("samples"))
-    return {**{("train_" + k if k not in ("data_time", "time") else k): v / steps for k, v in total.items()},
-            "train_samples": samples}
-
-
-def evaluate(model, loader, args, device, bad):
-    """Per-video softmax probabilities averaged over the views (clips x crops), as (Predictions, videos left
-    out) of this rank (common/predict.py)."""
-    model.eval()
-
-    def forward(clips):                                                      # uint8 (n,T,C,H,W) -> logits (n,K)
-        with autocast(args, device):
-            return model(normalize(clips))
-
-    preds, skipped = video_scores(forward, loader, device, crops=args.test_crops)
-    bad.add([message for _, message in skipped], "left out of the evaluation")
-    return preds, skipped
-
-
-# ======================================================================================================= main
-def protocol(args):
-    return (f"{args.num_segments} frames x {args.test_clips} clips x {args.test_crops} crops "
-            f"({EvalTransform.from_args(args, frames_per_clip(args)).describe()})")
-
-
-def build_model(args, num_classes):
-    """CAN (the paper's model), or the plain TSN / TSM baseline when --baseline is given."""
-    return Model(args, num_classes)
-
-
-def clip_shape(args):
-    return (frames_per_clip(args), 3, args.input_size, args.input_size)
-
-
-def complexity_row(args):
-    """Params (M) and GFLOPs (multiply-accumulates) of one clip of the model `args` build, as --complexity and
-    common/paper_tables.py report them. Built and run on the 'meta' device: shapes only, no weights, no arithmetic
-    (the counts equal those of a real build, tested), so a ResNet-50 row takes well under a second."""
-    with torch.device("meta"):
-        model = build_model(args, args.num_classes)
-    gflops = complexity.gmacs(model, torch.zeros(1, *clip_shape(args), device="meta"))
-    return {"params_m": complexity.params_m(model), "gflops": gflops}
-
-
-def report_complexity(args):
-    row = complexity_row(args)
-    out = {"script": SCRIPT, "params_m": round(row["params_m"], 2), "gflops": round(row["gflops"], 2),
-           "num_segments": args.num_segments, "input_size": args.input_size, "num_classes": args.num_classes,
-           "frames_per_clip": frames_per_clip(args)}
-    print(json.dumps(out))
-
-
-def report_benchmark(args, device):
-    """--benchmark: the model and its baseline (--baseline) timed interleaved in one run (common/complexity.py)."""
-    def model_and_input(base):
-        cfg = argparse.Namespace(**{**vars(args), "baseline": base})
-        return build_model(cfg, args.num_classes), lambda n: torch.randn(n, *clip_shape(cfg))  # n clips
-
-    result = complexity.compare(*model_and_input(args.baseline), *model_and_input("tsn"), device, args.batch_size,
-                                args.amp, args.channels_last, args.compile)
-    print(json.dumps({"script": SCRIPT, **result}))
-
-
-def trained_model(args, num_classes, device, path):
-    """The model the flags build, with the weights of checkpoint `path`."""
-    model = build_model(args, num_classes)
-    checkpoint.load_weights(model, path)
-    return model.to(device)
-
-
-def predict_videos(args, device):
-    """--predict: the top classes of each video file, frame folder or list file (common/predict.py)."""
-    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON lines alone
-        meta = checkpoint.meta(args.checkpoint)
-        classes = checkpoint.class_names(meta)
-        opts = data_options(args, classes, meta["dataset"], "the checkpoint's dataset")
-        records = records_from_paths(args.predict, len(classes), lambda name: name.lower().endswith((".jpg", ".jpeg")))
-        model = trained_model(args, len(classes), device, args.checkpoint)
-        loader = eval_loader(eval_dataset(args, records, opts), args, 0, 1)
-        preds, skipped = evaluate(model, loader, args, device, run.BadSamples(1.0))
-    unreadable = print_predictions(preds, skipped, records, classes, args.top_k, protocol(args), multi_label=False)
-    if args.visualize:  # one PNG per video: Grad-CAM and the paper's maps (common/visualize.py)
-        cam = VIS_CAM.get(args.arch, "backbone.layer4")
-        visualize.write_sheets(model, lambda clips: model(normalize(clips)), loader, records, classes, args.visualize,
-                               VIS_MAPS, cam, preds=preds, protocol=protocol(args), top_k=args.top_k)
-    if unreadable:
-        sys.exit(f"error: {unreadable} of {len(records)} videos unreadable")
-
-
-def evaluate_only(args, rank, world, device):
-    """--evaluate --checkpoint X (or --ensemble X Y ...): metrics over the readable val videos, per-class
-    accuracy and confusion matrix in the run directory, optionally the per-video scores (--save-scores)."""
-    _, records, loader, classes, opts = build_loaders(args, rank, world)
-    bad, t0 = run.BadSamples(1.0), time.time()
-    members = []
-    for path in args.ensemble or [args.checkpoint]:
-        cfg = checkpoint.member_args(args, path, MODEL_KEYS) if args.ensemble else args
-        checkpoint.check_classes(checkpoint.meta(path), classes, os.path.join(args.data, "classes.txt"))
-        model = trained_model(cfg, len(classes), device, path)
-        member_loader = loader if cfg is args else eval_loader(eval_dataset(cfg, records, opts), cfg, rank, world)
-        preds, skipped = evaluate(model, member_loader, cfg, device, bad)
-        members.append((path, protocol(cfg), preds, skipped))
-    preds, skipped = (predict.average([m[2] for m in members]), members[0][3]) if args.ensemble else members[0][2:]
-    frames = "+".join(proto.split(" frames")[0] for _, proto, _, _ in members)   # the papers' "16+8 frames"
-    result = {**metrics_of(preds, skipped), "protocol": frames + " frames" + members[0][1].split(" frames", 1)[1],
-              "seconds": round(time.time() - t0, 1)}
-    if args.ensemble:
-        result["members"] = [{"checkpoint": p, "frames": int(proto.split(" frames")[0].split("x")[0]),
-                              "protocol": proto, **metrics_of(m, s)} for p, proto, m, s in members]
-    folder = args.output or os.path.dirname(os.path.abspath(args.ensemble[0] if args.ensemble else args.checkpoint))
-    write_reports(preds, records, classes, folder, args.save_scores)
-    run.print0(f"protocol: {result['protocol']}")
-    run.print0(json.dumps(result))
-    return result
-
-
-def main(argv=None):
-    args = get_args(argv)  # with --evaluate/--predict/--resume the model flags come from the checkpoint
-    if args.complexity:
-        return report_complexity(args)
-    rank, world, device = run.init_distributed(args.device)
-    if args.benchmark:
-        return report_benchmark(args, device)
-    run.seed_everything(args.seed + rank)
-    if args.demo:
-        run.print0(f"demo profile (no --data): {json.dumps({k: getattr(args, k) for k in DEMO_PROFILE})}")
-    try:
-        if args.predict:
-            return predict_videos(args, device)
-        if args.evaluate:
-            return evaluate_only(args, rank, world, device)
-        train_loader, val_records, val_loader, classes, opts = build_loaders(args, rank, world)
-    except AnnotationError as e:
-        sys.exit(f"error: {e}")
-    model = build_model(args, len(classes)).to(device)
-    if args.pretrained not in ("none", "imagenet") and not args.resume:  # a file: matched by name and shape
-        checkpoint.load_foreign(model.backbone, args.pretrained, "--pretrained", args.allow_partial)
-    if args.finetune and not args.resume:
-        checkpoint.load_foreign(model, args.finetune, "--finetune", args.allow_partial)
-    if args.channels_last:
-        complexity.to_channels_last(model)
-    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    ddp = torch.compile(ddp) if args.compile else ddp
-    optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)
-    bad = run.BadSamples(args.max_bad_fraction)
-    t0 = time.time()
-
-    output = args.output or os.path.join("runs", f"{SCRIPT}-{time.strftime('%Y%m%d-%H%M%S')}")
-    state = {"epoch": 0, "step": 0, "best": -math.inf, "epoch_step": 0, "saved_step": None, "bad_samples": 0,
-             "sums": new_sums()}
-    if args.resume:
-        ckpt = checkpoint.load(args.resume)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        state = ckpt["state"]
-        if not run.is_main():  # rank 0 carries the partial epoch's sums and bad paths of all ranks
-            state["sums"] = dict.fromkeys(state["sums"], 0.0)
-        bad.paths = list(ckpt["bad"]) if run.is_main() else []
-        output = args.output or os.path.dirname(os.path.abspath(args.resume))
-        run.set_rng_state(ckpt["rng"])
-    if run.is_main():
-        os.makedirs(output, exist_ok=True)
-        with open(os.path.join(output, "args.json"), "w") as f:
-            json.dump(vars(args), f, indent=1)
-    log = run.JsonlLog(os.path.join(output, "log.jsonl"))
-    log.truncate(state["epoch"])
-    meta = checkpoint.describe(args, SCRIPT, classes, opts.info)
-
-    def save(names):
-        """Called by every rank (it gathers the sums, bad paths and RNG states of all ranks); rank 0 writes.
-        best.pt holds the weights and what built them; the optimiser and run state stay in last.pt."""
-        sums = dict(zip(state["sums"], run.all_reduce_sum(list(state["sums"].values()), device)))
-        state["saved_step"] = state["step"]
-        ckpt = {"model": model.state_dict(), "meta": meta, "optimizer": optimizer.state_dict(),
-                "state": {**state, "sums": sums}, "bad": run.all_gather_list(bad.paths), "rng": run.gathered_rng_state()}
-        for name in names:
-            if run.is_main():
-                run.save_checkpoint(ckpt if name == "last.pt" else {"model": ckpt["model"], "meta": meta},
-                                    os.path.join(output, name))
-
-    metrics = {}
-    with run.StopRequest() as stop:
-        while state["epoch"] < args.epochs and not (args.max_steps and state["step"] >= args.max_steps):
-            epoch = state["epoch"]
-            lr = learning_rate(args, epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            train_loader.sampler.set_epoch(epoch, skip=state["epoch_step"] * train_loader.batch_size)
-            if state["epoch_step"] == 0:
-                bad.new_epoch()
-            if train_one_epoch(ddp, train_loader, optimizer, args, device, state, bad, stop, save):
-                save(["last.pt"])
-                run.print0(f"stopped by {stop.name} at epoch {epoch}, step {state['step']}; checkpoint written. "
-                           f"Continue with --resume {os.path.join(output, 'last.pt')}")
-                run.cleanup_distributed()
-                sys.exit(128 + (stop.signum or signal.SIGTERM))
-            train_stats = epoch_record(state["sums"], device)
-            metrics = metrics_of(*evaluate(ddp, val_loader, args, device, bad))
-            bad_paths = bad.check(train_stats["train_samples"] + metrics["samples"], final=True)
-            state["bad_samples"] += len(bad_paths)
-            key = "val_map" if "val_map" in metrics else "val_top1"
-            state.update(epoch=epoch + 1, epoch_step=0, sums=new_sums())
-            is_best = metrics[key] > state["best"]
-            state["best"] = max(state["best"], metrics[key])
-            record = {"epoch": epoch, "lr": lr, **train_stats, **metrics, "bad_samples": len(bad_paths),
-                      "bad_paths": bad_paths, "step": state["step"]}
-            log.write(record)
-            run.print0(json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
-                                   for k, v in record.items() if k not in ("bad_paths", "skipped_paths")}))
-            save(["last.pt", "best.pt"] if is_best else ["last.pt"])
-    final = {k: metrics.get(k) for k in ("val_top1", "val_top5", "val_map") if k in metrics}
-    final.update({"epochs": state["epoch"], "seconds": round(time.time() - t0, 1), "bad_samples": state["bad_samples"],
-                  "skipped": metrics.get("skipped", 0), "protocol": protocol(args), "output": output})
-    run.print0(json.dumps(final))
-    run.cleanup_distributed()
-    return final
+# ---- what `--predict ... --visualize DIR` draws (common/visualize.py: "Class.attr" specs) -------------------------
+VIS_CAM = {"mobilenet_v2": "backbone.features", "shufflenet_v2": "backbone.conv5"}  # the last stage; ResNets: layer4
+VIS_MAPS = {  # the attention of the last block; each gate is the sigmoid of its last conv's output
+    "MTCM attention M^s (Eq. 4)": dict(at="MTCM.expand", get=lambda m, x, out: out.sigmoid(), kind="heat",
+                                      note="sigma(Conv(M^m)), mean over channels"),
+    "GSCM: PMM attention G_2^PMM (Eq. 8)": dict(at="PMM.expand", get=lambda m, x, out: out.sigmoid(), kind="heat",
+                                               note="per pixel, mean over the C/4 channels"),
+    "GSCM: LMM attention G_3^LMM (Eq. 9)": dict(at="LMM.conv", get=lambda m, x, out: out.sigmoid(), kind="heat",
+                                               layout="BCT", note="one map per frame"),
+    "GSCM: GMM attention G_4^GMM (Eq. 10)": dict(at="GMM.expand", get=lambda m, x, out: out.sigmoid(),
+                                                kind="temporal", note="per channel and frame"),
+}
+
+
+def visualization(args, model):
+    return {"forward": lambda clips: model(normalize(clips)), "cam": VIS_CAM.get(args.arch, "backbone.layer4"),
+            "maps": VIS_MAPS}
 
 
 if __name__ == "__main__":
