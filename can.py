@@ -361,15 +361,7 @@ def build_backbone(arch, pretrained):
 
     Choice: Table 12's "ShuffleNet V2" is the x2.0 model: its TSM row (5.4M, 4.8G with 48 classes) matches x2.0
     (5.44M, 4.74 GMACs) and no other width (x1.0: 1.35M, 1.17G)."""
-    name = "shufflenet_v2_x2_0" if arch == "shufflenet_v2" else arch
-    weights = None
-    if pretrained == "imagenet":
-        weights = torchvision.models.get_model_weights(name).IMAGENET1K_V1
-    try:
-        net = torchvision.models.get_model(name, weights=weights)
-    except OSError as e:  # no network and no cached file
-        sys.exit(f"error: cannot load {weights} ({e}); put the file in $TORCH_HOME/hub/checkpoints, "
-                 f"pass --pretrained PATH, or --pretrained none")
+    net = checkpoint.torchvision_model("shufflenet_v2_x2_0" if arch == "shufflenet_v2" else arch, pretrained)
     if arch == "mobilenet_v2":
         net.classifier = nn.Identity()
         return net, net.last_channel
@@ -544,15 +536,19 @@ def protocol(args):
 
 # ========================================================================================= train and evaluate
 def param_groups(model, weight_decay):
-    """No weight decay on BatchNorm/LayerNorm parameters and biases (TSM's optimisation policy)."""
+    """Sec. 4.2 gives weight decay 1e-4 only; Choice: none on BatchNorm parameters and biases (TSM's policy)."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def learning_rate(args, epoch):
-    return args.lr * 0.1 ** sum(epoch >= s for s in args.lr_steps)
+def set_learning_rate(optimizer, args, epoch):
+    """Sec. 4.2: lr x0.1 at each of --lr-steps (epochs 30, 40, 45 of 50). Returns it."""
+    lr = args.lr * 0.1 ** sum(epoch >= s for s in args.lr_steps)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
 
 
 def train_loss(model, clips, targets, args):
@@ -578,17 +574,15 @@ def train_one_epoch(model, loader, optimizer, args, train):
 
 
 def evaluate(model, loader, args, device, bad):
-    """Per-video softmax probabilities averaged over the views (clips x crops), as (Predictions, videos left
-    out) of this rank (common/predict.py)."""
+    """The test of Sec. 4.2: each video's softmax probabilities averaged over its views (1 clip x 1 centre crop in
+    the paper), as (Predictions, videos left out) of this rank (common/predict.py)."""
     model.eval()
 
     def forward(clips):                                                      # uint8 (n,T,C,H,W) -> logits (n,K)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
             return model(normalize(clips))
 
-    preds, skipped = video_scores(forward, loader, device, crops=args.test_crops)
-    bad.add([message for _, message in skipped], "left out of the evaluation")
-    return preds, skipped
+    return video_scores(forward, loader, device, crops=args.test_crops, bad=bad)
 
 
 # ======================================================================================================= main
@@ -600,12 +594,10 @@ def main(argv=None):
     train_loader, _, val_loader, classes, opts = training.loaders(args, rank, world, train_dataset, test_dataset)
     model = build_model(args, len(classes)).to(device)
     checkpoint.load_initial(model, model.backbone, args)  # --pretrained PATH, --finetune PATH: by name and shape
-    optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)
+    optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)  # Sec. 4.2
     with training.Training(args, SCRIPT, model, optimizer, classes, opts, device, world) as train:
         for epoch in train.epochs(train_loader):
-            lr = learning_rate(args, epoch)  # x0.1 at --lr-steps (Sec. 4.2)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            lr = set_learning_rate(optimizer, args, epoch)
             train_one_epoch(train.model, train_loader, optimizer, args, train)
             train.end_epoch(lr, metrics_of(*evaluate(train.model, val_loader, args, device, train.bad)))
     return train.finish(protocol(args))

@@ -69,7 +69,6 @@ import sys
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
 
 from common import checkpoint, cli, complexity, modes, training
 from common.data import VideoDataset
@@ -494,22 +493,15 @@ class TCM(nn.Module):
 def build_resnet(arch, pretrained):
     """torchvision ResNet without its classifier; `imagenet` = IMAGENET1K_V1 (the weights the papers used). A
     --pretrained PATH is loaded by main() after the surgery (common.checkpoint.load_initial: by name and shape)."""
-    weights = None
-    if pretrained == "imagenet":
-        weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
-    try:
-        net = torchvision.models.get_model(arch, weights=weights)
-    except OSError as e:  # no network and no cached file
-        sys.exit(f"error: cannot load {weights} ({e}); put the file in $TORCH_HOME/hub/checkpoints, "
-                 f"pass --pretrained PATH, or --pretrained none")
+    net = checkpoint.torchvision_model(arch, pretrained)
     net.fc = nn.Identity()
     return net
 
 
 def insert_stasta(backbone, num_segments, module="stasta", afs=True, dmta=True, order="afs-dmta"):
     """TSM surgery + the paper module: wraps conv1 of every block of layer1..layer4 in TemporalShift (TSM
-    'blockres', common/tsm.py; TSM's own `conv1.net` names) and appends STASTA (or TCM; nothing for 'tsm') to layer2, so it sees layer2's output (28x28x512
-    for ResNet-50 at 224).
+    'blockres', common/tsm.py; TSM's own `conv1.net` names) and appends STASTA (or TCM; nothing for 'tsm') to
+    layer2, so it sees layer2's output (28x28x512 for ResNet-50 at 224).
     Choice: after layer2, TCM's and MotionSqueeze's position (the paper names none; Table 1's FLOPs fit it)."""
     for name in ("layer1", "layer2", "layer3", "layer4"):
         for block in getattr(backbone, name):
@@ -584,15 +576,20 @@ def protocol(args):
 
 # ========================================================================================= train and evaluate
 def param_groups(model, weight_decay):
-    """No weight decay on BatchNorm/LayerNorm parameters and biases (TSM's optimisation policy)."""
+    """TSM's optimisation policy (Sec. IV-B trains as TSM does): no weight decay on BatchNorm parameters and
+    biases."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def learning_rate(args, epoch):
-    return args.lr * 0.1 ** sum(epoch >= s for s in args.lr_steps)
+def set_learning_rate(optimizer, args, epoch):
+    """TSM's step schedule (Sec. IV-B): lr x0.1 at each of --lr-steps (epochs 30, 40, 45 of 50). Returns it."""
+    lr = args.lr * 0.1 ** sum(epoch >= s for s in args.lr_steps)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
 
 
 def loss_fn(args):
@@ -632,9 +629,7 @@ def evaluate(model, loader, args, device, bad):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
             return model(normalize(clips))
 
-    preds, skipped = video_scores(forward, loader, device, crops=args.test_crops, multi_label=args.multi_label)
-    bad.add([message for _, message in skipped], "left out of the evaluation")
-    return preds, skipped
+    return video_scores(forward, loader, device, crops=args.test_crops, multi_label=args.multi_label, bad=bad)
 
 
 # ======================================================================================================= main
@@ -649,9 +644,7 @@ def main(argv=None):
     optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)  # TSM's
     with training.Training(args, SCRIPT, model, optimizer, classes, opts, device, world) as train:
         for epoch in train.epochs(train_loader):
-            lr = learning_rate(args, epoch)  # step schedule (Sec. IV-B)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            lr = set_learning_rate(optimizer, args, epoch)
             train_one_epoch(train.model, train_loader, optimizer, args, train)
             train.end_epoch(lr, metrics_of(*evaluate(train.model, val_loader, args, device, train.bad)))
     return train.finish(protocol(args))

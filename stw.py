@@ -46,7 +46,6 @@ from fractions import Fraction
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
 
 from common import checkpoint, cli, modes, training
 from common.data import VideoDataset
@@ -283,14 +282,7 @@ class STWBlock(nn.Module):
 def build_resnet(arch, pretrained):
     """torchvision ResNet without its classifier; `imagenet` = IMAGENET1K_V1 (the weights the papers used). A
     --pretrained PATH is loaded by main() after the surgery (common.checkpoint.load_initial: by name and shape)."""
-    weights = None
-    if pretrained == "imagenet":
-        weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
-    try:
-        net = torchvision.models.get_model(arch, weights=weights)
-    except OSError as e:  # no network and no cached file
-        sys.exit(f"error: cannot load {weights} ({e}); put the file in $TORCH_HOME/hub/checkpoints, "
-                 f"pass --pretrained PATH, or --pretrained none")
+    net = checkpoint.torchvision_model(arch, pretrained)
     net.fc = nn.Identity()
     return net
 
@@ -385,15 +377,19 @@ def protocol(args):
 
 # ========================================================================================= train and evaluate
 def param_groups(model, weight_decay):
-    """No weight decay on BatchNorm/LayerNorm parameters and biases (TSM's optimisation policy)."""
+    """Sec. IV-B gives weight decay 5e-4 only; Choice: none on BatchNorm parameters and biases (TSM's policy)."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def learning_rate(args, epoch):
-    return args.lr * 0.1 ** sum(epoch >= s for s in args.lr_steps)
+def set_learning_rate(optimizer, args, epoch):
+    """Sec. IV-B: lr x0.1 at each of --lr-steps (epochs 30, 40, 45 of 50; --finetune: every 15). Returns it."""
+    lr = args.lr * 0.1 ** sum(epoch >= s for s in args.lr_steps)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
 
 
 def train_loss(model, clips, targets, args):
@@ -419,17 +415,15 @@ def train_one_epoch(model, loader, optimizer, args, train):
 
 
 def evaluate(model, loader, args, device, bad):
-    """Per-video softmax probabilities averaged over the views (clips x crops), as (Predictions, videos left
-    out) of this rank (common/predict.py)."""
+    """The test of Sec. IV-C: each video's softmax probabilities averaged over its views (clips x crops), as
+    (Predictions, videos left out) of this rank (common/predict.py)."""
     model.eval()
 
     def forward(clips):                                                      # uint8 (n,T,C,H,W) -> logits (n,K)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
             return model(normalize(clips))
 
-    preds, skipped = video_scores(forward, loader, device, crops=args.test_crops)
-    bad.add([message for _, message in skipped], "left out of the evaluation")
-    return preds, skipped
+    return video_scores(forward, loader, device, crops=args.test_crops, bad=bad)
 
 
 # ======================================================================================================= main
@@ -441,12 +435,10 @@ def main(argv=None):
     train_loader, _, val_loader, classes, opts = training.loaders(args, rank, world, train_dataset, test_dataset)
     model = build_model(args, len(classes)).to(device)
     checkpoint.load_initial(model, model.backbone, args)  # --pretrained PATH, --finetune PATH: by name and shape
-    optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)
+    optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)  # Sec. IV-B
     with training.Training(args, SCRIPT, model, optimizer, classes, opts, device, world) as train:
         for epoch in train.epochs(train_loader):
-            lr = learning_rate(args, epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            lr = set_learning_rate(optimizer, args, epoch)
             train_one_epoch(train.model, train_loader, optimizer, args, train)
             train.end_epoch(lr, metrics_of(*evaluate(train.model, val_loader, args, device, train.bad)))
     return train.finish(protocol(args))

@@ -16,6 +16,7 @@ import re
 import sys
 
 import torch
+import torchvision
 
 from . import run
 
@@ -240,6 +241,18 @@ def load_weights(model, path, convert=None):
                  f"{_few(missing, 3)}, {len(unexpected)} unexpected {_few(unexpected, 3)}, {len(shapes)} of another "
                  f"shape {_few(shapes, 3)}")
     model.load_state_dict(state)
+
+
+def torchvision_model(name, pretrained):
+    """torchvision's `name` with the weights the papers used for `pretrained` == "imagenet" (the weights API's
+    IMAGENET1K_V1, not torchvision's newer default), else randomly initialised ("none", or a PATH that
+    `load_initial` loads after the surgery). Without network and cached file: one line saying where to put it."""
+    weights = torchvision.models.get_model_weights(name).IMAGENET1K_V1 if pretrained == "imagenet" else None
+    try:
+        return torchvision.models.get_model(name, weights=weights)
+    except OSError as e:  # no network and no cached file
+        sys.exit(f"error: cannot load {weights} ({e}); put the file in $TORCH_HOME/hub/checkpoints, "
+                 f"pass --pretrained PATH, or --pretrained none")
 
 
 def load_initial(model, backbone, args):

@@ -21,13 +21,14 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpe
 
 
 @torch.no_grad()
-def video_scores(forward, loader, device, crops=1, multi_label=False, chunk=0):
+def video_scores(forward, loader, device, crops=1, multi_label=False, chunk=0, bad=None):
     """(Predictions of this rank's videos with their dataset indices, [(index, message)] of the videos left out).
     `forward(uint8 clips (n,T,C,H,W) on the device) -> logits (n,K)`; loader batches come from
-    `data.collate_eval`; views are fed `chunk` at a time (0: a batch at once) to bound memory."""
+    `data.collate_eval`; views are fed `chunk` at a time (0: a batch at once) to bound memory. `bad`
+    (run.BadSamples): the videos left out are added to it (a warning each, counted in a run's epoch)."""
     preds, skipped = Predictions(multi_label), []
-    for clips, views, targets, ids, bad in run.progress(loader, desc="eval", leave=False):
-        skipped += bad
+    for clips, views, targets, ids, left_out in run.progress(loader, desc="eval", leave=False):
+        skipped += left_out
         if clips is None:
             continue
         probs = torch.cat([score(forward(part.to(device, non_blocking=True)).float(), multi_label)
@@ -40,6 +41,8 @@ def video_scores(forward, loader, device, crops=1, multi_label=False, chunk=0):
             p = p.view(-1, crops, p.shape[-1]).mean(1)                            # -> (clips, K)
             per_video.append(p.amax(0) if multi_label else p.mean(0))             # -> (K,)
         preds.update(torch.stack(per_video), targets, ids)
+    if bad is not None:
+        bad.add([message for _, message in skipped], "left out of the evaluation")
     return preds, skipped
 
 

@@ -22,7 +22,7 @@ ROLES = {
     "arguments": ["DEMO_PROFILE", "arguments", "get_args"],
     "backbone surgery and model": ["build_model"],
     "data": ["frames_per_clip", "train_dataset", "test_dataset", "protocol"],
-    "train and evaluate": ["param_groups", "learning_rate", "train_loss", "train_one_epoch", "evaluate"],
+    "train and evaluate": ["param_groups", "set_learning_rate", "train_loss", "train_one_epoch", "evaluate"],
     "main": ["main"],
     "appendix": ["PAPER_TABLES", "VIS_MAPS", "visualization"],
 }
