@@ -16,6 +16,7 @@ passed as --data is recognised (`raw_dataset_hint`): common.prepare writes the l
 import hashlib
 import json
 import os
+import re
 import zlib
 from dataclasses import dataclass
 
@@ -143,6 +144,24 @@ def data_options(args, classes, info, source):
            f"({'--frame-template' if args.frame_template else 'dataset.json' if info.get('frame_template') else 'default'}); "
            f"labels swapped by a flip ({origin}): {shown}")
     return DataOptions(template, start, flips, info or None, list(classes))
+
+
+def count_frames(folder, template="img_{:05d}.jpg", start=1):
+    """(n, others) for a folder of frames: n = the frames template(start), template(start + 1), ... present without
+    a gap (the rule of the lists and of common.check); others = {template: count} of the image files that are not
+    those frames, each named by its own numbering (TSN's dense-flow extraction writes `flow_x_00001.jpg`,
+    `flow_y_00001.jpg` beside `img_00001.jpg`), so a caller can say what it leaves out."""
+    names = set(os.listdir(folder))
+    n = 0
+    while template.format(start + n) in names:
+        n += 1
+    frames = {template.format(start + i) for i in range(n)}
+    others = {}
+    for name in sorted(names - frames):
+        if name.lower().endswith((".jpg", ".jpeg", ".png")):
+            other = re.sub(r"\d+", lambda m: f"{{:0{len(m.group())}d}}", name)   # flow_x_00001.jpg -> flow_x_{:05d}.jpg
+            others[other] = others.get(other, 0) + 1
+    return n, others
 
 
 def sample_seed(seed, epoch, index):

@@ -95,8 +95,7 @@ def predict_videos(script, args, device):
         meta = checkpoint.meta(args.checkpoint)
         classes = checkpoint.class_names(meta)
         opts = data_options(args, classes, meta["dataset"], "the checkpoint's dataset")
-        records = predict.records_from_paths(args.predict, len(classes),
-                                             lambda name: name.lower().endswith((".jpg", ".jpeg")))
+        records = predict.records_from_paths(args.predict, len(classes), opts.frame_template, opts.start_index)
         model = trained_model(script, args, len(classes), device, args.checkpoint)
         loader = training.eval_loader(script.test_dataset(args, records, opts), args)
         preds, skipped = script.evaluate(model, loader, args, device, BadSamples(1.0))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from . import run
-from .data import AnnotationError, Record, read_list
+from .data import AnnotationError, Record, count_frames, read_list
 from .metrics import Predictions, average_precision
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ogv", ".3gp")
@@ -97,16 +97,24 @@ def write_reports(preds, records, classes, folder, save_scores=None):
 
 
 # ---- --predict -------------------------------------------------------------------------------------------------
-def records_from_paths(paths, num_classes, is_frame_file):
-    """Records for the videos named on the command line: a video file, a folder of frames (`is_frame_file(name)`
-    says which files are frames) or a list file (the dataset format, or one path per line; relative paths are
-    relative to the list's folder). Labels are -1 where unknown."""
+def records_from_paths(paths, num_classes, frame_template="img_{:05d}.jpg", start_index=1):
+    """Records for the videos named on the command line: a video file, a folder of frames or a list file (the
+    dataset format, or one path per line; relative paths are relative to the list's folder). Labels are -1 where
+    unknown. A folder's frames are the files the frame template names, counted as the lists and common.check
+    count them (data.count_frames); other image files in it (TSN's flow_x_/flow_y_ beside img_) are named once on
+    stderr and not read; a folder without any such frame stops, naming what it holds."""
     records = []
     for path in paths:
         if os.path.isdir(path):
-            n = sum(1 for f in os.listdir(path) if is_frame_file(f))
+            n, others = count_frames(path, frame_template, start_index)
+            shown = ", ".join(f"{count} x {name}" for name, count in others.items())
             if n == 0:
-                sys.exit(f"error: {path}: a folder without frame files")
+                sys.exit(f"error: {path}: no frame named {frame_template.format(start_index)} (frame template "
+                         f"{frame_template} from {start_index}: the checkpoint's dataset.json, else --frame-template)"
+                         + (f"; the folder holds {shown}" if others else ""))
+            if others:
+                print(f"note: {path}: {n} frames {frame_template}; left out, not frames of that template: {shown}",
+                      file=sys.stderr)
             records.append(Record(path, -1, n, path))
         elif path.lower().endswith(VIDEO_SUFFIXES) or not os.path.isfile(path):
             records.append(Record(path, -1, None, path))  # a missing file is reported as unreadable

@@ -30,7 +30,7 @@ import os
 import re
 import sys
 
-from .data import AnnotationError, flip_map, raw_dataset_hint, read_classes, read_dataset_info, sha1_of  # noqa: F401 (re-exported)
+from .data import AnnotationError, count_frames, flip_map, raw_dataset_hint, read_classes, read_dataset_info, sha1_of  # noqa: F401 (re-exported)
 
 FRAME_TEMPLATE = {"ssv1": "{:05d}.jpg"}  # datasets listed as frame folders (1-based file names); others: videos
 MULTI_LABEL = {"charades"}
@@ -332,10 +332,9 @@ def check_disjoint(splits):
 
 
 def _frame_count(folder, template):
-    """Number of JPEG frames, or None when they are not named template(1) .. template(n)."""
-    names = {f for f in os.listdir(folder) if f.lower().endswith(".jpg")}
-    n = len(names)
-    return n if n and {template.format(1), template.format(n)} <= names else None
+    """Number of frames named template(1), template(2), ... (data.count_frames; other files, e.g. TSN's flow_x_*.jpg
+    beside them, are not counted), or None when there is none."""
+    return count_frames(folder, template, 1)[0] or None
 
 
 def write_layout(classes, splits, dest, frame_template=None):

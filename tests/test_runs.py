@@ -132,6 +132,41 @@ def test_predict_on_a_frame_folder(tiny_data, tmp_path, capsys):
     assert line["path"] == str(folder) and len(line["top"]) == 4
 
 
+def test_predict_on_a_tsn_style_folder_counts_the_templates_frames(tiny_data, tmp_path, capsys):
+    """TSN's dense-flow extraction leaves flow_x_/flow_y_ JPEGs beside img_00001.jpg ...: the frames are the files
+    the template names (the lists' and common.check's rule), the others are named once and not read; a folder of
+    another template alone stops with what it holds."""
+    import stw
+    from common.video import read_video
+    run_dir = str(tmp_path / "run")
+    stw.main(["--data", tiny_data, *small("stw"), "--epochs", "1", "--max-steps", "1", "--output", run_dir])
+    video = os.path.join(tiny_data, open(os.path.join(tiny_data, "val.txt")).readline().split()[0])
+    frames, _ = read_video(video, lambda n: np.arange(n))
+    folder, other = tmp_path / "tsn", tmp_path / "ssv1_names"
+    folder.mkdir()
+    other.mkdir()
+    for i, frame in enumerate(frames, 1):
+        for prefix in ("img_", "flow_x_", "flow_y_"):
+            write_jpeg(frame[:1].expand(3, -1, -1) if prefix != "img_" else frame, folder / f"{prefix}{i:05d}.jpg")
+        write_jpeg(frame, other / f"{i:05d}.jpg")
+    capsys.readouterr()
+    best = os.path.join(run_dir, "best.pt")
+    stw.main(["--predict", str(folder), "--checkpoint", best, "--workers", "0"])
+    out, err = capsys.readouterr()
+    line = json.loads(out.strip().splitlines()[-1])
+    assert line["path"] == str(folder) and "error" not in line and len(line["top"]) == 4
+    assert err.count("left out, not frames of that template") == 1
+    assert f"{len(frames)} frames img_{{:05d}}.jpg" in err
+    assert f"{len(frames)} x flow_x_{{:05d}}.jpg" in err and f"{len(frames)} x flow_y_{{:05d}}.jpg" in err
+    from common.predict import records_from_paths
+    assert records_from_paths([str(folder)], 4)[0].num_frames == len(frames)
+    with pytest.raises(SystemExit, match=r"no frame named img_00001.jpg .*the folder holds \d+ x \{:05d\}.jpg"):
+        stw.main(["--predict", str(other), "--checkpoint", best, "--workers", "0"])
+    # the same folder with the template named: read as it is
+    stw.main(["--predict", str(other), "--checkpoint", best, "--workers", "0", "--frame-template", "{:05d}.jpg"])
+    assert "error" not in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
 # ---- weights in other code's key layouts ------------------------------------------------------------------------
 def tsm_layout(resnet, num_classes=174):
     """A TSM/TSN release file: {'epoch', 'arch', 'state_dict', 'best_prec1'}, keys under module.base_model., the
