@@ -241,7 +241,7 @@ def check_video(path, count):
     decode. header: what the header check compared with the file, "frames" (the header's frame count),
     "duration" (its duration: Matroska/WebM, fragmented MP4) or "none" (the header states neither); None when
     the video is unreadable (nothing compared)."""
-    problems, decoded, header = [], None, None
+    problems, decoded = [], None
     try:
         frames = len(read_video(path, _spread)[1])  # the index after the read: the frames a full decode yields
     except BadVideo as e:
