@@ -674,7 +674,7 @@ def report_complexity(args):
 
 
 # ---- what `--predict ... --visualize DIR` draws beside Grad-CAM (common/visualize.py: "Class.attr" specs) --------
-VIS_CAM = "backbone.layer4"  # stage 5, (B, C, T/16, h, w): layout "BCT"; --classify-stage S: that stage's layer
+# Grad-CAM: the output of a stage, (B, C, T', h, w), layout "BCT" (visualization picks the stage)
 VIS_MAPS = {  # TDA returns (Z_t, Z_TDA, A_t), SDA (gamma Z_s, A_s)
     "TDA attention A_t (Eq. 1)": dict(at="TDA", get=lambda m, x, out: out[2], kind="matrix", pick="all",
                                       signed=False, note="T x T softmax of stages 2-5 (row: query time step)"),
@@ -685,9 +685,39 @@ VIS_MAPS = {  # TDA returns (Z_t, Z_TDA, A_t), SDA (gamma Z_s, A_s)
 }
 
 
+def stage_grids(args):
+    """(h, w) of the outputs of stages 2-5 for a clip of --predict (--test-size or --input-size crops): the
+    backbone of --arch built and run on the 'meta' device (shapes only)."""
+    size = args.test_size or args.input_size
+    with torch.device("meta"):
+        net = ResNet3d(args.arch).eval()                   # eval: BatchNorm of a 1 x 1 x 1 map is fine
+        z = net.stem(torch.zeros(1, 3, frames_per_clip(args), size, size))
+        grids = []
+        for name in LAYERS:
+            z = getattr(net, name)(z)                     # (1, C, T', h, w)
+            grids.append(tuple(z.shape[-2:]))
+    return grids
+
+
 def visualization(args, model):
-    cam = f"backbone.{LAYERS[args.classify_stage - 2]}" if args.classify_stage else VIS_CAM
-    return {"forward": lambda clips: model(normalize(clips))[0], "cam": cam, "maps": VIS_MAPS, "layout": "BCT"}
+    """Grad-CAM of the last stage the classifier sees (stage 5, or --classify-stage's) whose map keeps at least
+    2 x 2 positions at the clip's size: stage 5 is 1 x 1 up to 32 px (stage 4 up to 16 px, ...), and a 1 x 1 map
+    colours each frame in one colour. Where every such stage is 1 x 1 (clips of 4 px or less) Grad-CAM stays at the
+    last one and the sheet gets a row saying why it is uniform."""
+    grids = stage_grids(args)
+    last = (args.classify_stage or 5) - 2
+    wide = [i for i in range(last + 1) if min(grids[i]) >= 2]
+    stage = wide[-1] if wide else last
+    maps = VIS_MAPS
+    if not wide:  # a row of its own: common/visualize.py writes the Grad-CAM row's note itself
+        h, w = grids[stage]
+        maps = {"Grad-CAM is uniform": dict(
+            at=f"ResNet3d.{LAYERS[stage]}", get=lambda m, x, out: out.mean((1, 2)), kind="spatial",
+            note=f"stage {stage + 2} ({LAYERS[stage]}, its channel mean drawn here) is {h} x {w} at the clip's "
+                 f"{args.test_size or args.input_size} px, as is every stage: Grad-CAM has one value per frame. "
+                 f"A larger --input-size (or --test-size) gives it spatial extent"), **VIS_MAPS}  # under Grad-CAM
+    return {"forward": lambda clips: model(normalize(clips))[0], "cam": f"backbone.{LAYERS[stage]}", "maps": maps,
+            "layout": "BCT"}
 
 
 if __name__ == "__main__":
