@@ -1,7 +1,6 @@
-"""ST-MANet: spatio-temporal-based multi-level aggregation network for action recognition (3D ResNet-50).
+"""ST-MANet: Spatio-Temporal-based Multi-level Aggregation Network for Action Recognition (3D ResNet-50).
 
-Paper: "ST-MANet: Spatio-Temporal-based Multi-level Aggregation Network for Action Recognition"
-(../shared/papers/stmanet.txt; the extracted text carries no title page, so authors, venue and link are not
+Paper: ../shared/papers/stmanet.txt (the extracted text carries no title page, so authors, venue and link are not
 recorded here). Official code: none published (notes/tsm-family-reference.md: three code searches found nothing).
 
 Idea: a plain 3D ResNet-50 (Sec. 3.1, trained from Kaiming initialisation) gets three additions.
@@ -13,59 +12,21 @@ Idea: a plain 3D ResNet-50 (Sec. 3.1, trained from Kaiming initialisation) gets 
 - MF (Sec. 3.4, Eq. 6-9): the pooled outputs of stages 2-5 are concatenated for the classifier, and spatial and
   temporal diversity constraints (cosine similarity between the attention maps of different stages, aligned
   to one size) are added to the loss: L = CE + lambda1 Ls + lambda2 Lt.
-
-Reconstructed equations (the PDF's Eq. 1-9 came out damaged; rebuilt from the prose, Table 1's notation and
-Fig. 2/3 captions; the stage index i runs over 2..5, stage 1 is the stem):
-    Z_c^i   = [Z^i ; Z_TDA^{i-1}]                                    (B, 3C/2, T, H, W)
-    (1)  A_t^i  = softmax( phi(Z_c^i) omega(Z_c^i) / sqrt(d) )         (T x T), phi: T x d, omega: d x T, d = 3C/2*H*W
-    (2)  Z_TDA^i = eps_i( A_t^i tau(Z_c^i) )                          tau: reshape to T x d; eps_i: reshape back,
-                                                                       3x1x1 conv, BN, ReLU, pool (none at stage 5)
-    (3)  Z_t^i  = Z^i + gamma_t * sigma^-1( A_t^i sigma(Z^i) )        sigma: reshape to T x CHW
-    (4)  A_s^i  = softmax( alpha(Z^i) beta(Z^i) / sqrt(CT) )          (HW x HW), alpha: HW x CT, beta: CT x HW
-    (5)  Z_s^i  = gamma_s * pi( A_s^i eta(Z^i) )                       eta: reshape to HW x CT, pi: back to C,T,H,W
-    (6)  Ahat^i = S^i(A^i)                                            adaptive average pooling of both axes of a
-                                                                       map to the stage-5 size (T5 x T5; (H5W5)^2)
-    (7)  L_s = sum_{(i,j) in theta} f(Ahat_s^i, Ahat_s^j),  L_t likewise; theta = {(i,j): 2<=i,j<=5, i != j},
-         f = cosine similarity of the flattened maps (averaged over the batch)
-    (8)  Z = Con(GAP(Zhat^2), ..., GAP(Zhat^5)),  Zhat^i = Z^i (+) Z_t^i (+) Z_s^i = Z_t^i + Z_s^i
-    (9)  L = L_ce + lambda1 L_s + lambda2 L_t,  lambda1 = 0.01, lambda2 = 0.001 (Sec. 4.5)
-What was inferred (each is also a `# Choice:` at the line that implements it):
-- The text puts a softmax around the products in Eq. 2, 3 and 5 ("multiplied ... normalized using softmax"). A
-  softmax over a T x (CHW) feature map would shrink every feature by ~1/(CHW); we read it as the attention's
-  own normalisation, which Eq. 1 and 4 already apply, and apply no second softmax.
-- Eq. 1/4 carry no scale; with dot products over d = 3C/2*H*W (~300k at stage 2) the softmax would be one-hot,
-  so the logits are divided by sqrt(d) (scaled dot-product attention).
-- phi, omega ("3x1x1 kernels", Sec. 3.2) and alpha, beta ("the commonly used 1x1x1 kernels") are depthwise
-  convolutions: the paper states that the embeddings keep the shapes T x 3/2(CWH) and WH x CT, and full
-  3x1x1 convolutions of 3C/2 channels would cost 11 GMACs at stage 2 alone (55% of the backbone), against the
-  paper's "approximately 24%" for all modules together (Sec. 4.5).
-- Eq. 3's post-attention operation is a reshape (as pi in Eq. 5), scaled by a zero-initialised gamma_t
-  (DANet-style), and SDA's output by gamma_s: the inserts start as identities (STYLE.md rule 6).
-- Eq. 8's (+) is element-wise addition with Z^i counted once (Z_t^i already holds it through Eq. 3's residual).
-  The last TDA's eps (no pooling, "same dimensions as the ResNet branch") maps to C channels and is added to
-  stage 5's output; its BN starts at zero. "Con" concatenates globally average-pooled stage outputs.
-- The branch for stage 2 (Z_TDA^1) starts from the stage-2 input (stem output after the max pool): 3x1x1 conv
-  to C2/2, BN, ReLU. Pooling (Eq. 2 eps) is a 3x3x3 max pool with stride 2 (the resolution of the next stage).
-- `--no-mf` drops both the concatenation and the diversity constraints (Sec. 3.4 "multi-level fusion loss");
-  `--classify-stage N` (Fig. 4, Sec. 4.4) classifies from stage N alone and keeps the constraints.
-- Eq. 2's operand: the prose names Z_TDA^{i-1}, but tau's shape T x 3/2(CWH) and eps's reshape to 3C/2 x T x W x H
-  are those of Z_c^i, the concatenation, which we follow.
-- The test crop: Sec. 4.1 says "central cropping" only; the short side is resized to 128 (112 x 256/224) before
-  the 112 x 112 centre crop (TSN/TSM's convention).
+This file implements Eq. 1-9, Fig. 1-3, Table 4's ablation switches, Fig. 4's single-stage classifiers and the
+whole-video test of Sec. 4.1. The PDF's Eq. 1-9 came out damaged: each is rebuilt from the prose, Table 1's
+notation and the Fig. 2/3 captions in the docstring of the code that computes it (TDA, SDA, align_temporal,
+diversity_loss, STMANet, train_loss), and what was inferred is a `# Choice:` at the line that implements it.
 
 Run:  python stmanet.py --data DIR            (UCF101/HMDB51/Diving48 lists; see CONVENTIONS.md)
+      python stmanet.py --data DIR --evaluate --checkpoint RUN/best.pt      (Sec. 4.1: every window, 1 crop)
       python stmanet.py --complexity          (params/GFLOPs of 32x112x112 with and without the modules)
       python stmanet.py                       (demo: 3D ResNet-18, 20 frames of 40 px, CPU)
-Demo (`python stmanet.py` / `python stmanet.py --baseline`, the 20 x 40 px profile, 8 epochs, idle 2-core CPU,
-2026-12-03): ST-MANet 100.0 % val top-1 (332 s; L_s 11.97 -> 11.81, L_t 11.97 -> 11.47 over the run: both
-constraints train), plain 3D ResNet-18 100.0 % (349 s): both 3D models see temporal order; no gain is measurable at
-this size. With the earlier 16 frames of 32 px stage 5 was 1x1x1 and L_s = L_t = 12 had no gradient.
 
-Expected results: the paper's tables with our params/GFLOPs beside its figures, every row built now by
-`python -m common.paper_tables stmanet` (Tables 3-4, Fig. 4's single-stage rows, Sec. 4.5; each row with a note;
-the rows are PAPER_TABLES, below the modules). Accuracy in percent (the paper prints fractions); one 32x112x112
-clip; Tables 3, 4 and Sec. 4.5 as `python -m common.paper_tables stmanet --brief --table "Table 3" "Table 4"
-"Sec. 4.5 (Fig. 6)"` printed them (torch 2.14.1):
+Expected results: every row of Tables 3-4, Fig. 4 and Sec. 4.5 is a command (PAPER_TABLES, in the appendix at the
+end of this file; `python -m common.paper_tables stmanet` builds and prints them all, with notes). Accuracy in
+percent (the paper prints fractions); one 32x112x112 clip. Table 3 (UCF-101, HMDB-51, Diving 48) as
+`python -m common.paper_tables stmanet --brief --table "Table 3"` prints it (torch 2.14.1; a test keeps this copy
+equal to the printer's):
 
 stmanet.py, Table 3:
 
@@ -75,53 +36,33 @@ stmanet.py, Table 3:
 | ST-MANet (HMDB-51) | `--num-classes 51` | 71.56 | 33.12 | top-1 68.72 |
 | ST-MANet (Diving 48) | `--num-classes 48` | 71.54 | 33.12 | top-1 72.15 |
 
-stmanet.py, Table 4:
-
-| row | flags (python stmanet.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
-|---|---|---|---|---|
-| 3D ResNet-50 | `--baseline` | 46.41 | 20.14 | top-1 83.17 |
-| 3D ResNet-50 + TDA | `--no-sda --no-mf` | 71.55 | 27.74 | top-1 89.45 |
-| 3D ResNet-50 + SDA | `--no-tda --no-mf` | 46.42 | 25.52 | top-1 90.12 |
-| 3D ResNet-50 + TDA + SDA | `--no-mf` | 71.57 | 33.12 | top-1 92.78 |
-| 3D ResNet-50 + MF | `--no-tda --no-sda` | 46.59 | 20.14 | top-1 84.16 |
-| ST-MANet (TDA + SDA + MF) | (none) | 71.75 | 33.12 | top-1 96.05 |
-
-stmanet.py, Sec. 4.5 (Fig. 6):
-
-| row | flags (python stmanet.py --complexity FLAGS) | params (M): paper / ours | GFLOPs: paper / ours | paper accuracy (%) |
-|---|---|---|---|---|
-| ST-MANet over 3D ResNet-50 (UCF-101) | (none) | 71.75 | 33.12; over `--baseline`: +24 % / +64.5 % (**+32.6 %**) | - |
-
 The paper gives no absolute params or FLOPs, only "approximately 24% more FLOPs than 3D ResNet-50" (Sec. 4.5,
-Fig. 6); ours is +64 % (`python stmanet.py --complexity`: 33.12 vs 20.14 G). Most of our extra cost is Eq. 2's
-3x1x1 convs before pooling (7.0 G; 18.9 M params in the stage-5 one alone) and SDA's HW x HW products at stage 2
-(5.0 G); both follow the paper's stated order and shapes. A counter that skips the attention matmuls (as
-conv-hook counters do) gives +37 % for the same model (complexity_row). Accuracy: none measured on these datasets.
-Headline protocol (Sec. 4.1): 32 frames (64 at stride 2) from every consecutive window of the video, 1 centre crop:
-`python stmanet.py --data DIR --evaluate --checkpoint RUN/best.pt` (--test-clips 0, the default).
+Fig. 6); ours is +64 % (`python stmanet.py --complexity`: 33.12 vs 20.14 G; Table 4's rows: +TDA 27.74 G, +SDA
+25.52 G). Most of our extra cost is Eq. 2's 3x1x1 convs before pooling (7.0 G; 18.9 M params in the stage-5 one
+alone) and SDA's HW x HW products at stage 2 (5.0 G); both follow the paper's stated order and shapes (FLOPs
+counting: report_complexity). Accuracy: none measured on these datasets. Headline protocol (Sec. 4.1): 32 frames
+(64 at stride 2) from every consecutive window of the video, 1 centre crop (--test-clips 0, the default).
+Demo (`python stmanet.py` / `python stmanet.py --baseline`, the 20 x 40 px profile, 8 epochs, idle 2-core CPU,
+2026-12-03): ST-MANet 100.0 % val top-1 (332 s; L_s 11.97 -> 11.81, L_t 11.97 -> 11.47 over the run: both
+constraints train), plain 3D ResNet-18 100.0 % (349 s): both 3D models see temporal order; no gain is measurable at
+this size.
 """
 # ==================================================================================================== imports
 import argparse
-import contextlib
 import json
 import math
-import os
-import signal
 import sys
-import time
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import checkpoint, complexity, predict, run, visualize
-from common.data import AnnotationError, EpochSampler, VideoDataset, collate_eval, data_options, load_split
-from common.demo import demo_dataset
-from common.predict import metrics_of, print_predictions, records_from_paths, video_scores, write_reports
-from common.prepare import read_dataset_info
+from common import checkpoint, cli, modes, training
+from common.data import VideoDataset
+from common.predict import metrics_of, video_scores
 from common.sampling import dense_indices, whole_video_starts
-from common.transforms import EvalTransform, TrainTransform, normalize, parse_size
+from common.transforms import EvalTransform, TrainTransform, normalize
 
 SCRIPT = "stmanet"
 
@@ -136,153 +77,74 @@ SCRIPT = "stmanet"
 # 12 ordered stage pairs) with zero gradient, so the demo trained neither constraint (tests/test_stmanet.py).
 DEMO_PROFILE = dict(arch="resnet18", input_size=40, num_segments=20, epochs=8, batch_size=16, lr=0.01,
                     lr_steps=[5, 7], weight_decay=5e-4, workers=2)
-# what a checkpoint decides about its model: --evaluate, --predict, --resume and --ensemble take these from it
-MODEL_KEYS = ("arch", "num_segments", "frame_stride", "input_size", "baseline", "no_tda", "no_sda", "no_mf",
-              "classify_stage")
+NO_MODULES = "TDA, SDA or MF: the plain 3D ResNet"  # what --baseline lacks
+
+
+def arguments():
+    """The paper's recipe, and its model in one group (cli.MODEL: the flags a checkpoint records); the flags no
+    paper mentions come from common/cli.py."""
+    p = cli.parser(__doc__)
+    g = p.add_argument_group("recipe (Sec. 4.1 \"Implementation Details\", Sec. 4.5)")
+    g.add_argument("--epochs", type=int, default=90, help="Sec. 4.1")
+    g.add_argument("--batch-size", type=int, default=32, help="clips per step over all GPUs (Sec. 4.1)")
+    g.add_argument("--lr", type=float, default=0.01, help="for --batch-size 32 (Sec. 4.1)")
+    g.add_argument("--lr-steps", type=int, nargs="+", default=[15, 30, 45, 60, 75],
+                   help="epochs where lr x0.1 (Sec. 4.1: every 15 epochs)")
+    g.add_argument("--weight-decay", type=float, default=1e-3,
+                   help="paper silent; Hara et al.'s value for 3D ResNets trained from scratch")
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Sec. 4.1)")
+    g.add_argument("--dropout", type=float, default=0.0, help="before the classifier (paper silent: none)")
+    g.add_argument("--clip-grad", type=float, default=0.0, help="gradient-norm clipping (paper silent: off)")
+    g.add_argument("--pretrained", default="none",
+                   help="none (Kaiming init, Sec. 4.1) | PATH to 3D ResNet weights; there are no ImageNet 3D weights")
+    g.add_argument("--num-classes", type=int, default=101, help="when no dataset is given (UCF101: 101)")
+    g.add_argument("--test-clips", type=int, default=0,
+                   help="0: the whole video in consecutive windows of T*stride frames (Sec. 4.1); K: K windows")
+    g.add_argument("--test-crops", type=int, default=1, choices=[1, 3, 10], help="crops per clip (Sec. 4.1: centre)")
+    g.add_argument("--lambda-s", type=float, default=0.01, help="lambda1, spatial diversity weight (Eq. 9, Sec. 4.5)")
+    g.add_argument("--lambda-t", type=float, default=0.001, help="lambda2, temporal diversity weight (Eq. 9, Sec. 4.5)")
+    m = p.add_argument_group(cli.MODEL)
+    m.add_argument("--arch", default="resnet50", choices=["resnet18", "resnet34", "resnet50"],
+                   help="3D ResNet depth (Sec. 3.1: 50)")
+    m.add_argument("--num-segments", type=int, default=32, help="T, frames per clip (Sec. 4.1: 32)")
+    m.add_argument("--frame-stride", type=int, default=2,
+                   help="frame step inside a clip (Sec. 4.1: 64 consecutive frames subsampled by 2)")
+    m.add_argument("--input-size", type=int, default=112, help="Sec. 4.1")
+    m.add_argument("--baseline", nargs="?", const="r3d", default=None, choices=["r3d"],
+                   help="all paper modules off: the plain 3D ResNet (Table 4, first row)")
+    m.add_argument("--no-tda", action="store_true", help="without the temporal-based deep aggregation (Table 4)")
+    m.add_argument("--no-sda", action="store_true", help="without the spatial-based deep aggregation (Table 4)")
+    m.add_argument("--no-mf", action="store_true",
+                   help="without multi-level fusion: stage 5 only, no diversity constraints (Table 4)")
+    m.add_argument("--classify-stage", type=int, default=None, choices=[2, 3, 4, 5],
+                   help="classify from this stage's features alone, the diversity constraints kept (Fig. 4, "
+                        "Sec. 4.4); default: the multi-level fusion of stages 2-5")
+    return cli.add_shared_flags(p)
 
 
 def get_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", default=None, help="dataset root (CONVENTIONS.md layout); omitted: the demo dataset")
-    p.add_argument("--frame-template", default=None,
-                   help="file names inside frame folders; default: dataset.json's, else img_{:05d}.jpg (1-based)")
-    # optimisation (paper Sec. 4.1 "Implementation Details")
-    p.add_argument("--epochs", type=int, default=90, help="Sec. 4.1")
-    p.add_argument("--batch-size", type=int, default=32, help="clips per step over all GPUs (Sec. 4.1)")
-    p.add_argument("--lr", type=float, default=0.01, help="for --batch-size 32 (Sec. 4.1)")
-    p.add_argument("--lr-steps", type=int, nargs="+", default=[15, 30, 45, 60, 75],
-                   help="epochs where lr x0.1 (Sec. 4.1: every 15 epochs)")
-    p.add_argument("--weight-decay", type=float, default=1e-3,
-                   help="paper silent; Hara et al.'s value for 3D ResNets trained from scratch")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Sec. 4.1)")
-    p.add_argument("--dropout", type=float, default=0.0, help="before the classifier (paper silent: none)")
-    p.add_argument("--clip-grad", type=float, default=0.0, help="gradient-norm clipping (paper silent: off)")
-    p.add_argument("--finetune", default=None, metavar="PATH",
-                   help="start from the weights of another run or release (TSN/TSM/EAN/mmaction2 key layouts; "
-                        "matched by name and shape, the classifier kept only when K is equal)")
-    # model
-    p.add_argument("--num-segments", type=int, default=32, help="T, frames per clip (Sec. 4.1: 32)")
-    p.add_argument("--frame-stride", type=int, default=2,
-                   help="frame step inside a clip (Sec. 4.1: 64 consecutive frames subsampled by 2)")
-    p.add_argument("--arch", default="resnet50", choices=["resnet18", "resnet34", "resnet50"],
-                   help="3D ResNet depth (Sec. 3.1: 50)")
-    p.add_argument("--pretrained", default="none",
-                   help="none (Kaiming init, Sec. 4.1) | PATH to 3D ResNet weights; there are no ImageNet 3D weights")
-    p.add_argument("--allow-partial", action="store_true",
-                   help="--pretrained/--finetune PATH: go on when fewer than 90 %% of the ResNet tensors match")
-    p.add_argument("--input-size", type=int, default=112, help="Sec. 4.1")
-    p.add_argument("--num-classes", type=int, default=101, help="when no dataset is given (UCF101: 101)")
-    p.add_argument("--baseline", nargs="?", const="r3d", default=None, choices=["r3d"],
-                   help="all paper modules off: the plain 3D ResNet (Table 4, first row)")
-    p.add_argument("--flip-labels", default=None,
-                   help="labels a horizontal flip swaps, 'A:B,B:A,...' or '' (none); default: dataset.json's pairs "
-                        "(Something-Something's direction classes, found by name), none without dataset.json")
-    p.add_argument("--no-flip", action="store_true", help="no horizontal flip in training")
-    # run
-    p.add_argument("--workers", type=int, default=min(8, len(os.sched_getaffinity(0))), help="loader processes")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA, and CPUs with bf16 support)")
-    p.add_argument("--channels-last", action="store_true",
-                   help="channels_last memory format (channels_last_3d for 5-D weights) in training and --benchmark")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model in training and --benchmark")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--output", default=None, help="run directory (default runs/<script>-<time>)")
-    p.add_argument("--log-every", type=int, default=0,
-                   help="a progress line every N steps, also off a terminal (0: about every 30 s)")
-    p.add_argument("--resume", default=None, help="continue a run from its last.pt (its flags come with it)")
-    p.add_argument("--evaluate", action="store_true", help="evaluation only (with --checkpoint or --ensemble)")
-    p.add_argument("--checkpoint", default=None,
-                   help="a checkpoint of this script (its model flags come with it) for --evaluate and --predict")
-    p.add_argument("--predict", nargs="+", default=None, metavar="PATH",
-                   help="with --checkpoint: the top classes of each video file, frame folder or list file")
-    p.add_argument("--top-k", type=int, default=5, help="classes per video printed by --predict")
-    p.add_argument("--visualize", default=None, metavar="DIR",
-                   help="with --predict: one PNG per video in DIR (frames, top-k, Grad-CAM, the paper's VIS_MAPS)")
-    p.add_argument("--save-scores", default=None, metavar="FILE",
-                   help="--evaluate: write the videos' paths, labels and averaged probabilities (.npz)")
-    p.add_argument("--ensemble", nargs="+", default=None, metavar="CKPT",
-                   help="--evaluate several checkpoints and average their scores (several runs)")
-    p.add_argument("--test-clips", type=int, default=0,
-                   help="0: the whole video in consecutive windows of T*stride frames (Sec. 4.1); K: K windows")
-    p.add_argument("--test-crops", type=int, default=1, choices=[1, 3, 10], help="crops per clip (Sec. 4.1: centre)")
-    p.add_argument("--test-size", type=int, default=None,
-                   help="test crops of this size from the short side scaled to it (full-resolution testing, Table 2: "
-                        "256); default: --input-size crops from the short side at 256/224 of it")
-    p.add_argument("--test-resize", default=None, metavar="HxW",
-                   help="resize every test frame to HxW first, aspect not kept (the official release: 240x320)")
-    p.add_argument("--max-steps", type=int, default=None, help="stop after N optimisation steps (smoke runs)")
-    p.add_argument("--accumulate", type=int, default=1,
-                   help="micro-batches per step: one GPU with --accumulate 8 sees the per-GPU batches of 8 GPUs")
-    p.add_argument("--save-every", type=int, default=1000,
-                   help="also write last.pt every N steps inside an epoch (0: at epoch ends only)")
-    p.add_argument("--max-bad-fraction", type=float, default=0.05, help="stop past this fraction of bad samples")
-    p.add_argument("--complexity", action="store_true", help="print params and GFLOPs of one clip and exit")
-    p.add_argument("--benchmark", action="store_true", help="print latency/throughput (and the baseline's), exit")
-    # paper switches (Table 4 rows, Fig. 5)
-    p.add_argument("--no-tda", action="store_true", help="without the temporal-based deep aggregation (Table 4)")
-    p.add_argument("--no-sda", action="store_true", help="without the spatial-based deep aggregation (Table 4)")
-    p.add_argument("--no-mf", action="store_true",
-                   help="without multi-level fusion: stage 5 only, no diversity constraints (Table 4)")
-    p.add_argument("--lambda-s", type=float, default=0.01, help="lambda1, spatial diversity weight (Eq. 9, Sec. 4.5)")
-    p.add_argument("--lambda-t", type=float, default=0.001, help="lambda2, temporal diversity weight (Eq. 9, Sec. 4.5)")
-    p.add_argument("--classify-stage", type=int, default=None, choices=[2, 3, 4, 5],
-                   help="classify from this stage's features alone, the diversity constraints kept (Fig. 4, "
-                        "Sec. 4.4); default: the multi-level fusion of stages 2-5")
-    args = p.parse_args(argv)
-    adopted = checkpoint.adopt(p, argv, args, SCRIPT, MODEL_KEYS)  # the model flags of --checkpoint/--resume
+    """The flags; a paper switch or loss weight the model would not use stops here, before any work."""
+    p = arguments()
+    args, given = cli.parse(p, argv, SCRIPT, DEMO_PROFILE, baseline_has_no=NO_MODULES)
     if args.pretrained == "imagenet":
         p.error("--pretrained imagenet: there are no ImageNet weights for a 3D ResNet; ST-MANet trains from "
                 "Kaiming initialisation (Sec. 4.1). Use 'none' or a PATH to 3D ResNet weights")
     if args.test_clips < 0:
         p.error("--test-clips must be >= 0 (0 = whole video)")
-    args.demo = args.data is None and not (args.complexity or args.benchmark or args.predict)
-    if args.complexity or args.benchmark:
-        args.pretrained = "none"  # weights change neither FLOPs nor speed
-    if args.demo and not adopted:
-        for key, value in DEMO_PROFILE.items():
-            if getattr(args, key) == p.get_default(key):
-                setattr(args, key, value)
-    if args.accumulate < 1 or args.batch_size % args.accumulate:
-        p.error(f"--batch-size {args.batch_size} is not a multiple of --accumulate {args.accumulate}")
-    if args.visualize and not args.predict:
-        p.error("--visualize DIR draws the videos of --predict PATH...: it needs --predict")
-    if (args.evaluate or args.predict) and not (args.checkpoint or args.ensemble):
-        p.error(f"{'--evaluate' if args.evaluate else '--predict'} needs --checkpoint PATH")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        p.error(f"--device {args.device}: no CUDA GPU is visible to PyTorch (use --device cpu)")
-    if args.test_resize:
-        try:
-            parse_size(args.test_resize)
-        except ValueError as e:
-            p.error(f"--test-resize: {e}")
-    # a paper switch that the model would not use stops here, before any work (CONVENTIONS.md "paper switches")
-    given = checkpoint.explicit_flags(p, argv)
-    if args.baseline:
-        for dest in ("no_tda", "no_sda", "no_mf", "lambda_s", "lambda_t", "classify_stage"):
-            if dest in given:
-                p.error(f"{option(dest)} has no effect with --baseline (the plain 3D ResNet)")
+    for dest in ("lambda_s", "lambda_t"):  # Eq. (9)'s weights: recipe, not model keys, so cli.parse leaves them
+        if args.baseline and dest in given:
+            p.error(f"{cli.option(dest)} has no effect with --baseline {args.baseline} (no {NO_MODULES})")
     if args.no_mf and args.classify_stage is not None:
         p.error("--classify-stage keeps the diversity constraints of MF; --no-mf drops them and classifies from "
                 "stage 5: give one of the two")
     constraints = not args.no_mf or args.classify_stage is not None
     for dest, module, off in (("lambda_s", "SDA", args.no_sda), ("lambda_t", "TDA", args.no_tda)):
         if dest in given and (off or not constraints):
-            p.error(f"{option(dest)} has no effect: its constraint needs {module} and MF (or --classify-stage)")
+            p.error(f"{cli.option(dest)} has no effect: its constraint needs {module} and MF (or --classify-stage)")
     return args
 
 
-def option(dest):
-    return "--" + dest.replace("_", "-")
-
-
 # ============================================================================================== paper modules
-def conv3d(cin, cout, kernel, stride=1, groups=1, bias=False):
-    """3D convolution with 'same' padding for odd kernels; `kernel`/`stride` are ints or (t, h, w)."""
-    kernel = (kernel,) * 3 if isinstance(kernel, int) else tuple(kernel)
-    return nn.Conv3d(cin, cout, kernel, stride, tuple(k // 2 for k in kernel), groups=groups, bias=bias)
-
-
 class TemporalConv3d(nn.Conv3d):
     """nn.Conv3d whose kernel is (k, 1, 1) (k >= 1), run as the equivalent Conv2d on (B, C, T, H*W): the same
     parameters and results (tested). PyTorch's CPU Conv3d takes such kernels through slow_conv3d / oneDNN 3D
@@ -317,6 +179,12 @@ class TDA(nn.Module):
     Z_c^i has 3C/2. `out_channels`: channels of Z_TDA^i (C_{i+1}/2 for stages 2-4, C at stage 5).
     `last`: stage 5, eps has no pooling and its output is added to the main branch (zero-initialised BN).
     Returns Z_t^i (Eq. 3), Z_TDA^i (Eq. 2) and the attention map A_t^i (B, T, T) for the constraint L_t.
+    Reconstructed equations (stage i = 2..5; stage 1 is the stem):
+        Z_c^i   = [Z^i ; Z_TDA^{i-1}]                                (B, 3C/2, T, H, W)
+        (1)  A_t^i  = softmax( phi(Z_c^i) omega(Z_c^i) / sqrt(d) )     (T x T), phi: T x d, omega: d x T, d = 3C/2*H*W
+        (2)  Z_TDA^i = eps_i( A_t^i tau(Z_c^i) )                      tau: reshape to T x d; eps_i: reshape back,
+                                                                       3x1x1 conv, BN, ReLU, pool (none at stage 5)
+        (3)  Z_t^i  = Z^i + gamma_t * sigma^-1( A_t^i sigma(Z^i) )    sigma: reshape to T x CHW
     """
 
     def __init__(self, channels, out_channels, last=False):
@@ -324,10 +192,12 @@ class TDA(nn.Module):
         self.channels = channels
         cat = channels + channels // 2                                             # 3C/2
         # Choice: phi/omega are depthwise 3x1x1 convolutions: the paper names the 3x1x1 kernel and keeps the
-        # embedding at T x 3/2(CWH); a full 3C/2 -> 3C/2 conv would cost 11 GMACs at stage 2 of ResNet-50.
+        # embedding at T x 3/2(CWH); a full 3C/2 -> 3C/2 conv would cost 11 GMACs at stage 2 of ResNet-50 alone
+        # (55 % of the backbone), against the paper's "approximately 24%" for all modules together (Sec. 4.5).
         self.phi = temporal_conv3d(cat, cat, 3, groups=cat, bias=True)             # phi(.) in Eq. (1)
         self.omega = temporal_conv3d(cat, cat, 3, groups=cat, bias=True)           # omega(.) in Eq. (1)
-        # Choice: Eq. (3) adds the aggregate through a zero-initialised scale (the insert starts as identity).
+        # Choice: Eq. (3)'s post-attention operation is a reshape (as pi in Eq. 5), added through a zero-initialised
+        # scale gamma_t (DANet-style), so the insert starts as identity (STYLE.md rule 6).
         self.gamma = nn.Parameter(torch.zeros(1))
         bn = nn.BatchNorm3d(out_channels)
         if last:  # eps without pooling; fused into stage 5 by addition, so its BN starts at zero
@@ -372,7 +242,9 @@ class SDA(nn.Module):
     (THW)^2 map is ever formed. A_s^i is needed explicitly for the constraint L_s, so it is materialised once.
     Measured (saved-tensor hooks, fp32, one 32x112x112 clip, training): 769 MiB saved for backward by the full
     ST-MANet-50 vs 434 MiB by the plain 3D ResNet-50, i.e. ~24 GiB vs ~14 GiB at batch 32 on one GPU.
-    Returns Z_s^i (Eq. 5) scaled by a zero-initialised gamma, and A_s^i.
+    Returns Z_s^i (Eq. 5) scaled by a zero-initialised gamma, and A_s^i. Reconstructed equations:
+        (4)  A_s^i  = softmax( alpha(Z^i) beta(Z^i) / sqrt(CT) )     (HW x HW), alpha: HW x CT, beta: CT x HW
+        (5)  Z_s^i  = gamma_s * pi( A_s^i eta(Z^i) )                  eta: reshape to HW x CT, pi: back to C,T,H,W
     """
 
     def __init__(self, channels):
@@ -392,13 +264,16 @@ class SDA(nn.Module):
         # Eq. (4): A_s = softmax(alpha(Z) beta(Z) / sqrt(CT))  (Choice: scaled as in Eq. 1)
         attn = torch.softmax(q.transpose(1, 2) @ k / math.sqrt(C * T), -1)     # (B,HW,HW)
         v = z.reshape(B, C * T, H * W)                     # (B,C,T,H,W) -> (B,CT,HW) = eta(Z)^T
-        # Eq. (5): Z_s = pi(A_s eta(Z)); computed transposed, eta(Z)^T A_s^T, to keep the (B,CT,HW) layout
+        # Eq. (5): Z_s = pi(A_s eta(Z)); computed transposed, eta(Z)^T A_s^T, to keep the (B,CT,HW) layout.
+        # Choice: no second softmax around the product (as in TDA, Eq. 2-3).
         z_s = (v @ attn.transpose(1, 2)).view(B, C, T, H, W)  # (B,CT,HW) -> (B,C,T,H,W)
         return self.gamma * z_s, attn
 
 
 def align_temporal(attn, size):
-    """Eq. (6) for A_t: (B, T, T) -> (B, t*t), adaptive average pooling over both time axes."""
+    """Eq. (6) for A_t: (B, T, T) -> (B, t*t), adaptive average pooling over both time axes.
+    Reconstructed: (6) Ahat^i = S^i(A^i), adaptive average pooling of both axes of a map to the stage-5 size
+    (T5 x T5 for A_t; (H5 W5)^2 for A_s, align_spatial)."""
     return F.adaptive_avg_pool2d(attn.unsqueeze(1), (size, size)).flatten(1)  # (B,1,T,T) -> (B,1,t,t) -> (B,t*t)
 
 
@@ -417,7 +292,9 @@ def align_spatial(attn, grid, size):
 
 def diversity_loss(maps):
     """Eq. (7): sum over ordered stage pairs (i, j), i != j, of the cosine similarity f(Ahat^i, Ahat^j) of the
-    aligned (flattened) attention maps, averaged over the batch. `maps`: list of (B, D) tensors."""
+    aligned (flattened) attention maps, averaged over the batch. `maps`: list of (B, D) tensors.
+    Reconstructed: (7) L_s = sum_{(i,j) in theta} f(Ahat_s^i, Ahat_s^j), L_t likewise; theta = {(i,j): 2 <= i,j <= 5,
+    i != j}, f = cosine similarity of the flattened maps."""
     if len(maps) < 2:
         return maps[0].new_zeros(()) if maps else torch.zeros(())
     unit = F.normalize(torch.stack(maps, 1), dim=-1)   # S x (B,D) -> (B,S,D), unit rows
@@ -426,52 +303,15 @@ def diversity_loss(maps):
     return (cos.sum((1, 2)) - cos.diagonal(dim1=1, dim2=2).sum(-1)).mean()
 
 
-# ---- what `--predict ... --visualize DIR` draws beside Grad-CAM of VIS_CAM (common/visualize.py: "Class.attr" specs)
-VIS_CAM = "backbone.layer4"  # stage 5, (B, C, T/16, h, w): layout "BCT"; --classify-stage S: that stage's layer
-VIS_MAPS = {  # TDA returns (Z_t, Z_TDA, A_t), SDA (gamma Z_s, A_s)
-    "TDA attention A_t (Eq. 1)": dict(at="TDA", get=lambda m, x, out: out[2], kind="matrix", pick="all",
-                                      signed=False, note="T x T softmax of stages 2-5 (row: query time step)"),
-    "SDA attention A_s (Eq. 4)": dict(at="SDA", get=lambda m, x, out: out[1].mean(1).unflatten(1, x[0].shape[-2:]),
-                                      kind="spatial", pick="all",
-                                      note="the attention each position receives (mean over the queries), "
-                                           "stages 2-5, over the middle frame"),
-}
+# ================================================================================= backbone surgery and model
+def conv3d(cin, cout, kernel, stride=1, groups=1, bias=False):
+    """3D convolution with 'same' padding for odd kernels; `kernel`/`stride` are ints or (t, h, w)."""
+    kernel = (kernel,) * 3 if isinstance(kernel, int) else tuple(kernel)
+    return nn.Conv3d(cin, cout, kernel, stride, tuple(k // 2 for k in kernel), groups=groups, bias=bias)
 
 
-# ---- the paper's tables as data: `python -m common.paper_tables stmanet` builds every row and prints it -----------
-# Rows per common/paper_tables.py: the flags build the row with `python stmanet.py --complexity FLAGS`. The paper
-# prints accuracies as fractions (0.9605); here in percent. It gives no params or GFLOPs, only Sec. 4.5's FLOPs
-# increase over the 3D ResNet-50.
-WHOLE_VIDEO = ("protocol: 32 frames (64 at stride 2) x every consecutive window of the video x 1 centre crop of "
-               "112 (Sec. 4.1; `--test-clips 0`, the default)")
-PAPER_TABLES = [
-    {"table": "Table 3", "row": "ST-MANet (UCF-101)", "flags": "", "top1": 96.05, "note": WHOLE_VIDEO},
-    {"table": "Table 3", "row": "ST-MANet (HMDB-51)", "flags": "--num-classes 51", "top1": 68.72,
-     "note": WHOLE_VIDEO},
-    {"table": "Table 3", "row": "ST-MANet (Diving 48)", "flags": "--num-classes 48", "top1": 72.15,
-     "note": WHOLE_VIDEO},
-    {"table": "Table 4", "row": "3D ResNet-50", "flags": "--baseline", "top1": 83.17, "note": "UCF-101"},
-    {"table": "Table 4", "row": "3D ResNet-50 + TDA", "flags": "--no-sda --no-mf", "top1": 89.45, "note": ""},
-    {"table": "Table 4", "row": "3D ResNet-50 + SDA", "flags": "--no-tda --no-mf", "top1": 90.12, "note": ""},
-    {"table": "Table 4", "row": "3D ResNet-50 + TDA + SDA", "flags": "--no-mf", "top1": 92.78, "note": ""},
-    {"table": "Table 4", "row": "3D ResNet-50 + MF", "flags": "--no-tda --no-sda", "top1": 84.16,
-     "note": "the concatenation of stages 2-5 only: without TDA and SDA there are no attention maps to constrain"},
-    {"table": "Table 4", "row": "ST-MANet (TDA + SDA + MF)", "flags": "", "top1": 96.05, "note": ""},
-    *[{"table": "Fig. 4", "row": f"stage {stage}", "flags": f"--classify-stage {stage}",
-       "note": "Fig. 4's bars carry no numbers in the text; Sec. 4.4: accuracy falls from stage 5 to stage 2"}
-      for stage in (2, 3, 4, 5)],
-    {"table": "Fig. 4", "row": "multi-level fusion", "flags": "",
-     "note": "Sec. 4.4: above every single stage"},
-    {"table": "Sec. 4.5 (Fig. 6)", "row": "ST-MANet over 3D ResNet-50 (UCF-101)", "flags": "", "over": "--baseline",
-     "gflops_over_pct": 24,
-     "note": "the paper names no FLOPs counter and gives no absolute figures. Ours: Eq. 2's 3x1x1 convs before "
-             "pooling read 3C/2 channels (~7.0 G; TDA's Choices) and SDA's HW x HW products at stage 2 (~5.0 G) "
-             "follow the paper's stated order and shapes; a counter that skips the attention matmuls (5.5 G of "
-             "torch.bmm) would give +37 % (complexity_row)"},
-]
 
 
-# ============================================================================================ backbone surgery
 LAYERS = ("layer1", "layer2", "layer3", "layer4")  # the paper's stages 2-5
 
 
@@ -590,7 +430,13 @@ def insert_aggregation(backbone, tda=True, sda=True):
 class STMANet(nn.Module):
     """ST-MANet (Fig. 1): 3D ResNet + TDA + SDA per stage + multi-level fusion. With all three off it is the
     plain 3D ResNet (global average pool of stage 5, classifier). Input (B, T, C, H, W) from the loader.
-    forward returns (logits, {"ls": L_s, "lt": L_t}); the constraints are computed in training mode only."""
+    forward returns (logits, {"ls": L_s, "lt": L_t}); the constraints are computed in training mode only.
+    Reconstructed: (8) Z = Con(GAP(Zhat^2), ..., GAP(Zhat^5)), Zhat^i = Z^i (+) Z_t^i (+) Z_s^i = Z_t^i + Z_s^i.
+    Choice: Eq. 8's (+) is element-wise addition with Z^i counted once (Z_t^i already holds it through Eq. 3's
+    residual); "Con" concatenates the globally average-pooled stage outputs. The last TDA's eps (no pooling, "same
+    dimensions as the ResNet branch") maps to C channels and is added to stage 5's output; its BN starts at zero.
+    `mf=False` (--no-mf) drops both the concatenation and the diversity constraints (Sec. 3.4 "multi-level fusion
+    loss"); `classify_stage` (--classify-stage N, Fig. 4, Sec. 4.4) classifies from stage N alone and keeps them."""
 
     def __init__(self, arch, num_classes, tda=True, sda=True, mf=True, dropout=0.0, pretrained="none",
                  classify_stage=None):
@@ -642,6 +488,15 @@ class STMANet(nn.Module):
         return logits, losses
 
 
+def build_model(args, num_classes):
+    """The model of the flags: ST-MANet, a Table 4 ablation, or with --baseline the plain 3D ResNet."""
+    if args.baseline:
+        return STMANet(args.arch, num_classes, tda=False, sda=False, mf=False, dropout=args.dropout,
+                       pretrained=args.pretrained)
+    return STMANet(args.arch, num_classes, tda=not args.no_tda, sda=not args.no_sda, mf=not args.no_mf,
+                   dropout=args.dropout, pretrained=args.pretrained, classify_stage=args.classify_stage)
+
+
 # ======================================================================================================= data
 # Choice (test crop): Sec. 4.1 says only "central cropping"; EvalTransform resizes the short side to 128
 # (= 112 x 256/224, the TSN/TSM convention) and crops the central 112 x 112, i.e. 0.875 of the short side, inside
@@ -657,9 +512,19 @@ def test_starts(num_frames, window):
     return [min(s, max(num_frames - window, 0)) for s in whole_video_starts(num_frames, window)]
 
 
-def eval_dataset(args, records, opts):
+def train_dataset(args, records, opts):
+    """Sec. 4.1 train: a random run of T*stride consecutive frames, every stride-th kept; a crop of 0.5-1 x the
+    short side resized to --input-size, and a horizontal flip (swapping the labels of dataset.json's pairs)."""
+    return VideoDataset(
+        records, lambda n, k, rng: dense_indices(n, args.num_segments, args.frame_stride, train=True, rng=rng),
+        TrainTransform(args.input_size, crop="side", flip=not args.no_flip, flip_labels=opts.flip_labels),
+        **opts.frames)
+
+
+def test_dataset(args, records, opts):
     """Sec. 4.1 test: the whole video in consecutive windows of T*stride frames (--test-clips 0) or K windows,
-    each in --test-crops crops; unreadable videos are left out, never replaced."""
+    each in --test-crops crops; unreadable videos are left out, never replaced. A whole-video batch holds
+    --batch-size videos (common/training.py eval_loader); evaluate feeds their views --batch-size at a time."""
     T, stride = args.num_segments, args.frame_stride
     window = T * stride
     if args.test_clips == 0:   # the whole video, one clip per window
@@ -672,41 +537,14 @@ def eval_dataset(args, records, opts):
                         **opts.frames)
 
 
-def eval_loader(dataset, args, rank, world):
-    """Batches of --batch-size videos; their views (a number per video with whole-video testing) go through the
-    model --batch-size at a time (evaluate)."""
-    return torch.utils.data.DataLoader(
-        dataset, max(1, args.batch_size // world), collate_fn=collate_eval,
-        sampler=EpochSampler(len(dataset), shuffle=False, rank=rank, world=world), num_workers=args.workers,
-        pin_memory=torch.cuda.is_available())
+def protocol(args):
+    clips = (f"whole-video windows of {args.num_segments * args.frame_stride} frames" if args.test_clips == 0
+             else f"{args.test_clips} clips")
+    return (f"{args.num_segments} frames (stride {args.frame_stride}) x {clips} x {args.test_crops} crops "
+            f"({EvalTransform.from_args(args, frames_per_clip(args)).describe()})")
 
 
-def build_loaders(args, rank, world):
-    """(train loader or None with --evaluate, val records, val loader, classes, DataOptions)."""
-    if args.data is None:
-        args.data = demo_dataset()
-    val_records, classes = load_split(args.data, "val")
-    opts = data_options(args, classes, read_dataset_info(args.data), args.data)
-    val_loader = eval_loader(eval_dataset(args, val_records, opts), args, rank, world)
-    if args.evaluate:
-        return None, val_records, val_loader, classes, opts
-    train_records, _ = load_split(args.data, "train")
-    # train: a random run of T*stride consecutive frames, every stride-th kept; crop 0.5-1 x the short side
-    train_set = VideoDataset(
-        train_records, lambda n, k, rng: dense_indices(n, args.num_segments, args.frame_stride, train=True, rng=rng),
-        TrainTransform(args.input_size, crop="side", flip=not args.no_flip, flip_labels=opts.flip_labels),
-        **opts.frames)
-    per_rank = max(1, args.batch_size // world)
-    train_loader = torch.utils.data.DataLoader(
-        train_set, per_rank, sampler=EpochSampler(len(train_set), shuffle=True, seed=args.seed, rank=rank, world=world),
-        drop_last=True, num_workers=args.workers, pin_memory=torch.cuda.is_available(),
-        persistent_workers=args.workers > 0, generator=torch.Generator())  # not the global RNG: exact resume
-    if len(train_loader) == 0:
-        raise AnnotationError(f"{args.data}/train.txt: fewer samples ({len(train_set)}) than --batch-size {per_rank}")
-    return train_loader, val_records, val_loader, classes, opts
-
-
-# ============================================================================================ train/evaluate
+# ========================================================================================= train and evaluate
 def param_groups(model, weight_decay):
     """No weight decay on BatchNorm parameters, biases and the gammas (paper silent; TSM's policy)."""
     decay, no_decay = [], []
@@ -716,83 +554,34 @@ def param_groups(model, weight_decay):
 
 
 def learning_rate(args, epoch):
+    """Sec. 4.1: x0.1 at each of --lr-steps (every 15 epochs)."""
     return args.lr * 0.1 ** sum(epoch >= s for s in args.lr_steps)
 
 
-def autocast(args, device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp)
-
-
 def train_loss(model, clips, targets, args):
-    """Eq. (9): L = L_ce + lambda1 L_s + lambda2 L_t for one (micro-)batch; L_s and L_t are logged too."""
+    """Eq. (9): L = L_ce + lambda1 L_s + lambda2 L_t for one (micro-)batch, lambda1 = --lambda-s = 0.01 and
+    lambda2 = --lambda-t = 0.001 (Sec. 4.5, Fig. 5); L_s and L_t are logged too."""
     logits, div = model(clips)
     loss = F.cross_entropy(logits.float(), targets) + args.lambda_s * div["ls"].float() \
         + args.lambda_t * div["lt"].float()
     return loss, {"ls": div["ls"].float(), "lt": div["lt"].float()}
 
 
-def new_sums():
-    """Per-epoch sums of the training statistics (step counts, clips, loss, seconds), kept in the checkpoint."""
-    return {"loss": 0.0, "steps": 0.0, "samples": 0.0, "data_time": 0.0, "time": 0.0}
-
-
-def train_one_epoch(model, loader, optimizer, args, device, state, bad, stop, save):
-    """The rest of epoch state["epoch"]: a resumed run starts at step state["epoch_step"] (the sampler skips the
-    batches done), and state["sums"] carries the partial epoch's sums, so its log record equals an uninterrupted
-    one. One loader batch = one step of --accumulate micro-batches. Returns True when a signal asked to stop."""
+def train_one_epoch(model, loader, optimizer, args, train):
+    """One epoch of SGD (Sec. 4.1). `train` (common/training.py) resumes mid-epoch, counts unreadable samples,
+    logs, writes checkpoints and stops on a signal or a non-finite loss."""
     model.train()
-    sums, A = state["sums"], args.accumulate
-    steps = run.StepLog(f"epoch {state['epoch']}", state["epoch_step"] + len(loader), args.log_every,
-                        first=state["epoch_step"])
-    start = time.perf_counter()
-    for clips, targets, bad_paths in run.progress(loader, desc=f"epoch {state['epoch']}", leave=False):
-        data_time = time.perf_counter() - start
-        bad.add(bad_paths)
-        clips = normalize(clips.to(device, non_blocking=True))                # uint8 -> float (B,T,C,H,W)
-        targets = targets.to(device, non_blocking=True)
+    for clips, targets in train.batches(loader):                           # uint8 (B,T,C,H,W), (B,) on the device
         optimizer.zero_grad(set_to_none=True)
-        loss, logged = 0.0, {}
-        for m in range(A):  # micro-batch m = every A-th clip: exactly the per-GPU batch of rank m of A ranks
-            no_sync = model.no_sync() if m < A - 1 and hasattr(model, "no_sync") else contextlib.nullcontext()
-            with no_sync, autocast(args, device):
-                micro, extra = train_loss(model, clips[m::A], targets[m::A], args)
-            (micro / A).backward()
-            loss = loss + micro.detach() / A
-            logged = {k: logged.get(k, 0.0) + v.detach() / A for k, v in extra.items()}
-        # one all-reduce per step (none in a single process): every rank stops at the same step
-        nonfinite, stopping = run.all_reduce_sum([float(not torch.isfinite(loss)), float(stop.requested)], device)
-        if nonfinite:
-            run.cleanup_distributed()
-            kept = "no checkpoint was written" if state["saved_step"] is None else \
-                f"the last checkpoint (step {state['saved_step']}) is left as it was"
-            sys.exit(f"error: non-finite loss at epoch {state['epoch']}, step {state['step'] + 1} (not applied); {kept}")
+        for micro_clips, micro_targets, context in train.micro_batches(normalize(clips), targets):  # --accumulate
+            with context:
+                loss, logged = train_loss(model, micro_clips, micro_targets, args)
+            (loss / args.accumulate).backward()
+            train.record(loss, logged)
+        train.check_loss()
         if args.clip_grad:
             nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
         optimizer.step()
-        state["step"] += 1
-        state["epoch_step"] += 1
-        for key, value in {"loss": loss.item(), "steps": 1, "samples": len(targets), "data_time": data_time,
-                           **{k: v.item() for k, v in logged.items()}}.items():
-            sums[key] = sums.get(key, 0.0) + value
-        sums["time"] += time.perf_counter() - start
-        steps.step(loss.item(), optimizer.param_groups[0]["lr"], data_time, len(targets))
-        if stopping:
-            return True
-        if args.max_steps and state["step"] >= args.max_steps:
-            break
-        if args.save_every and state["step"] % args.save_every == 0:
-            save(["last.pt"])
-        start = time.perf_counter()
-    return False
-
-
-def epoch_record(sums, device):
-    """The epoch's training statistics over all ranks: means per step, and the number of training clips."""
-    total = dict(zip(sums, run.all_reduce_sum(list(sums.values()), device)))
-    steps = max(total.pop("steps"), 1)
-    samples = int(total.pop("samples"))
-    return {**{("train_" + k if k not in ("data_time", "time") else k): v / steps for k, v in total.items()},
-            "train_samples": samples}
 
 
 def evaluate(model, loader, args, device, bad):
@@ -801,7 +590,7 @@ def evaluate(model, loader, args, device, bad):
     model.eval()
 
     def forward(clips):                                                      # uint8 (n,T,C,H,W) -> logits (n,K)
-        with autocast(args, device):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
             return model(normalize(clips))[0]
 
     preds, skipped = video_scores(forward, loader, device, crops=args.test_crops, chunk=max(1, args.batch_size))
@@ -810,42 +599,69 @@ def evaluate(model, loader, args, device, bad):
 
 
 # ======================================================================================================= main
-def protocol(args):
-    clips = (f"whole-video windows of {args.num_segments * args.frame_stride} frames" if args.test_clips == 0
-             else f"{args.test_clips} clips")
-    return (f"{args.num_segments} frames (stride {args.frame_stride}) x {clips} x {args.test_crops} crops "
-            f"({EvalTransform.from_args(args, frames_per_clip(args)).describe()})")
+def main(argv=None):
+    args = get_args(argv)  # with --evaluate/--predict/--resume the model flags come from the checkpoint
+    rank, world, device = training.start(args, DEMO_PROFILE)
+    if modes.requested(args):  # --complexity, --benchmark, --predict, --evaluate: common/modes.py, with this file
+        return modes.run(sys.modules[__name__], args, rank, world, device)
+    train_loader, _, val_loader, classes, opts = training.loaders(args, rank, world, train_dataset, test_dataset)
+    model = build_model(args, len(classes)).to(device)
+    checkpoint.load_initial(model, model.backbone, args)  # --pretrained PATH (3D ResNet), --finetune PATH
+    optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)
+    with training.Training(args, SCRIPT, model, optimizer, classes, opts, device, world) as train:
+        for epoch in train.epochs(train_loader):
+            lr = learning_rate(args, epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            train_one_epoch(train.model, train_loader, optimizer, args, train)
+            train.end_epoch(lr, metrics_of(*evaluate(train.model, val_loader, args, device, train.bad)))
+    return train.finish(protocol(args))
 
 
-def build_model(args, num_classes):
-    if args.baseline:
-        return STMANet(args.arch, num_classes, tda=False, sda=False, mf=False, dropout=args.dropout,
-                       pretrained=args.pretrained)
-    return STMANet(args.arch, num_classes, tda=not args.no_tda, sda=not args.no_sda, mf=not args.no_mf,
-                   dropout=args.dropout, pretrained=args.pretrained, classify_stage=args.classify_stage)
-
-
-def clip_shape(args):
-    return (frames_per_clip(args), 3, args.input_size, args.input_size)
-
-
-def complexity_row(args):
-    """Params (M) and GFLOPs (multiply-accumulates) of one clip of the model `args` build, as --complexity and
-    common/paper_tables.py report them. Built and run on the 'meta' device: shapes only, no weights, no arithmetic
-    (the counts equal those of a real build, tested), so a ResNet-50 row takes about a second.
-    The count includes the attention products (torch.bmm: A_t and A_s with the features, 5.5 G of the 33.1 G at
-    32 x 112^2); a counter that sees convolutions only (e.g. one of conv hooks) would give 27.6 G, +37 % over the
-    3D ResNet-50's 20.1 G instead of our +64 % (measured with FlopCounterMode's per-operator counts)."""
-    with torch.device("meta"):
-        model = build_model(args, args.num_classes)
-    gflops = complexity.gmacs(model, torch.zeros(1, *clip_shape(args), device="meta"))
-    return {"params_m": complexity.params_m(model), "gflops": gflops}
+# ============================================================ appendix: paper tables, visualisation maps, FLOPs
+# ---- the paper's tables as data: `python -m common.paper_tables stmanet` builds every row and prints it -----------
+# Rows per common/paper_tables.py: the flags build the row with `python stmanet.py --complexity FLAGS`. The paper
+# prints accuracies as fractions (0.9605); here in percent. It gives no params or GFLOPs, only Sec. 4.5's FLOPs
+# increase over the 3D ResNet-50.
+# FLOPs (common.modes.complexity_row, multiply-accumulates on the 'meta' device): the count includes the attention
+# products (torch.bmm: A_t and A_s with the features, 5.5 G of the 33.1 G at 32 x 112^2); a counter that sees
+# convolutions only (e.g. one of conv hooks) would give 27.6 G, +37 % over the 3D ResNet-50's 20.1 G instead of our
+# +64 % (measured with FlopCounterMode's per-operator counts).
+WHOLE_VIDEO = ("protocol: 32 frames (64 at stride 2) x every consecutive window of the video x 1 centre crop of "
+               "112 (Sec. 4.1; `--test-clips 0`, the default)")
+PAPER_TABLES = [
+    {"table": "Table 3", "row": "ST-MANet (UCF-101)", "flags": "", "top1": 96.05, "note": WHOLE_VIDEO},
+    {"table": "Table 3", "row": "ST-MANet (HMDB-51)", "flags": "--num-classes 51", "top1": 68.72,
+     "note": WHOLE_VIDEO},
+    {"table": "Table 3", "row": "ST-MANet (Diving 48)", "flags": "--num-classes 48", "top1": 72.15,
+     "note": WHOLE_VIDEO},
+    {"table": "Table 4", "row": "3D ResNet-50", "flags": "--baseline", "top1": 83.17, "note": "UCF-101"},
+    {"table": "Table 4", "row": "3D ResNet-50 + TDA", "flags": "--no-sda --no-mf", "top1": 89.45, "note": ""},
+    {"table": "Table 4", "row": "3D ResNet-50 + SDA", "flags": "--no-tda --no-mf", "top1": 90.12, "note": ""},
+    {"table": "Table 4", "row": "3D ResNet-50 + TDA + SDA", "flags": "--no-mf", "top1": 92.78, "note": ""},
+    {"table": "Table 4", "row": "3D ResNet-50 + MF", "flags": "--no-tda --no-sda", "top1": 84.16,
+     "note": "the concatenation of stages 2-5 only: without TDA and SDA there are no attention maps to constrain"},
+    {"table": "Table 4", "row": "ST-MANet (TDA + SDA + MF)", "flags": "", "top1": 96.05, "note": ""},
+    *[{"table": "Fig. 4", "row": f"stage {stage}", "flags": f"--classify-stage {stage}",
+       "note": "Fig. 4's bars carry no numbers in the text; Sec. 4.4: accuracy falls from stage 5 to stage 2"}
+      for stage in (2, 3, 4, 5)],
+    {"table": "Fig. 4", "row": "multi-level fusion", "flags": "",
+     "note": "Sec. 4.4: above every single stage"},
+    {"table": "Sec. 4.5 (Fig. 6)", "row": "ST-MANet over 3D ResNet-50 (UCF-101)", "flags": "", "over": "--baseline",
+     "gflops_over_pct": 24,
+     "note": "the paper names no FLOPs counter and gives no absolute figures. Ours: Eq. 2's 3x1x1 convs before "
+             "pooling read 3C/2 channels (~7.0 G; TDA's Choices) and SDA's HW x HW products at stage 2 (~5.0 G) "
+             "follow the paper's stated order and shapes; a counter that skips the attention matmuls (5.5 G of "
+             "torch.bmm) would give +37 % (complexity_row)"},
+]
 
 
 def report_complexity(args):
+    """--complexity: params and GFLOPs of one clip, beside those of the plain 3D ResNet (--baseline), so the
+    modules' overhead is the paper's Sec. 4.5 figure (counted as the comment above PAPER_TABLES says)."""
     out = {"script": SCRIPT}
     for prefix, base in (("", args.baseline), ("baseline_", "r3d")):
-        row = complexity_row(argparse.Namespace(**{**vars(args), "baseline": base}))
+        row = modes.complexity_row(sys.modules[__name__], argparse.Namespace(**{**vars(args), "baseline": base}))
         out[prefix + "params_m"] = round(row["params_m"], 2)
         out[prefix + "gflops"] = round(row["gflops"], 2)
     out["gflops_overhead_pct"] = round(100 * (out["gflops"] / out["baseline_gflops"] - 1), 1)
@@ -857,171 +673,51 @@ def report_complexity(args):
     print(json.dumps(out))
 
 
-def report_benchmark(args, device):
-    """--benchmark: the model and its baseline (--baseline) timed interleaved in one run (common/complexity.py)."""
-    def model_and_input(base):
-        cfg = argparse.Namespace(**{**vars(args), "baseline": base})
-        return build_model(cfg, args.num_classes), lambda n: torch.randn(n, *clip_shape(cfg))  # n clips
-
-    result = complexity.compare(*model_and_input(args.baseline), *model_and_input("r3d"), device, args.batch_size,
-                                args.amp, args.channels_last, args.compile)
-    print(json.dumps({"script": SCRIPT, **result}))
-
-
-def trained_model(args, num_classes, device, path):
-    """The model the flags build, with the weights of checkpoint `path`."""
-    model = build_model(args, num_classes)
-    checkpoint.load_weights(model, path)
-    return model.to(device)
+# ---- what `--predict ... --visualize DIR` draws beside Grad-CAM (common/visualize.py: "Class.attr" specs) --------
+# Grad-CAM: the output of a stage, (B, C, T', h, w), layout "BCT" (visualization picks the stage)
+VIS_MAPS = {  # TDA returns (Z_t, Z_TDA, A_t), SDA (gamma Z_s, A_s)
+    "TDA attention A_t (Eq. 1)": dict(at="TDA", get=lambda m, x, out: out[2], kind="matrix", pick="all",
+                                      signed=False, note="T x T softmax of stages 2-5 (row: query time step)"),
+    "SDA attention A_s (Eq. 4)": dict(at="SDA", get=lambda m, x, out: out[1].mean(1).unflatten(1, x[0].shape[-2:]),
+                                      kind="spatial", pick="all",
+                                      note="the attention each position receives (mean over the queries), "
+                                           "stages 2-5, over the middle frame"),
+}
 
 
-def predict_videos(args, device):
-    """--predict: the top classes of each video file, frame folder or list file (common/predict.py)."""
-    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON lines alone
-        meta = checkpoint.meta(args.checkpoint)
-        classes = checkpoint.class_names(meta)
-        opts = data_options(args, classes, meta["dataset"], "the checkpoint's dataset")
-        records = records_from_paths(args.predict, len(classes), lambda name: name.lower().endswith((".jpg", ".jpeg")))
-        model = trained_model(args, len(classes), device, args.checkpoint)
-        loader = eval_loader(eval_dataset(args, records, opts), args, 0, 1)
-        preds, skipped = evaluate(model, loader, args, device, run.BadSamples(1.0))
-    unreadable = print_predictions(preds, skipped, records, classes, args.top_k, protocol(args), multi_label=False)
-    if args.visualize:  # one PNG per video: Grad-CAM and the paper's maps (common/visualize.py)
-        cam = f"backbone.{LAYERS[args.classify_stage - 2]}" if args.classify_stage else VIS_CAM
-        visualize.write_sheets(model, lambda clips: model(normalize(clips))[0], loader, records, classes,
-                               args.visualize, VIS_MAPS, cam, "BCT", preds=preds, protocol=protocol(args),
-                               top_k=args.top_k)
-    if unreadable:
-        sys.exit(f"error: {unreadable} of {len(records)} videos unreadable")
+def stage_grids(args):
+    """(h, w) of the outputs of stages 2-5 for a clip of --predict (--test-size or --input-size crops): the
+    backbone of --arch built and run on the 'meta' device (shapes only)."""
+    size = args.test_size or args.input_size
+    with torch.device("meta"):
+        net = ResNet3d(args.arch).eval()                   # eval: BatchNorm of a 1 x 1 x 1 map is fine
+        z = net.stem(torch.zeros(1, 3, frames_per_clip(args), size, size))
+        grids = []
+        for name in LAYERS:
+            z = getattr(net, name)(z)                     # (1, C, T', h, w)
+            grids.append(tuple(z.shape[-2:]))
+    return grids
 
 
-def evaluate_only(args, rank, world, device):
-    """--evaluate --checkpoint X (or --ensemble X Y ...): metrics over the readable val videos, per-class
-    accuracy and confusion matrix in the run directory, optionally the per-video scores (--save-scores)."""
-    _, records, loader, classes, opts = build_loaders(args, rank, world)
-    bad, t0 = run.BadSamples(1.0), time.time()
-    members = []
-    for path in args.ensemble or [args.checkpoint]:
-        cfg = checkpoint.member_args(args, path, MODEL_KEYS) if args.ensemble else args
-        checkpoint.check_classes(checkpoint.meta(path), classes, os.path.join(args.data, "classes.txt"))
-        model = trained_model(cfg, len(classes), device, path)
-        member_loader = loader if cfg is args else eval_loader(eval_dataset(cfg, records, opts), cfg, rank, world)
-        preds, skipped = evaluate(model, member_loader, cfg, device, bad)
-        members.append((path, protocol(cfg), preds, skipped))
-    preds, skipped = (predict.average([m[2] for m in members]), members[0][3]) if args.ensemble else members[0][2:]
-    frames = "+".join(proto.split(" frames")[0] for _, proto, _, _ in members)   # the papers' "16+8 frames"
-    result = {**metrics_of(preds, skipped), "protocol": frames + " frames" + members[0][1].split(" frames", 1)[1],
-              "seconds": round(time.time() - t0, 1)}
-    if args.ensemble:
-        result["members"] = [{"checkpoint": p, "frames": int(proto.split(" frames")[0].split("x")[0]),
-                              "protocol": proto, **metrics_of(m, s)} for p, proto, m, s in members]
-    folder = args.output or os.path.dirname(os.path.abspath(args.ensemble[0] if args.ensemble else args.checkpoint))
-    write_reports(preds, records, classes, folder, args.save_scores)
-    run.print0(f"protocol: {result['protocol']}")
-    run.print0(json.dumps(result))
-    return result
-
-
-def main(argv=None):
-    args = get_args(argv)  # with --evaluate/--predict/--resume the model flags come from the checkpoint
-    if args.complexity:
-        return report_complexity(args)
-    rank, world, device = run.init_distributed(args.device)
-    if args.benchmark:
-        return report_benchmark(args, device)
-    run.seed_everything(args.seed + rank)
-    if args.demo:
-        run.print0(f"demo profile (no --data): {json.dumps({k: getattr(args, k) for k in DEMO_PROFILE})}")
-    try:
-        if args.predict:
-            return predict_videos(args, device)
-        if args.evaluate:
-            return evaluate_only(args, rank, world, device)
-        train_loader, val_records, val_loader, classes, opts = build_loaders(args, rank, world)
-    except AnnotationError as e:
-        sys.exit(f"error: {e}")
-    model = build_model(args, len(classes)).to(device)
-    if args.pretrained not in ("none", "imagenet") and not args.resume:  # a file: matched by name and shape
-        checkpoint.load_foreign(model.backbone, args.pretrained, "--pretrained", args.allow_partial)
-    if args.finetune and not args.resume:
-        checkpoint.load_foreign(model, args.finetune, "--finetune", args.allow_partial)
-    if args.channels_last:
-        complexity.to_channels_last(model)
-    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    ddp = torch.compile(ddp) if args.compile else ddp
-    optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)
-    bad = run.BadSamples(args.max_bad_fraction)
-    t0 = time.time()
-
-    output = args.output or os.path.join("runs", f"{SCRIPT}-{time.strftime('%Y%m%d-%H%M%S')}")
-    state = {"epoch": 0, "step": 0, "best": -math.inf, "epoch_step": 0, "saved_step": None, "bad_samples": 0,
-             "sums": new_sums()}
-    if args.resume:
-        ckpt = checkpoint.load(args.resume)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        state = ckpt["state"]
-        if not run.is_main():  # rank 0 carries the partial epoch's sums and bad paths of all ranks
-            state["sums"] = dict.fromkeys(state["sums"], 0.0)
-        bad.paths = list(ckpt["bad"]) if run.is_main() else []
-        output = args.output or os.path.dirname(os.path.abspath(args.resume))
-        run.set_rng_state(ckpt["rng"])
-    if run.is_main():
-        os.makedirs(output, exist_ok=True)
-        with open(os.path.join(output, "args.json"), "w") as f:
-            json.dump(vars(args), f, indent=1)
-    log = run.JsonlLog(os.path.join(output, "log.jsonl"))
-    log.truncate(state["epoch"])
-    meta = checkpoint.describe(args, SCRIPT, classes, opts.info)
-
-    def save(names):
-        """Called by every rank (it gathers the sums, bad paths and RNG states of all ranks); rank 0 writes.
-        best.pt holds the weights and what built them; the optimiser and run state stay in last.pt."""
-        sums = dict(zip(state["sums"], run.all_reduce_sum(list(state["sums"].values()), device)))
-        state["saved_step"] = state["step"]
-        ckpt = {"model": model.state_dict(), "meta": meta, "optimizer": optimizer.state_dict(),
-                "state": {**state, "sums": sums}, "bad": run.all_gather_list(bad.paths), "rng": run.gathered_rng_state()}
-        for name in names:
-            if run.is_main():
-                run.save_checkpoint(ckpt if name == "last.pt" else {"model": ckpt["model"], "meta": meta},
-                                    os.path.join(output, name))
-
-    metrics = {}
-    with run.StopRequest() as stop:
-        while state["epoch"] < args.epochs and not (args.max_steps and state["step"] >= args.max_steps):
-            epoch = state["epoch"]
-            lr = learning_rate(args, epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            train_loader.sampler.set_epoch(epoch, skip=state["epoch_step"] * train_loader.batch_size)
-            if state["epoch_step"] == 0:
-                bad.new_epoch()
-            if train_one_epoch(ddp, train_loader, optimizer, args, device, state, bad, stop, save):
-                save(["last.pt"])
-                run.print0(f"stopped by {stop.name} at epoch {epoch}, step {state['step']}; checkpoint written. "
-                           f"Continue with --resume {os.path.join(output, 'last.pt')}")
-                run.cleanup_distributed()
-                sys.exit(128 + (stop.signum or signal.SIGTERM))
-            train_stats = epoch_record(state["sums"], device)
-            metrics = metrics_of(*evaluate(ddp, val_loader, args, device, bad))
-            bad_paths = bad.check(train_stats["train_samples"] + metrics["samples"], final=True)
-            state["bad_samples"] += len(bad_paths)
-            key = "val_map" if "val_map" in metrics else "val_top1"
-            state.update(epoch=epoch + 1, epoch_step=0, sums=new_sums())
-            is_best = metrics[key] > state["best"]
-            state["best"] = max(state["best"], metrics[key])
-            record = {"epoch": epoch, "lr": lr, **train_stats, **metrics, "bad_samples": len(bad_paths),
-                      "bad_paths": bad_paths, "step": state["step"]}
-            log.write(record)
-            run.print0(json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
-                                   for k, v in record.items() if k not in ("bad_paths", "skipped_paths")}))
-            save(["last.pt", "best.pt"] if is_best else ["last.pt"])
-    final = {k: metrics.get(k) for k in ("val_top1", "val_top5", "val_map") if k in metrics}
-    final.update({"epochs": state["epoch"], "seconds": round(time.time() - t0, 1), "bad_samples": state["bad_samples"],
-                  "skipped": metrics.get("skipped", 0), "protocol": protocol(args), "output": output})
-    run.print0(json.dumps(final))
-    run.cleanup_distributed()
-    return final
+def visualization(args, model):
+    """Grad-CAM of the last stage the classifier sees (stage 5, or --classify-stage's) whose map keeps at least
+    2 x 2 positions at the clip's size: stage 5 is 1 x 1 up to 32 px (stage 4 up to 16 px, ...), and a 1 x 1 map
+    colours each frame in one colour. Where every such stage is 1 x 1 (clips of 4 px or less) Grad-CAM stays at the
+    last one and the sheet gets a row saying why it is uniform."""
+    grids = stage_grids(args)
+    last = (args.classify_stage or 5) - 2
+    wide = [i for i in range(last + 1) if min(grids[i]) >= 2]
+    stage = wide[-1] if wide else last
+    maps = VIS_MAPS
+    if not wide:  # a row of its own: common/visualize.py writes the Grad-CAM row's note itself
+        h, w = grids[stage]
+        maps = {"Grad-CAM is uniform": dict(
+            at=f"ResNet3d.{LAYERS[stage]}", get=lambda m, x, out: out.mean((1, 2)), kind="spatial",
+            note=f"stage {stage + 2} ({LAYERS[stage]}, its channel mean drawn here) is {h} x {w} at the clip's "
+                 f"{args.test_size or args.input_size} px, as is every stage: Grad-CAM has one value per frame. "
+                 f"A larger --input-size (or --test-size) gives it spatial extent"), **VIS_MAPS}  # under Grad-CAM
+    return {"forward": lambda clips: model(normalize(clips))[0], "cam": f"backbone.{LAYERS[stage]}", "maps": maps,
+            "layout": "BCT"}
 
 
 if __name__ == "__main__":

@@ -284,3 +284,39 @@ def test_the_demo_profile_trains_both_constraints():
     assert args.demo
     assert all(g > 0 for g in constraint_gradients(args.num_segments, args.input_size))
     assert all(g < 1e-9 for g in constraint_gradients(16, 32))
+
+
+# ---------------------------------------------------------------------------------------- --visualize Grad-CAM
+@pytest.mark.parametrize("size,classify,stage", [(40, None, 5), (32, None, 4), (16, None, 3), (8, None, 2),
+                                                 (64, 3, 3), (32, 5, 4)])
+def test_grad_cam_layer_keeps_spatial_extent(size, classify, stage):
+    """The issue: at 32 px stage 5 is 1 x 1 and Grad-CAM one colour per frame. visualization() takes the last stage
+    the classifier sees whose map is at least 2 x 2 at the clip's size, and the map it computes has that extent."""
+    from common import visualize
+    torch.manual_seed(0)
+    argv = ["--complexity", "--arch", "resnet18", "--num-segments", "8", "--input-size", str(size), "--num-classes", "4"]
+    args = S.get_args(argv + (["--classify-stage", str(classify)] if classify else []))
+    model = S.build_model(args, 4).eval()
+    view = S.visualization(args, model)
+    assert view["cam"] == f"backbone.{S.LAYERS[stage - 2]}" and set(view["maps"]) == set(S.VIS_MAPS)
+    clip = torch.randint(0, 256, (1, 8, 3, size, size), dtype=torch.uint8)
+    _, (cam,) = visualize.grad_cam(view["forward"], model, view["cam"], clip, layout=view["layout"])
+    assert min(cam.shape[-2:]) >= 2, cam.shape
+    assert S.stage_grids(args)[stage - 2] == tuple(cam.shape[-2:])
+
+
+def test_a_uniform_grad_cam_says_why_on_the_sheet(tmp_path):
+    """At 4 px every stage is 1 x 1: Grad-CAM stays at stage 5 and the sheet gets a row that says why."""
+    from common import visualize
+    args = S.get_args(["--complexity", "--arch", "resnet18", "--num-segments", "8", "--input-size", "4"])
+    model = S.build_model(args, 4).eval()
+    view = S.visualization(args, model)
+    assert view["cam"] == "backbone.layer4" and all(g == (1, 1) for g in S.stage_grids(args))
+    clip = torch.randint(0, 256, (8, 3, 4, 4), dtype=torch.uint8)
+    with visualize.Hooks(model, view["maps"]) as hooks:
+        _, (cam,) = visualize.grad_cam(view["forward"], model, view["cam"], clip[None], layout="BCT")
+    _, panels = visualize.draw_sheet(clip, cam[0], hooks.maps, view["maps"], 0, 1, ["video"], ("Grad-CAM", "", ""))
+    row = panels[3]                                                  # right under the Grad-CAM row
+    assert row["title"] == "Grad-CAM is uniform"
+    assert row["drawn"] and row["module"] == "backbone.layer4"
+    assert "1 x 1 at the clip's 4 px" in view["maps"]["Grad-CAM is uniform"]["note"]
