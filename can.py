@@ -573,6 +573,11 @@ def train_one_epoch(model, loader, optimizer, args, train):
         optimizer.step()
 
 
+def logits(model, clips):
+    """uint8 clips (n, T, C, H, W) -> logits (n, K): what evaluation, --predict, --visualize and --export run."""
+    return model(normalize(clips))
+
+
 def evaluate(model, loader, args, device, bad):
     """The test of Sec. 4.2: each video's softmax probabilities averaged over its views (1 clip x 1 centre crop in
     the paper), as (Predictions, videos left out) of this rank (common/predict.py)."""
@@ -580,7 +585,7 @@ def evaluate(model, loader, args, device, bad):
 
     def forward(clips):                                                      # uint8 (n,T,C,H,W) -> logits (n,K)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
-            return model(normalize(clips))
+            return logits(model, clips)
 
     return video_scores(forward, loader, device, crops=args.test_crops, bad=bad)
 
@@ -734,7 +739,7 @@ VIS_MAPS = {  # the attention of the last block; each gate is the sigmoid of its
 
 
 def visualization(args, model):
-    return {"forward": lambda clips: model(normalize(clips)), "cam": VIS_CAM.get(args.arch, "backbone.layer4"),
+    return {"cam": VIS_CAM.get(args.arch, "backbone.layer4"),
             "maps": VIS_MAPS}
 
 

@@ -619,6 +619,11 @@ def train_one_epoch(model, loader, optimizer, args, train):
         optimizer.step()
 
 
+def logits(model, clips):
+    """uint8 clips (n, T, C, H, W) -> logits (n, K): what evaluation, --predict, --visualize and --export run."""
+    return model(normalize(clips))
+
+
 def evaluate(model, loader, args, device, bad):
     """Per-video scores, as (Predictions, videos left out) of this rank (common/predict.py). Single-label: softmax
     probabilities averaged over the views (clips x crops). Multi-label: sigmoid scores averaged over the crops of
@@ -627,7 +632,7 @@ def evaluate(model, loader, args, device, bad):
 
     def forward(clips):                                                      # uint8 (n,T,C,H,W) -> logits (n,K)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
-            return model(normalize(clips))
+            return logits(model, clips)
 
     return video_scores(forward, loader, device, crops=args.test_crops, multi_label=args.multi_label, bad=bad)
 
@@ -733,7 +738,7 @@ VIS_MAPS = {  # DisplacementMap: (B, T, 3, H, W) = (u, v) / r and the confidence
 
 
 def visualization(args, model):
-    return {"forward": lambda clips: model(normalize(clips)), "cam": VIS_CAM, "maps": VIS_MAPS}
+    return {"cam": VIS_CAM, "maps": VIS_MAPS}
 
 
 if __name__ == "__main__":

@@ -584,6 +584,11 @@ def train_one_epoch(model, loader, optimizer, args, train):
         optimizer.step()
 
 
+def logits(model, clips):
+    """uint8 clips (n, T, C, H, W) -> logits (n, K): what evaluation, --predict, --visualize and --export run."""
+    return model(normalize(clips))[0]  # STMANet returns (logits, the diversity terms)
+
+
 def evaluate(model, loader, args, device, bad):
     """Per-video softmax probabilities averaged over the views (windows x crops, Sec. 4.1), as (Predictions,
     videos left out) of this rank (common/predict.py); views go through the model --batch-size at a time."""
@@ -591,7 +596,7 @@ def evaluate(model, loader, args, device, bad):
 
     def forward(clips):                                                      # uint8 (n,T,C,H,W) -> logits (n,K)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
-            return model(normalize(clips))[0]
+            return logits(model, clips)
 
     preds, skipped = video_scores(forward, loader, device, crops=args.test_crops, chunk=max(1, args.batch_size))
     bad.add([message for _, message in skipped], "left out of the evaluation")
@@ -716,7 +721,7 @@ def visualization(args, model):
             note=f"stage {stage + 2} ({LAYERS[stage]}, its channel mean drawn here) is {h} x {w} at the clip's "
                  f"{args.test_size or args.input_size} px, as is every stage: Grad-CAM has one value per frame. "
                  f"A larger --input-size (or --test-size) gives it spatial extent"), **VIS_MAPS}  # under Grad-CAM
-    return {"forward": lambda clips: model(normalize(clips))[0], "cam": f"backbone.{LAYERS[stage]}", "maps": maps,
+    return {"cam": f"backbone.{LAYERS[stage]}", "maps": maps,
             "layout": "BCT"}
 
 

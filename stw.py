@@ -414,6 +414,11 @@ def train_one_epoch(model, loader, optimizer, args, train):
         optimizer.step()
 
 
+def logits(model, clips):
+    """uint8 clips (n, T, C, H, W) -> logits (n, K): what evaluation, --predict, --visualize and --export run."""
+    return model(normalize(clips))
+
+
 def evaluate(model, loader, args, device, bad):
     """The test of Sec. IV-C: each video's softmax probabilities averaged over its views (clips x crops), as
     (Predictions, videos left out) of this rank (common/predict.py)."""
@@ -421,7 +426,7 @@ def evaluate(model, loader, args, device, bad):
 
     def forward(clips):                                                      # uint8 (n,T,C,H,W) -> logits (n,K)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
-            return model(normalize(clips))
+            return logits(model, clips)
 
     return video_scores(forward, loader, device, crops=args.test_crops, bad=bad)
 
@@ -522,7 +527,7 @@ VIS_MAPS = {  # TWM.keep returns 1 - S as the forward computes it (recorded by a
 
 
 def visualization(args, model):
-    return {"forward": lambda clips: model(normalize(clips)), "cam": VIS_CAM, "maps": VIS_MAPS}
+    return {"cam": VIS_CAM, "maps": VIS_MAPS}
 
 
 if __name__ == "__main__":

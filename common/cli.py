@@ -93,7 +93,17 @@ def add_shared_flags(p):
                    help="with --checkpoint: the top classes of each video file, frame folder or list file")
     g.add_argument("--top-k", type=int, default=5, help="classes per video printed by --predict")
     g.add_argument("--visualize", default=None, metavar="DIR",
-                   help="with --predict: one PNG per video in DIR (frames, top-k, Grad-CAM, the paper's VIS_MAPS)")
+                   help="with --predict: one PNG per video in DIR (frames, top-k, Grad-CAM, the paper's VIS_MAPS; "
+                        "with --window: a timeline of the class probabilities)")
+    g.add_argument("--window", type=float, default=None, metavar="S",
+                   help="with --predict: one prediction per window of S seconds along each video, the checkpoint's "
+                        "clip sampled inside each window")
+    g.add_argument("--stride", type=float, default=None, metavar="S", help="seconds between windows (default: --window)")
+    g.add_argument("--fps", type=float, default=30.0,
+                   help="--window on frame folders: their frame rate (a folder has no timestamps)")
+    g.add_argument("--export", default=None, metavar="FILE.onnx",
+                   help="with --checkpoint: the eval model as ONNX (uint8 clips in, logits out, dynamic batch), "
+                        "checked against PyTorch in onnxruntime")
 
     g = p.add_argument_group("run")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -116,7 +126,7 @@ def parse(p, argv, script, demo_profile, baseline_has_no=None, release_args=None
     args = p.parse_args(argv)
     adopted = checkpoint.adopt(p, argv, args, script, model_keys(p), release_args)
     given = checkpoint.explicit_flags(p, argv)
-    args.demo = args.data is None and not (args.complexity or args.benchmark or args.predict)
+    args.demo = args.data is None and not (args.complexity or args.benchmark or args.predict or args.export)
     if args.complexity or args.benchmark:
         args.pretrained = "none"  # weights change neither FLOPs nor speed
     if args.demo and not adopted:
@@ -129,6 +139,14 @@ def parse(p, argv, script, demo_profile, baseline_has_no=None, release_args=None
         p.error("--visualize DIR draws the videos of --predict PATH...: it needs --predict")
     if (args.evaluate or args.predict) and not (args.checkpoint or args.ensemble):
         p.error(f"{'--evaluate' if args.evaluate else '--predict'} needs --checkpoint PATH")
+    if args.export and not args.checkpoint:
+        p.error("--export FILE.onnx writes the model of --checkpoint PATH: it needs --checkpoint")
+    if args.window is not None and not args.predict:
+        p.error("--window S predicts along the videos of --predict PATH...: it needs --predict")
+    if args.stride is not None and args.window is None:
+        p.error("--stride S is the step between the windows of --window S: it needs --window")
+    if (args.window is not None and args.window <= 0) or (args.stride is not None and args.stride <= 0) or args.fps <= 0:
+        p.error("--window, --stride and --fps must be positive")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         p.error(f"--device {args.device}: no CUDA GPU is visible to PyTorch (use --device cpu)")
     if args.test_resize:

@@ -6,7 +6,8 @@ five scripts; tests/test_skeleton.py keeps them so):
   SCRIPT, arguments() (the parser: its MODEL group is the list of model keys, `--baseline`'s const the bare
   baseline), build_model(args, num_classes), frames_per_clip(args), train_dataset / test_dataset(args, records,
   opts), evaluate(model, loader, args, device, bad) -> (Predictions, skipped), protocol(args),
-  visualization(args, model) -> {"forward", "cam", "maps", ...} for --visualize;
+  logits(model, uint8 clips) -> logits (what evaluation, --predict, --visualize and --export run),
+  visualization(args, model) -> {"cam", "maps", optional "layout", "shown"} for --visualize;
 and where a script has them: report_complexity(args) (its own --complexity line), release_weights(ckpt) (a foreign
 release's tensors in the script's names, or None: EAN).
 """
@@ -21,11 +22,12 @@ import torch
 
 from . import checkpoint, cli, complexity, predict, training, visualize
 from .data import AnnotationError, data_options
+from .video import BadVideo
 from .run import BadSamples, print0
 
 
 def requested(args):
-    return args.complexity or args.benchmark or args.predict or args.evaluate
+    return args.complexity or args.benchmark or args.predict or args.evaluate or args.export
 
 
 def run(script, args, rank, world, device):
@@ -34,6 +36,8 @@ def run(script, args, rank, world, device):
         return report_complexity(script, args)
     if args.benchmark:
         return report_benchmark(script, args, device)
+    if args.export:
+        return export_onnx(script, args, device)
     try:
         if args.predict:
             return predict_videos(script, args, device)
@@ -97,17 +101,99 @@ def predict_videos(script, args, device):
         opts = data_options(args, classes, meta["dataset"], "the checkpoint's dataset")
         records = predict.records_from_paths(args.predict, len(classes), opts.frame_template, opts.start_index)
         model = trained_model(script, args, len(classes), device, args.checkpoint)
-        loader = training.eval_loader(script.test_dataset(args, records, opts), args)
-        preds, skipped = script.evaluate(model, loader, args, device, BadSamples(1.0))
+        if args.window is None:
+            loader = training.eval_loader(script.test_dataset(args, records, opts), args)
+            preds, skipped = script.evaluate(model, loader, args, device, BadSamples(1.0))
+    if args.window is not None:
+        return predict_along(script, args, model, records, opts, classes, device)
     unreadable = predict.print_predictions(preds, skipped, records, classes, args.top_k, script.protocol(args),
                                            multi_label)
     if args.visualize:
         view = script.visualization(args, model)
-        visualize.write_sheets(model, view["forward"], loader, records, classes, args.visualize, view["maps"],
-                               view["cam"], view.get("layout", "BT"), preds=preds, protocol=script.protocol(args),
-                               top_k=args.top_k, multi_label=multi_label, shown=view.get("shown"))
+        visualize.write_sheets(model, lambda clips: script.logits(model, clips), loader, records, classes,
+                               args.visualize, view["maps"], view["cam"], view.get("layout", "BT"), preds=preds,
+                               protocol=script.protocol(args), top_k=args.top_k, multi_label=multi_label,
+                               shown=view.get("shown"))
     if unreadable:
         sys.exit(f"error: {unreadable} of {len(records)} videos unreadable")
+
+
+@torch.no_grad()
+def predict_along(script, args, model, records, opts, classes, device):
+    """--predict PATH --window S [--stride S]: one JSON line per window {"path", "start", "end", "top"} in time
+    order, printed as the video is decoded (common/predict.py `predict_windows`); with --visualize DIR a timeline
+    picture per video. An unreadable video is one {"path", "error"} line; any makes the exit status 1."""
+    model.eval()
+    multi_label, stride = getattr(args, "multi_label", False), args.stride or args.window
+    dataset = script.test_dataset(args, records, opts)
+
+    def forward(clips):                                                          # uint8 views -> logits
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
+            return script.logits(model, clips.to(device))
+
+    failed = 0
+    for record in records:
+        stats, rows = {}, []
+        try:
+            for row in predict.predict_windows(forward, dataset, record, args.window, stride, args.fps,
+                                               max(1, args.batch_size), args.test_crops, multi_label,
+                                               thumbnails=bool(args.visualize), stats=stats):
+                top = predict.top_classes(row["probs"], classes, args.top_k)
+                print(json.dumps({"path": record.path, "start": round(row["start"], 3), "end": round(row["end"], 3),
+                                  "top": top}), flush=True)
+                rows.append(row)
+        except BadVideo as e:
+            failed += 1
+            print(json.dumps({"path": record.path, "error": str(e)}), flush=True)
+            continue
+        print(f"{record.path}: {stats['windows']} windows of {args.window:g} s every {stride:g} s ({stats['times']}); "
+              f"{script.protocol(args)} in each; at most {stats['peak_frames']} frames held", file=sys.stderr)
+        if args.visualize:
+            visualize.write_timeline(rows, record.path, classes, args.visualize, args.top_k, multi_label)
+    if failed:
+        sys.exit(f"error: {failed} of {len(records)} videos unreadable")
+
+
+def export_onnx(script, args, device):
+    """--export FILE.onnx --checkpoint X: the eval-mode model at the checkpoint's clip shape, uint8 clips
+    (B, T, 3, H, W) in (normalised inside, as in evaluation), logits (B, K) out, B dynamic; the file is then run
+    in onnxruntime on batches of 1 and 3 random clips and its logits compared with PyTorch's: more than 1e-4 apart
+    is an error."""
+    import numpy as np
+    import onnxruntime  # the export's check needs it: requirements.txt
+
+    meta = checkpoint.meta(args.checkpoint)
+    model = trained_model(script, args, len(checkpoint.class_names(meta)), torch.device("cpu"), args.checkpoint).eval()
+
+    class Logits(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, clips):
+            return script.logits(self.model, clips)
+
+    shape = clip_shape(script, args)
+    # Choice: batch 1 to 1024 (STASTA's correlation picks its chunk size from the batch, a guard the exporter needs
+    # bounded; 1024 clips is past any real batch)
+    example = torch.randint(0, 256, (2, *shape), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    torch.onnx.export(Logits().eval(), (example,), args.export, input_names=["clips"], output_names=["logits"],
+                      dynamic_shapes={"clips": {0: torch.export.Dim("batch", min=1, max=1024)}}, dynamo=True,
+                      verbose=False)
+    session = onnxruntime.InferenceSession(args.export, providers=["CPUExecutionProvider"])
+    diff, generator = 0.0, torch.Generator().manual_seed(1)
+    for batch in (1, 3):  # other batch sizes than the example's: the batch dimension is dynamic
+        clips = torch.randint(0, 256, (batch, *shape), dtype=torch.uint8, generator=generator)
+        with torch.no_grad():
+            ref = Logits()(clips).float().numpy()
+        out = session.run(None, {"clips": clips.numpy()})[0]
+        diff = max(diff, float(np.abs(out - ref).max()))
+    result = {"script": script.SCRIPT, "export": args.export, "input": f"clips uint8 (B, {', '.join(map(str, shape))})",
+              "output": f"logits (B, {ref.shape[1]})", "max_abs_diff": diff, "logit_std": float(ref.std())}
+    print(json.dumps(result))
+    if not diff <= 1e-4:
+        sys.exit(f"error: {args.export}: onnxruntime's logits differ from PyTorch's by {diff:.3g} (> 1e-4)")
+    return result
 
 
 def evaluate_only(script, args, rank, world, device):

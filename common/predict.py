@@ -16,6 +16,7 @@ import torch
 from . import run
 from .data import AnnotationError, Record, count_frames, read_list
 from .metrics import Predictions, average_precision
+from .video import frame_times, read_frame_folder, stream_frames
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ogv", ".3gp")
 
@@ -36,10 +37,7 @@ def video_scores(forward, loader, device, crops=1, multi_label=False, chunk=0, b
         if not torch.isfinite(probs).all():  # a score that may be wrong is an error, never a ranking
             sys.exit(f"error: the model gave non-finite scores (NaN/inf) for dataset item(s) {ids.tolist()}: "
                      f"broken weights, or --amp overflow")
-        per_video = []
-        for p in probs.split(views.tolist()):                                    # (V, K): one video, clips major
-            p = p.view(-1, crops, p.shape[-1]).mean(1)                            # -> (clips, K)
-            per_video.append(p.amax(0) if multi_label else p.mean(0))             # -> (K,)
+        per_video = [over_views(p, crops, multi_label) for p in probs.split(views.tolist())]
         preds.update(torch.stack(per_video), targets, ids)
     if bad is not None:
         bad.add([message for _, message in skipped], "left out of the evaluation")
@@ -48,6 +46,13 @@ def video_scores(forward, loader, device, crops=1, multi_label=False, chunk=0, b
 
 def score(logits, multi_label):
     return logits.sigmoid() if multi_label else logits.softmax(-1)
+
+
+def over_views(probs, crops, multi_label):
+    """One video's scores (V, K), its views clips major -> (K,): the mean over the crops of a clip, then the mean
+    over clips (the maximum for multi-label data)."""
+    p = probs.view(-1, crops, probs.shape[-1]).mean(1)                              # (V, K) -> (clips, K)
+    return p.amax(0) if multi_label else p.mean(0)
 
 
 def metrics_of(preds, skipped):
@@ -148,8 +153,7 @@ def print_predictions(preds, skipped, records, classes, top_k, protocol, multi_l
             lines.append({"path": record.path, "error": errors.get(i, "unreadable")})
             table.append(f"{record.path}\n    unreadable: {lines[-1]['error']}")
             continue
-        probs, labels = by_id[i].topk(min(top_k, len(classes)))
-        top = [{"label": int(k), "class": classes[k], "prob": round(float(p), 4)} for p, k in zip(probs, labels.tolist())]
+        top = top_classes(by_id[i], classes, top_k)
         lines.append({"path": record.path, "top": top, "protocol": protocol})
         table.append(record.path + "".join(f"\n    {t['prob']:7.2%}  {t['label']:4d}  {t['class']}" for t in top))
     for line in lines:
@@ -158,6 +162,12 @@ def print_predictions(preds, skipped, records, classes, top_k, protocol, multi_l
         kind = "sigmoid scores" if multi_label else "probabilities"
         print(f"\n{protocol}; top-{top_k} {kind}:\n" + "\n".join(table), file=sys.stderr)
     return sum("error" in line for line in lines)
+
+
+def top_classes(probs, classes, top_k):
+    """[{"label", "class", "prob"}] of the `top_k` highest scores of one video (K,)."""
+    values, labels = probs.topk(min(top_k, len(classes)))
+    return [{"label": int(k), "class": classes[k], "prob": round(float(p), 4)} for p, k in zip(values, labels.tolist())]
 
 
 def average(members, multi_label=False):
@@ -171,3 +181,70 @@ def average(members, multi_label=False):
         out.update(torch.stack([torch.stack([part[i][0] for part in parts]).mean(0) for i in common]),
                    torch.stack([parts[0][i][1] for i in common]), torch.tensor(common))
     return out
+
+
+# ---- --predict VIDEO --window S --stride S -------------------------------------------------------------------------
+def window_plan(times, window, stride):
+    """[(start, end) in seconds, first frame, end frame (excluded))] of the windows [k*stride, k*stride + window)
+    that start inside the video (its duration: the last frame's time plus the median frame interval). A window
+    holds the frames whose time falls inside it, at least one; the last one may be shorter than `window`."""
+    n = len(times)
+    duration = float(times[-1]) + (float(np.median(np.diff(times))) if n > 1 else 0.0)
+    plan, k = [], 0
+    while k == 0 or k * stride < duration - 1e-9:
+        start = k * stride
+        end = min(start + window, duration) if duration > 0 else start + window
+        a = min(int(np.searchsorted(times, start - 1e-6)), n - 1)
+        b = max(int(np.searchsorted(times, end - 1e-6)), a + 1)
+        plan.append((start, end, a, b))
+        k += 1
+    return plan
+
+
+def predict_windows(forward, dataset, record, window, stride, fps, views_per_batch, crops, multi_label,
+                    thumbnails=False, stats=None):
+    """Scores along one video: for each window of `window_plan`, the checkpoint's test clip(s) sampled inside it
+    as the dataset samples a whole video (`dataset.sample` on the window's frames: a window shorter than the clip
+    repeats frames, as the papers' test sampling does for a short video) and its views (`dataset.transform`).
+    Yields {"start", "end", "probs" (K,), "thumb"} in time order. The video is decoded once from front to back
+    (video.stream_frames; frame folders frame by frame) and a frame is held only until the last window that needs
+    it is scored, so memory is bounded by the window, not the video (`stats["peak_frames"]`: most frames held)."""
+    if record.num_frames is None:
+        times, how = frame_times(record.path)
+        frames_of = lambda wanted: stream_frames(record.path, wanted)
+    else:
+        times, how = np.arange(record.num_frames) / fps, f"frame index / --fps {fps:g} (a folder has no timestamps)"
+        frames_of = lambda wanted: ((i, read_frame_folder(record.path, [i], dataset.template, dataset.start_index)[0])
+                                    for i in sorted(set(wanted)))
+    plan, rng = window_plan(times, window, stride), np.random.RandomState(0)
+    needs = []
+    for _, _, a, b in plan:
+        clips = dataset.num_clips(b - a) if callable(dataset.num_clips) else dataset.num_clips
+        needs.append(a + np.concatenate([dataset.sample(b - a, k, rng) for k in range(clips)]))
+    last_use = {int(i): w for w, idx in enumerate(needs) for i in idx}
+    stats = {} if stats is None else stats
+    stats.update(peak_frames=0, windows=len(plan), times=how)
+    held, pending, w = {}, [], 0
+
+    def scored(batch):
+        views = torch.cat([clip for _, clip, _ in batch])
+        probs = score(forward(views).float(), multi_label).cpu()
+        for (k, clip, thumb), p in zip(batch, probs.split([len(clip) for _, clip, _ in batch])):
+            yield {"start": plan[k][0], "end": plan[k][1], "probs": over_views(p, crops, multi_label), "thumb": thumb}
+
+    for i, frame in frames_of(list(last_use)):
+        held[i] = frame
+        stats["peak_frames"] = max(stats["peak_frames"], len(held))
+        while w < len(plan) and int(needs[w].max()) <= i:             # every frame of window w is decoded
+            clip, _ = dataset.transform(torch.stack([held[int(j)] for j in needs[w]]), -1, rng)
+            thumb = held[int(needs[w][len(needs[w]) // 2])] if thumbnails else None
+            pending.append((w, clip, thumb))
+            for j in set(needs[w].tolist()):
+                if last_use[j] == w:
+                    del held[j]
+            w += 1
+            if sum(len(clip) for _, clip, _ in pending) >= views_per_batch:
+                yield from scored(pending)
+                pending = []
+    if pending:
+        yield from scored(pending)

@@ -36,6 +36,7 @@ no frame) raises `BadVideo` with the path, so the dataset can substitute another
 (CONVENTIONS.md, "Bad input").
 """
 import bisect
+import itertools
 import os
 import re
 import warnings
@@ -520,6 +521,55 @@ def to_rgb(frame, reformatter):
     """frame.to_ndarray(format="rgb24") with one converter per video and one thread: the same pixels, but
     to_ndarray builds a new swscale context with a thread per CPU for every frame (4x slower at 340x256)."""
     return reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
+
+
+def frame_times(path):
+    """(seconds of each frame of a plain sequential decode from the first frame, how they were found): the
+    packets' timestamps in display order when every frame has one of its own (variable frame rates stay exact);
+    else the frame index over the stream's average frame rate (said in `how`)."""
+    n = video_num_frames(path)
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        pts = sorted({p.pts for p in container.demux(stream) if p.size and p.pts is not None and not p.is_discard})
+        rate, base = float(stream.average_rate or stream.guessed_rate or 0) or 30.0, float(stream.time_base or 0)
+    except av.FFmpegError as e:
+        raise BadVideo(f"{path}: corrupt stream ({e})") from None
+    finally:
+        container.close()
+    if len(pts) == n and base > 0:
+        return (np.asarray(pts, dtype=np.float64) - pts[0]) * base, "timestamps"
+    return np.arange(n) / rate, f"frame index / {rate:g} fps (the timestamps do not name every frame)"
+
+
+def stream_frames(path, wanted):
+    """Frames `wanted` (0-based indices of a plain sequential decode, any order) of a long video in one decode
+    from front to back, yielded as (index, uint8 (3, H, W)) in increasing index: every packet is decoded (frame i
+    is the decoder's i-th output, as for read_video), only the wanted frames are converted to RGB, and nothing is
+    kept here, so memory does not grow with the video. Uses the decoder's threads (one reader, not a worker)."""
+    wanted = sorted({int(i) for i in wanted})
+    if not wanted:
+        return
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        codec = stream.codec_context
+        codec.thread_type, codec.thread_count = "AUTO", 0
+        reformatter, todo, i = VideoReformatter(), iter(wanted), 0
+        target = next(todo)
+        for packet in itertools.chain(_demux(container, stream, False), [None]):  # None: drain at the end
+            for frame in _decode(codec, packet):
+                if i == target:
+                    yield i, torch.from_numpy(to_rgb(frame, reformatter)).permute(2, 0, 1)
+                    target = next(todo, None)
+                    if target is None:
+                        return
+                i += 1
+        raise BadVideo(f"{path}: frame {target} of the plan is past the {i} frames the file decodes to")
+    except av.FFmpegError as e:
+        raise BadVideo(f"{path}: corrupt stream ({e})") from None
+    finally:
+        container.close()
 
 
 def read_frame_folder(folder, indices, template="img_{:05d}.jpg", start_index=1):

@@ -474,6 +474,11 @@ def draw_sheet(clip, cam, maps, specs, b, batch, title_lines, cam_title, shown=N
 
 
 # ---- --predict --visualize -----------------------------------------------------------------------------------------
+def save_png(image, path):
+    """uint8 (3, H, W) -> a PNG file, written by Pillow (torchvision 0.29 deprecates its write_png)."""
+    Image.fromarray(image.permute(1, 2, 0).numpy()).save(path)                   # (3,H,W) -> (H,W,3)
+
+
 def sheet_name(index, path):
     stem = re.sub(r"[^\w.-]+", "_", os.path.splitext(os.path.basename(os.path.normpath(path)))[0]) or "video"
     return f"{index:04d}_{stem}.png"
@@ -519,7 +524,7 @@ def write_sheets(model, forward, loader, records, classes, folder, specs, cam_la
             image, panels = draw_sheet(clips[first[b]], cam[b], hooks.maps, specs, b, len(x), lines, cam_title, shown)
             path = os.path.join(folder, sheet_name(i, record.path))
             # Pillow's PNG writer (torchvision 0.29 deprecates write_png): the same pixels
-            Image.fromarray(image.permute(1, 2, 0).numpy()).save(path)      # (3,H,W) -> (H,W,3)
+            save_png(image, path)
             written.append((path, record.path, panels))
     with open(os.path.join(folder, "index.json"), "w") as f:  # what each sheet shows, for people and tests
         json.dump([{"png": os.path.basename(path), "video": video, "panels": panels}
@@ -528,3 +533,78 @@ def write_sheets(model, forward, loader, records, classes, folder, specs, cam_la
     print(f"visualize: {len(written)} sheet(s) in {folder}" + (f"; not drawn: {', '.join(missing)}"
                                                                  if missing else ""), file=sys.stderr)
     return written
+
+
+# ---- --predict VIDEO --window S --visualize DIR: a timeline per video --------------------------------------------
+TIMELINE_W, CURVE_H, THUMB_H, MAX_THUMBS = 960, 220, 72, 12
+
+
+def write_timeline(rows, path, classes, folder, top_k=5, multi_label=False):
+    """One PNG per video in `folder`: the probabilities of the top classes (the `top_k` with the highest score in
+    any window; one colour each, named in the legend) over the windows' centre times, the time axis in seconds,
+    and a row of thumbnails (the middle sampled frame of up to 12 evenly chosen windows, with their time spans). `rows`: the
+    windows in time order, {"start", "end", "probs" (K,), "thumb" uint8 (3, H, W)}. Returns the PNG's path."""
+    os.makedirs(folder, exist_ok=True)
+    probs = torch.stack([r["probs"] for r in rows])                              # (windows, K)
+    top = probs.amax(0).topk(min(top_k, len(classes))).indices.tolist()
+    t0, t1 = rows[0]["start"], max(r["end"] for r in rows)
+    left, right, top_pad = 48, 16, 8
+    width = TIMELINE_W
+    x_of = lambda t: left + (t - t0) / max(t1 - t0, 1e-9) * (width - left - right)
+    y_of = lambda p: top_pad + (1 - p) * (CURVE_H - top_pad - 20)
+    canvas = Image.new("RGB", (width, CURVE_H), WHITE)
+    draw = ImageDraw.Draw(canvas)
+    for p in (0, 0.5, 1):                                                        # the score axis
+        draw.line([(left, y_of(p)), (width - right, y_of(p))], fill=(225, 225, 225))
+        draw.text((4, y_of(p) - 7), f"{p:.1f}", fill=(0, 0, 0), font=font())
+    step = _nice_step((t1 - t0) / 8)
+    t = math.ceil(t0 / step) * step
+    while t <= t1 + 1e-9:                                                        # the time axis, seconds
+        draw.line([(x_of(t), y_of(0)), (x_of(t), y_of(0) + 4)], fill=(0, 0, 0))
+        draw.text((x_of(t) - 10, y_of(0) + 5), f"{t:g} s", fill=(0, 0, 0), font=font())
+        t += step
+    centres = [(r["start"] + r["end"]) / 2 for r in rows]
+    for k, c in enumerate(top):
+        colour = OBJECT_COLOURS[k % len(OBJECT_COLOURS)]
+        points = [(x_of(x), y_of(float(p))) for x, p in zip(centres, probs[:, c])]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
+        for x, y in points:
+            draw.ellipse([x - 2.5, y - 2.5, x + 2.5, y + 2.5], fill=colour)
+    kind = "sigmoid score" if multi_label else "probability"
+    legend = [f"{k + 1}. {classes[c]} (max {float(probs[:, c].max()):.2f})" for k, c in enumerate(top)]
+    legend_img = Image.new("RGB", (width, LINE_H * len(legend) + 6), WHITE)
+    ld = ImageDraw.Draw(legend_img)
+    for k, line in enumerate(legend):
+        ld.rectangle([left, 5 + k * LINE_H, left + 10, 15 + k * LINE_H], fill=OBJECT_COLOURS[k % len(OBJECT_COLOURS)])
+        ld.text((left + 16, 3 + k * LINE_H), line, fill=(0, 0, 0), font=font())
+    parts = [text_image(wrap(f"{path}: {len(rows)} windows, {kind} of the top {len(top)} classes over time "
+                             f"(window centres)", width - 8), width),
+             pil_to_tensor(canvas), pil_to_tensor(legend_img)]
+    with_thumbs = [r for r in rows if r.get("thumb") is not None]
+    if with_thumbs:  # evenly chosen windows, side by side, each with its time span under it
+        n = min(MAX_THUMBS, len(with_thumbs))
+        chosen = [with_thumbs[round(j * (len(with_thumbs) - 1) / max(n - 1, 1))] for j in range(n)]
+        slot = (width - left - right) // n
+        strip = Image.new("RGB", (width, THUMB_H + LINE_H + 6), WHITE)
+        sd = ImageDraw.Draw(strip)
+        for j, r in enumerate(chosen):
+            h, w = r["thumb"].shape[-2:]
+            size = (THUMB_H, max(1, min(slot - 4, round(w * THUMB_H / h))))
+            thumb = F.interpolate(r["thumb"][None].float(), size=size, mode="bilinear", antialias=True,
+                                  align_corners=False)[0].round().clamp(0, 255).to(torch.uint8)
+            x = left + j * slot
+            strip.paste(Image.fromarray(thumb.permute(1, 2, 0).numpy()), (x, 2))
+            sd.text((x, THUMB_H + 4), f"{r['start']:g}-{r['end']:g} s", fill=(0, 0, 0), font=font())
+        parts.append(pil_to_tensor(strip))
+    image = torch.cat(parts, 1)
+    out = os.path.join(folder, "timeline_" + sheet_name(0, path)[5:])
+    save_png(image, out)
+    print(f"visualize: timeline of {path} in {out}", file=sys.stderr)
+    return out
+
+
+def _nice_step(x):
+    """1, 2 or 5 times a power of ten, at least x (axis ticks)."""
+    p = 10 ** math.floor(math.log10(max(x, 1e-9)))
+    return next(m * p for m in (1, 2, 5, 10) if m * p >= x)

@@ -300,7 +300,7 @@ def test_grad_cam_layer_keeps_spatial_extent(size, classify, stage):
     view = S.visualization(args, model)
     assert view["cam"] == f"backbone.{S.LAYERS[stage - 2]}" and set(view["maps"]) == set(S.VIS_MAPS)
     clip = torch.randint(0, 256, (1, 8, 3, size, size), dtype=torch.uint8)
-    _, (cam,) = visualize.grad_cam(view["forward"], model, view["cam"], clip, layout=view["layout"])
+    _, (cam,) = visualize.grad_cam(lambda x: S.logits(model, x), model, view["cam"], clip, layout=view["layout"])
     assert min(cam.shape[-2:]) >= 2, cam.shape
     assert S.stage_grids(args)[stage - 2] == tuple(cam.shape[-2:])
 
@@ -314,7 +314,7 @@ def test_a_uniform_grad_cam_says_why_on_the_sheet(tmp_path):
     assert view["cam"] == "backbone.layer4" and all(g == (1, 1) for g in S.stage_grids(args))
     clip = torch.randint(0, 256, (8, 3, 4, 4), dtype=torch.uint8)
     with visualize.Hooks(model, view["maps"]) as hooks:
-        _, (cam,) = visualize.grad_cam(view["forward"], model, view["cam"], clip[None], layout="BCT")
+        _, (cam,) = visualize.grad_cam(lambda x: S.logits(model, x), model, view["cam"], clip[None], layout="BCT")
     _, panels = visualize.draw_sheet(clip, cam[0], hooks.maps, view["maps"], 0, 1, ["video"], ("Grad-CAM", "", ""))
     row = panels[3]                                                  # right under the Grad-CAM row
     assert row["title"] == "Grad-CAM is uniform"
