@@ -13,15 +13,22 @@ SCRIPT is one of the five scripts (`can`, `stw`, `stasta`, `stmanet`, `ean`). It
       - optional `over` (flag string) with `gflops_over_pct`: the paper gives only the row's FLOPs increase over
         the model that `over` builds, in percent; ours is measured the same way and compared as the ratio
         (1 + ours/100) / (1 + paper/100);
+      - optional `base`: the row this one adds modules to (its table's baseline, or a row the paper equates:
+        "row name" in the same table, "Table N: row name" elsewhere): the increment of params and GFLOPs over it,
+        ours beside the paper's, is what the modules cost; `increment_note`: why ours differs when it does;
   * `get_args(argv)`, `build_model(args, num_classes)` and `frames_per_clip(args)`, which
     `common.modes.complexity_row` builds the row's model from (one clip, one view, multiply-accumulates, as
     `--complexity` prints them).
 For each row the printer calls `get_args(flags.split() + ["--complexity"])` and `modes.complexity_row`.
 Accuracies are the paper's only (nothing is trained here); params, GFLOPs and the FLOPs increase are compared,
 and a row whose figure is more than 3 % off is marked with its note as the documented reason ("no reason
-documented" when the note is empty). The last line is one JSON object
-`{"script", "rows", "with_paper_figures", "within_3pct"}`: rows printed, rows with a paper params/GFLOPs figure,
-and those of them with every such figure within 3 %.
+documented" when the note is empty). A whole-model total hides a module that costs half what the paper says, so
+each row with a `base` (and each `over` row) also compares the increment: ours is within when it is within 10 % of
+the paper's increment, or within 0.05 (M, G) where the paper's increment is that small (at most 0.5); else the
+row is marked with its `increment_note`. The last line is one JSON object `{"script", "rows",
+"with_paper_figures", "within_3pct", "increments", "increments_within_10pct"}`: rows printed, rows with a paper
+params/GFLOPs figure, those of them with every such figure within 3 %, rows whose increment is compared, and those
+of them within the increment tolerance.
 `--brief` prints the flags instead of whole commands and leaves out the notes (figures more than 3 % off keep
 their bold difference): the form of the scripts' docstring tables.
 """
@@ -38,7 +45,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE_PCT = 3.0
 ACCURACY_KEYS = (("top1", "top-1"), ("top5", "top-5"), ("map", "mAP"))
 KEYS = {"table", "row", "flags", "note", "params_m", "gflops", "top1", "top5", "map", "views", "ensemble", "over",
-        "gflops_over_pct"}
+        "gflops_over_pct", "base", "increment_note"}
+INCREMENT_PCT, INCREMENT_ABS = 10.0, 0.05
 
 
 def load(script):
@@ -61,7 +69,48 @@ def check_rows(module):
                              f"missing {sorted(missing)}, unknown {sorted(unknown)}")
         if ("over" in row) != ("gflops_over_pct" in row):
             raise SystemExit(f"error: {module.__name__}.PAPER_TABLES[{i}]: 'over' and 'gflops_over_pct' go together")
+        if "base" in row:
+            base_row(rows, row)  # names a row that exists
     return rows
+
+
+def base_row(rows, row):
+    """The row that `row["base"]` names: "row name" in the same table, or "Table N: row name"."""
+    table, _, name = row["base"].rpartition(": ") if ": " in row["base"] else (row["table"], "", row["base"])
+    found = [r for r in rows if r["table"] == table and r["row"] == name]
+    if len(found) != 1:
+        raise SystemExit(f"error: PAPER_TABLES row {row['table']!r} / {row['row']!r}: base {row['base']!r} names "
+                         f"{len(found)} rows (one is needed)")
+    return found[0]
+
+
+def increment(module, rows, row):
+    """{key: (paper increment, ours, within)} for params_m and gflops where the paper gives both the row's and its
+    base row's figure (or the `over` row's percentage: key "gflops_over_pct"); {} when nothing is compared."""
+    out = {}
+    if "over" in row:
+        ours = measure(module, row)["gflops_over_pct"]
+        paper = row["gflops_over_pct"]
+        out["gflops_over_pct"] = (paper, ours, abs(ours - paper) <= max(INCREMENT_PCT / 100 * abs(paper), 0.5))
+    if "base" in row:
+        base = base_row(rows, row)
+        mine, theirs = measure(module, row), measure(module, base)
+        for key in ("params_m", "gflops"):
+            if key in row and key in base:
+                paper, ours = row[key] - base[key], mine[key] - theirs[key]
+                tolerance = max(INCREMENT_PCT / 100 * abs(paper), INCREMENT_ABS)
+                out[key] = (paper, ours, abs(ours - paper) <= tolerance + 1e-9)
+    return out
+
+
+def increment_cell(inc):
+    """'+0.70M / +0.39M (**-44 %**)' per compared figure, bold past the tolerance."""
+    cells = []
+    for key, (paper, ours, within) in inc.items():
+        unit = {"params_m": "M", "gflops": " G", "gflops_over_pct": " % FLOPs"}[key]
+        rel = f"{100 * (ours / paper - 1):+.0f} %" if paper else f"{ours - paper:+.2f}"
+        cells.append(f"{paper:+.2f}{unit} / {ours:+.2f}{unit} ({rel if within else f'**{rel}**'})")
+    return "; ".join(cells) or "-"
 
 
 @functools.lru_cache(maxsize=None)
@@ -123,10 +172,14 @@ def command(script, row):
 
 def render(script, module, rows, brief=False):
     """Markdown tables (one per paper table, in PAPER_TABLES order) and the summary dict."""
-    lines, summary = [], {"script": script, "rows": 0, "with_paper_figures": 0, "within_3pct": 0}
+    lines = []
+    summary = {"script": script, "rows": 0, "with_paper_figures": 0, "within_3pct": 0, "increments": 0,
+               "increments_within_10pct": 0}
+    every = getattr(module, "PAPER_TABLES", rows)  # base rows may lie outside the tables printed
     tables = list(dict.fromkeys(row["table"] for row in rows))
     columns = ["row", f"flags (python {script}.py --complexity FLAGS)" if brief else "command",
-               "params (M): paper / ours", "GFLOPs: paper / ours", "paper accuracy (%)"] + ([] if brief else ["note"])
+               "params (M): paper / ours", "GFLOPs: paper / ours", "paper accuracy (%)"] + \
+        ([] if brief else ["increment over the base row: paper / ours", "note"])
     for table in tables:
         lines += ["", f"{script}.py, {table}:", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for row in (r for r in rows if r["table"] == table):
@@ -146,9 +199,20 @@ def render(script, module, rows, brief=False):
             flags += f" x {row['views']} views" if row.get("views", 1) != 1 else ""
             cells = [row["row"], flags if brief else command(script, row), figure(row, ours, "params_m"), gflops,
                      accuracy]
+            inc = increment(module, every, row)
+            inc_within = all(within for _, _, within in inc.values())
+            summary["increments"] += bool(inc)
+            summary["increments_within_10pct"] += bool(inc) and inc_within
             if not brief:
+                base = f" (over {row['base']})" if "base" in row else ""
+                cells.append(increment_cell(inc) + (base if inc else ""))
                 mark = "" if ours["within"] else "**> 3 % off**" + (": " if row["note"] else " (no reason documented)")
-                cells.append((mark + row["note"]) or "-")
+                note = mark + row["note"]
+                if not inc_within:
+                    why = row.get("increment_note", "")
+                    note += ("; " if note else "") + "**increment > 10 % off**" + (f": {why}" if why else
+                                                                               " (no reason documented)")
+                cells.append(note or "-")
             lines.append("| " + " | ".join(cells) + " |")
     return lines, summary
 

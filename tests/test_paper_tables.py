@@ -134,7 +134,7 @@ def test_printer_marks_rows_off_by_more_than_3pct_and_counts_them(monkeypatch, c
     summary = paper_tables.main(["fake_paper_script"])
     lines = capsys.readouterr().out.strip().splitlines()
     assert json.loads(lines[-1]) == summary == {"script": "fake_paper_script", "rows": 6, "with_paper_figures": 5,
-                                                "within_3pct": 3}
+                                                "within_3pct": 3, "increments": 1, "increments_within_10pct": 0}
     table = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ")}
     assert "10.0 / 10.20 (+2.0 %)" in table["close"] and "**> 3 %" not in table["close"]
     assert "20.0 / 22.00 (**+10.0 %**)" in table["off, explained"]
@@ -143,6 +143,33 @@ def test_printer_marks_rows_off_by_more_than_3pct_and_counts_them(monkeypatch, c
     assert "top-1 70.0" in table["no figures"]
     assert "120.0 / 123.00 (+2.5 %)" in table["ensemble"] and "x 3 views" in table["ensemble"]  # (20.5 + 20.5) x 3
     assert "+10 % / +7.3 % (-2.4 %)" in table["increase"]                               # 22 / 20.5 = 1.073
+
+
+def test_printer_compares_each_rows_increment_over_its_base_row(monkeypatch, capsys):
+    """A module's cost is the row minus its base row: ours within 10 % of the paper's increment, or within 0.05
+    where the paper's increment is at most 0.5; else marked with the row's increment_note."""
+    rows = [
+        {"table": "T1", "row": "base", "flags": "a", "params_m": 24.0, "gflops": 33.0, "note": ""},
+        {"table": "T1", "row": "half", "flags": "b", "params_m": 24.7, "gflops": 33.2, "base": "base", "note": "",
+         "increment_note": "the paper's module is wider"},
+        {"table": "T1", "row": "close", "flags": "c", "params_m": 25.0, "gflops": 33.03, "base": "base", "note": ""},
+        {"table": "T2", "row": "elsewhere", "flags": "b", "params_m": 24.7, "base": "T1: base", "note": ""},
+    ]
+    costs = {"a": {"params_m": 24.0, "gflops": 33.0}, "b": {"params_m": 24.39, "gflops": 33.26},
+             "c": {"params_m": 24.95, "gflops": 33.07}}
+    monkeypatch.setitem(sys.modules, "fake_paper_script", fake_script(rows, costs))
+    monkeypatch.setattr(modes, "complexity_row", fake_complexity_row)
+    summary = paper_tables.main(["fake_paper_script"])
+    table = {line.split(" | ")[0][2:]: line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")}
+    assert summary["increments"] == 3 and summary["increments_within_10pct"] == 1
+    assert "+0.70M / +0.39M (**-44 %**)" in table["half"] and "+0.20 G / +0.26 G (**+30 %**)" in table["half"]
+    assert "**increment > 10 % off**: the paper's module is wider" in table["half"]
+    assert "+1.00M / +0.95M (-5 %)" in table["close"] and "+0.03 G / +0.07 G (+133 %)" in table["close"]
+    assert "increment > 10 %" not in table["close"]                     # 0.04 G off a 0.03 G increment: < 0.05
+    assert "(no reason documented)" in table["elsewhere"] and "over T1: base" in table["elsewhere"]
+    rows[1]["base"] = "nowhere"
+    with pytest.raises(SystemExit, match="base 'nowhere' names 0 rows"):
+        paper_tables.main(["fake_paper_script"])
 
 
 def test_printer_rejects_unknown_keys_and_unknown_tables(monkeypatch):
