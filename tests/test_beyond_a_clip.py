@@ -12,15 +12,9 @@ import torch
 from common import predict
 from common.data import Record
 from common.video import frame_times, read_video, stream_frames
+from test_runs import small
 
 SCRIPTS = ["can", "stw", "stasta", "stmanet"]  # TEMP
-
-
-def small(script):
-    flags = ["--arch", "resnet18", "--pretrained", "none", "--batch-size", "4", "--workers", "0"]
-    if script == "stmanet":
-        return flags + ["--input-size", "32", "--num-segments", "8", "--frame-stride", "1", "--test-clips", "1"]
-    return flags + ["--input-size", "64", "--num-segments", "4" if script == "stasta" else "2"]
 
 
 @pytest.fixture(scope="module")

@@ -139,6 +139,16 @@ def write_jpeg(frame, path, quality=75):
     Image.fromarray(frame.permute(1, 2, 0).numpy()).save(str(path), quality=quality)  # (3,H,W) -> (H,W,3)
 
 
+def frame_folder_of(video, folder, template="img_{:05d}.jpg"):
+    """Every frame of `video` as a JPEG named by `template` (1-based) in `folder` (created); returns the frames."""
+    from common.video import read_video
+    frames, _ = read_video(video, lambda n: np.arange(n))
+    os.makedirs(folder, exist_ok=True)
+    for i, frame in enumerate(frames, 1):
+        write_jpeg(frame, os.path.join(folder, template.format(i)))
+    return frames
+
+
 def test_frame_folder(tmp_path):
     folder = tmp_path / "clip"
     folder.mkdir()

@@ -16,7 +16,7 @@ import torchvision
 
 from common import checkpoint
 from common.data import data_options, load_split
-from test_common import write_jpeg
+from test_common import frame_folder_of, write_jpeg
 
 SCRIPTS = ["ean", "can", "stw", "stasta", "stmanet"]
 # one non-default model flag per script: evaluation must rebuild it from the checkpoint alone
@@ -117,15 +117,11 @@ def test_checkpoint_alone_evaluates_predicts_and_resumes(script, tiny_data, eval
 def test_predict_on_a_frame_folder(tiny_data, tmp_path, capsys):
     """A folder of JPEG frames, named as the checkpoint's dataset.json says (here the default img_00001.jpg)."""
     import ean
-    from common.video import read_video
     run_dir = str(tmp_path / "run")
     ean.main(["--data", tiny_data, *small("ean"), "--epochs", "1", "--max-steps", "1", "--output", run_dir])
     video = os.path.join(tiny_data, open(os.path.join(tiny_data, "val.txt")).readline().split()[0])
-    frames, _ = read_video(video, lambda n: np.arange(n))
     folder = tmp_path / "frames"
-    folder.mkdir()
-    for i, frame in enumerate(frames, 1):
-        write_jpeg(frame, folder / f"img_{i:05d}.jpg")
+    frame_folder_of(video, folder)
     capsys.readouterr()
     ean.main(["--predict", str(folder), "--checkpoint", os.path.join(run_dir, "best.pt"), "--workers", "0"])
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -137,18 +133,13 @@ def test_predict_on_a_tsn_style_folder_counts_the_templates_frames(tiny_data, tm
     the template names (the lists' and common.check's rule), the others are named once and not read; a folder of
     another template alone stops with what it holds."""
     import stw
-    from common.video import read_video
     run_dir = str(tmp_path / "run")
     stw.main(["--data", tiny_data, *small("stw"), "--epochs", "1", "--max-steps", "1", "--output", run_dir])
     video = os.path.join(tiny_data, open(os.path.join(tiny_data, "val.txt")).readline().split()[0])
-    frames, _ = read_video(video, lambda n: np.arange(n))
     folder, other = tmp_path / "tsn", tmp_path / "ssv1_names"
-    folder.mkdir()
-    other.mkdir()
-    for i, frame in enumerate(frames, 1):
-        for prefix in ("img_", "flow_x_", "flow_y_"):
-            write_jpeg(frame[:1].expand(3, -1, -1) if prefix != "img_" else frame, folder / f"{prefix}{i:05d}.jpg")
-        write_jpeg(frame, other / f"{i:05d}.jpg")
+    for template in ("img_{:05d}.jpg", "flow_x_{:05d}.jpg", "flow_y_{:05d}.jpg"):  # (flow files: RGB frames here)
+        frames = frame_folder_of(video, folder, template)
+    frame_folder_of(video, other, "{:05d}.jpg")
     capsys.readouterr()
     best = os.path.join(run_dir, "best.pt")
     stw.main(["--predict", str(folder), "--checkpoint", best, "--workers", "0"])

@@ -119,15 +119,11 @@ def test_frame_folder_and_sheet_without_torchvision_codec_warnings(tiny_data, tm
     (common.video.read_frame_folder) and its sheet's PNG raise no DeprecationWarning or UserWarning in torchvision,
     whatever the filters say ("always"), and the PNG holds exactly the sheet's pixels."""
     import stw
-    from common.video import read_video
-    from test_common import write_jpeg
+    from test_common import frame_folder_of
     ckpt = write_checkpoint("stw", tiny_data, str(tmp_path / "best.pt"))
     video = os.path.join(tiny_data, open(os.path.join(tiny_data, "val.txt")).readline().split()[0])
-    frames, _ = read_video(video, lambda n: np.arange(n))
     folder = tmp_path / "frames"
-    folder.mkdir()
-    for i, frame in enumerate(frames, 1):
-        write_jpeg(frame, folder / f"img_{i:05d}.jpg")
+    frame_folder_of(video, folder)
     sheets, draw_sheet = [], visualize.draw_sheet
     monkeypatch.setattr(visualize, "draw_sheet", lambda *a, **k: sheets.append(draw_sheet(*a, **k)) or sheets[-1])
     with warnings.catch_warnings(record=True) as caught:
