@@ -245,9 +245,9 @@ class PMM(nn.Module):
         hidden = channels // reduction
         self.reduce = nn.Conv2d(channels, hidden, 1, bias=False)                      # 1x1x1, C/4 -> C/4r
         # Choice: the 3x1x1 conv maps the concatenation (2 C/4r) back to C/4r and the 1x1x1 expands to C/4 (a
-        # bottleneck as in MTCM). Tables 9/10 cannot fit every row: this width gives CAN 25.27M (paper 25.3M) and
-        # PMM +0.26 GMACs (paper +0.28G); keeping 2 C/4r through the 3x1x1 would give GSCM 24.31M (paper 24.31M)
-        # but CAN 25.58M and PMM +0.46G.
+        # bottleneck as in MTCM). Tables 9/10 cannot fit every row: this width gives CAN 25.28M (paper 25.3M) and
+        # PMM +0.26 GMACs (paper +0.28G) but PMM +0.20M (paper +0.30M); keeping 2 C/4r through the 3x1x1 would give
+        # GSCM 24.31M (paper 24.31M) but CAN 25.59M and PMM +0.46G (every reading measured: PMM_GMM_READINGS).
         self.temporal = TemporalConv3d(2 * hidden, hidden, (3, 1, 1), padding=(1, 0, 0), bias=False)
         self.expand = zero_init_(nn.Conv2d(hidden, channels, 1))                       # 1x1x1, C/4r -> C/4
 
