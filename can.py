@@ -35,8 +35,9 @@ can.py, Table 2:
 | CAN 8f (SSv2) | (none) | 25.3 / 25.54 (+0.9 %) | 35 / 34.64 (-1.0 %) | top-1 63.9, top-5 89.1 |
 | CAN 16f (SSv2) | `--num-segments 16` | 25.3 / 25.54 (+0.9 %) | 70 / 69.29 (-1.0 %) | top-1 64.4, top-5 89.7 |
 
-The paper's FLOPs read like thop counts (BN included: its TSN R50 is 33.05G, thop gives 33.06G); ours are
-conv+linear multiply-accumulates (TSN R50 = 32.70G), so ours sit about 0.35G below the paper at equal models.
+The paper's FLOPs read like thop counts (BN included: its TSN R50 is 33.05G, as is ours counted so); ours are
+conv+linear multiply-accumulates (TSN R50 = 32.70G), so ours sit about 0.35G below the paper at equal models (Table
+12, where BN weighs more in the light backbones, is printed counted as thop counts).
 Headline protocol (Sec. 4.2): T = 8 or 16 frames x 1 clip x 1 centre crop of 224 (short side 256).
 Demo (CPU, `python can.py` vs `python can.py --baseline`, 16 epochs at lr 0.005): CAN 76.0 % (`--seed 1`: 99.0 %),
 TSN 24.0 % val top-1. From scratch the modules' convs get the backbone's He init (`he_init_`); with zero-initialised
@@ -244,9 +245,9 @@ class PMM(nn.Module):
         hidden = channels // reduction
         self.reduce = nn.Conv2d(channels, hidden, 1, bias=False)                      # 1x1x1, C/4 -> C/4r
         # Choice: the 3x1x1 conv maps the concatenation (2 C/4r) back to C/4r and the 1x1x1 expands to C/4 (a
-        # bottleneck as in MTCM). Tables 9/10 cannot fit every row: this width gives CAN 25.27M (paper 25.3M) and
-        # PMM +0.26 GMACs (paper +0.28G); keeping 2 C/4r through the 3x1x1 would give GSCM 24.31M (paper 24.31M)
-        # but CAN 25.58M and PMM +0.46G.
+        # bottleneck as in MTCM). Tables 9/10 cannot fit every row: this width gives CAN 25.28M (paper 25.3M) and
+        # PMM +0.26 GMACs (paper +0.28G) but PMM +0.20M (paper +0.30M); keeping 2 C/4r through the 3x1x1 would give
+        # GSCM 24.31M (paper 24.31M) but CAN 25.59M and PMM +0.46G (every reading measured: PMM_GMM_READINGS).
         self.temporal = TemporalConv3d(2 * hidden, hidden, (3, 1, 1), padding=(1, 0, 0), bias=False)
         self.expand = zero_init_(nn.Conv2d(hidden, channels, 1))                       # 1x1x1, C/4r -> C/4
 
@@ -372,7 +373,9 @@ def build_backbone(arch, pretrained):
 
 def block_slots(backbone, arch):
     """Every block of the backbone as (info, {slot: (channels, insert)}): insert(module) places `module` at the slot;
-    info = {"stage": 1.., "shortcut": whether the block adds an identity shortcut}.
+    info = {"stage": 1.. (MobileNetV2: 0), "index": the block's place in its stage from 0, "shortcut": whether the
+    block adds an identity shortcut, "expand": whether it has a first 1x1 before its 3x3 (MobileNetV2's first block,
+    t = 1, has none)}.
 
     ResNet bottleneck (Fig. 1): input = before conv1 (residual branch only), reduce = after conv1/bn1/relu,
     spatial = after conv2/bn2/relu (the 3x3), output = after bn3 (before the addition).
@@ -390,8 +393,8 @@ def block_slots(backbone, arch):
     out = []
     if arch.startswith("resnet"):
         for stage, layer in enumerate((backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4), 1):
-            for block in layer:
-                info = {"stage": stage, "shortcut": True}
+            for index, block in enumerate(layer):
+                info = {"stage": stage, "index": index, "shortcut": True, "expand": True}
                 if isinstance(block, torchvision.models.resnet.Bottleneck):
                     width = block.conv2.out_channels
                     out.append((info, {"input": (block.conv1.in_channels, wrap(block, "conv1", True)),
@@ -405,20 +408,21 @@ def block_slots(backbone, arch):
                                        "spatial": (width, wrap(block, "conv2", True)),
                                        "output": (block.bn2.num_features, wrap(block, "bn2", False))}))
     elif arch == "mobilenet_v2":
-        for block in backbone.features:
-            if isinstance(block, torchvision.models.mobilenetv2.InvertedResidual):
-                seq = block.conv  # [expand 1x1 (+bn, relu6), dw 3x3 (+bn, relu6), project 1x1, bn]; no expand if t=1
-                dw = len(seq) - 3
-                info = {"stage": 0, "shortcut": block.use_res_connect}
-                out.append((info, {"input": (seq[0][0].in_channels, wrap_at(seq, 0, True)),
-                                   "reduce": (seq[dw][0].in_channels, wrap_at(seq, dw, True)),
-                                   "spatial": (seq[dw][0].out_channels, wrap_at(seq, dw + 1, True)),
-                                   "output": (seq[dw + 2].num_features, wrap_at(seq, dw + 2, False))}))
+        blocks = [b for b in backbone.features if isinstance(b, torchvision.models.mobilenetv2.InvertedResidual)]
+        for index, block in enumerate(blocks):
+            seq = block.conv  # [expand 1x1 (+bn, relu6), dw 3x3 (+bn, relu6), project 1x1, bn]; no expand if t=1
+            dw = len(seq) - 3
+            info = {"stage": 0, "index": index, "shortcut": block.use_res_connect, "expand": dw == 1}
+            out.append((info, {"input": (seq[0][0].in_channels, wrap_at(seq, 0, True)),
+                               "reduce": (seq[dw][0].in_channels, wrap_at(seq, dw, True)),
+                               "spatial": (seq[dw][0].out_channels, wrap_at(seq, dw + 1, True)),
+                               "output": (seq[dw + 2].num_features, wrap_at(seq, dw + 2, False))}))
     elif arch == "shufflenet_v2":
         for stage, layer in enumerate((backbone.stage2, backbone.stage3, backbone.stage4), 2):
-            for block in layer:
+            for index, block in enumerate(layer):
                 seq = block.branch2  # [1x1, bn, relu, dw 3x3, bn, 1x1, bn, relu]; stride 1: half the channels
-                info = {"stage": stage, "shortcut": len(block.branch1) == 0}  # stride 1: the other half passes
+                info = {"stage": stage, "index": index, "shortcut": len(block.branch1) == 0,  # stride 1: the other
+                        "expand": True}                                                         # half passes
                 width = seq[3].out_channels
                 out.append((info, {"input": (seq[0].in_channels, wrap_at(seq, 0, True)),
                                    "reduce": (width, wrap_at(seq, 3, True)),
@@ -429,13 +433,19 @@ def block_slots(backbone, arch):
 
 def gets_can(arch, info):
     """Which blocks get CAN. ResNets: all 16 (Fig. 1).
-    Choice (Table 12, the paper gives no placement for the light backbones; its complexities decide): on
-    MobileNetV2 the modules sit on the input of all 17 inverted residuals (position (a): 2.46M, 2.75G;
-    paper 2.5M, 2.8G), since position (c) at the expanded width would cost 6.3M / 6.4G. On ShuffleNetV2 x2.0 they
-    sit in branch2 of the stride-1 units of stages 2-3 (6.06M, 5.74G; paper 5.8M, 5.6G); all stride-1 units would
-    give 7.0M / 6.1G."""
+    Choice (Table 12; the paper gives no placement for the light backbones, so its figures decide, counted as the
+    paper counts them, thop: PAPER_TABLES; default position (a) there, get_args). On MobileNetV2 the modules sit
+    at (a), before the first 1x1, in the 16 inverted residuals that have one (all but the first, t = 1): 2.46M,
+    2.62 G as `--complexity` prints it, 2.83 G counted as thop (paper 2.5M, 2.8G). In all 17 blocks (a) gives 2.46M /
+    2.96 G thop (the first block works at 112 x 112); in the 10 blocks with a shortcut, where TSM shifts, 2.40M /
+    2.73 G; after the depthwise 3x3 at the expanded width, position (c), 8.25M / 7.75 G (`--position c`; 6.31M /
+    6.41 G in the 10 shortcut blocks). On ShuffleNetV2 x2.0 they sit at (a) in the three downsampling units (on the
+    input of branch2): 5.84M, 5.54 G (thop 5.66 G; paper 5.8M, 5.6G); the stride-1 units of stages 2-3 give 6.06M /
+    5.86 G thop, all stride-1 units 7.00M / 6.19 G, the stride-1 units of stage 3 6.00M / 5.53 G."""
+    if arch == "mobilenet_v2":
+        return info["expand"]
     if arch == "shufflenet_v2":
-        return info["shortcut"] and info["stage"] <= 3
+        return not info["shortcut"]
     return True
 
 
@@ -611,12 +621,35 @@ def main(argv=None):
 # ================================================================= appendix: paper tables, visualisation maps
 # ---- the paper's tables as data: `python -m common.paper_tables can` builds every row and prints it --------------
 # Rows per common/paper_tables.py: the flags build the row with `python can.py --complexity FLAGS`; figures as
-# printed. The paper counts FLOPs like thop (BN included: its TSN R50 is 33.05 G), ours are conv+linear
-# multiply-accumulates (TSN R50 32.70 G), so ours sit ~0.35 G (~1 %) below the paper at equal models.
+# printed. The paper counts FLOPs like thop (BN included: its TSN R50 is 33.05 G, thop's count of ours 33.05 G);
+# `--complexity` counts conv+linear multiply-accumulates (TSN R50 32.70 G), so ours sit ~0.35 G (~1 %) below the
+# paper at equal models, except in Table 12, whose light backbones are counted as the paper counts ("count": "thop"):
+# there BN is 8 % of MobileNetV2's FLOPs, and the placement on the light backbones (gets_can) was chosen under it.
+# Each `base` row gives the modules' increment; `increment_note` says, measured, why ours differs where it does.
 D48 = "--num-classes 48"  # Diving48 (Tables 3, 6-12)
-THOP_BN = ("the paper counts FLOPs like thop, BatchNorm at 4 operations per output element; {net}'s BNs output "
-           "{elements} G elements per 8-frame clip (measured), so thop gives ours + {extra} G = the paper's figure; "
-           "ours counts conv+linear MACs only")
+THOP = ("GFLOPs counted as the paper counts them, as thop does (BatchNorm at 4 operations per output element, "
+        "common/complexity.py THOP_OPS); `--complexity` prints conv+linear MACs, {macs} G")
+ONE_CAN_FIGURE = ("the paper prints one CAN figure, 25.3M, whatever the head (Tables 2, 4, 6, 10, 12): over Table "
+                  "10's TSN (23.6M, 48 classes) it adds 1.7M, over Table 2's (23.9M, 174 classes) 1.4M, for the same "
+                  "modules; ours add 1.68M with any head")
+# Measured readings of PMM/GMM (Eq. 8, 10), increments over TSN R50 (params / GFLOPs, PMM alone; GMM's GFLOPs < 0.01)
+PMM_GMM_READINGS = (
+    "no width of Eq. (8)/(10) gives Table 9's parameters with its FLOPs and Table 10's CAN: PMM's convs all work per "
+    "pixel at stride 1, so over these 16 blocks 1M of its weights cost 1.31 G, and the paper's +0.30M would cost "
+    "+0.39 G, its +0.28 G needs +0.21M; and GSCM +0.70M with MTCM +1.3M (Tables 7, 10, Sec. 4.6.1) make 2.0M where "
+    "CAN adds 1.7M. Measured, PMM alone: the 3x1x1 2C/4r -> C/4r then 1x1x1 -> C/4 (ours) +0.197M / +0.257 G "
+    "(CAN +1.67M / +1.94 G); the 3x1x1 keeping 2C/4r (or going straight to C/4) +0.355M / +0.462 G (+18 % / +65 %; "
+    "All paths +0.71M / +0.47 G, CAN +1.99M / +2.15 G); the 3x1x1 grouped by appearance and difference +0.237M / "
+    "+0.308 G (-21 % / +10 %); depthwise +0.122M / +0.162 G; C/r of Eq. (8) read as half the block's C (2x the "
+    "group) +2.20M / +2.88 G. GMM has PMM's widths (Table 9 gives both 23.91M): +0.197M, +0.355M, +0.237M, +0.122M. "
+    "Ours keeps every FLOPs figure and CAN's total")
+LMM_READINGS = (
+    "Table 8 prints the same model (3x3, 79.2 / 98.2 in both) as 23.617M, +0.011M over TSN, and its steps (5x5 "
+    "+0.001M, 7x7 +0.005M) fit one pooled map and a k x k x k kernel (ours: +1568, +5056 weights over 16 blocks); "
+    "Table 9's 23.72M is 10x Table 8's increment. Measured at k = 3 / 5 / 7: the channel mean, 1 -> 1 (ours) "
+    "+0.0004M / +0.0020M / +0.0055M; mean and max maps +0.0009M / +0.0040M / +0.0110M; one map to C/4 attention "
+    "maps +0.026M / +0.119M / +0.325M (steps 60-100x Table 8's); mean and max to C/4 +0.052M / +0.237M / +0.649M: "
+    "none with Table 8's steps reaches +0.11M")
 HEADLINE = "protocol: {T} frames x 1 clip x 1 crop (224 x 224 centre crop of the short side 256, Sec. 4.2)"
 POSITION_COST = ("the paper gives no cost for Table 11; here {what} on the block {where} (256-2048 channels, 4x "
                  "the width of the 3x3's 64-512), which the params/GFLOPs beside this row show")
@@ -633,9 +666,14 @@ PAPER_TABLES = [
         {"table": "Table 2", "row": f"TSM 16f ({data})", "flags": "--baseline tsm --num-segments 16", "params_m": 24.3,
          "gflops": 65, "top1": tsm16[0], "top5": tsm16[1], "note": "24.3M: TSM's 400-class figure, as above"},
         {"table": "Table 2", "row": f"CAN 8f ({data})", "flags": "", "params_m": 25.3, "gflops": 35,
-         "top1": can8[0], "top5": can8[1], "note": HEADLINE.format(T=8)},
+         "top1": can8[0], "top5": can8[1], "note": HEADLINE.format(T=8), "base": f"TSN 8f ({data})",
+         "increment_note": ONE_CAN_FIGURE},
         {"table": "Table 2", "row": f"CAN 16f ({data})", "flags": "--num-segments 16", "params_m": 25.3, "gflops": 70,
-         "top1": can16[0], "top5": can16[1], "note": HEADLINE.format(T=16)})],
+         "top1": can16[0], "top5": can16[1], "note": HEADLINE.format(T=16), "base": f"TSM 16f ({data})",
+         "increment_note": "TSM's 24.3M / 65G are TSM's own figures (a 400-class head; MACs, ours 65.40 G), CAN's "
+                           "25.3M / 70G the paper's (one figure for every head; thop, ours 69.29 G MACs, 70.0 G as "
+                           "thop counts): the difference spans two heads and two counts; ours counts both alike, "
+                           "+1.68M / +3.89 G (twice the 8f row's +1.94 G)"})],
     {"table": "Table 3", "row": "TSN from [14] (ResNet50, 16f)", "flags": f"--baseline --num-segments 16 {D48}",
      "top1": 78.9, "note": "quoted from GC-TSN [14]; its protocol may differ"},
     {"table": "Table 3", "row": "TSM from [14] (ResNet50, 16f)", "flags": f"--baseline tsm --num-segments 16 {D48}",
@@ -647,7 +685,9 @@ PAPER_TABLES = [
     {"table": "Table 4", "row": "CAN (Ours) 16f", "flags": "--num-segments 16 --num-classes 400", "params_m": 25.3,
      "top1": 74.9, "top5": 91.8,
      "note": "protocol: 16 frames x 10 clips (crops not stated); the paper prints its 174-class 25.3M here, "
-             "ours counts the 400-class head"},
+             "ours counts the 400-class head", "base": "TSM 16f",
+     "increment_note": "beside TSM's 400-class 24.3M the paper's 25.3M is its figure for smaller heads (Table 2: "
+                       "174 classes); with 400 classes the modules' 1.7M (Table 10) would make 26.0M; ours +1.68M"},
     {"table": "Table 5", "row": "TSN", "flags": "--baseline --num-classes 101", "top1": 85.7,
      "note": "UCF101, mean over 3 splits; frames and protocol not given (8 frames here)"},
     {"table": "Table 5", "row": "TSM", "flags": "--baseline tsm --num-classes 101", "top1": 83.2,
@@ -663,36 +703,43 @@ PAPER_TABLES = [
     {"table": "Table 7", "row": "-", "flags": f"--baseline {D48}", "params_m": 23.6, "gflops": 33.1, "top1": 72.7,
      "top5": 97.1, "note": "TSN R50"},
     *[{"table": "Table 7", "row": f"N = {n}", "flags": f"--no-gscm --mtcm-branches {n} {D48}", "params_m": 24.9,
-       "gflops": gflops, "top1": top1, "top5": top5,
+       "gflops": gflops, "top1": top1, "top5": top5, "base": "-",
        "note": "MTCM alone (= Table 10 'MTCM' at N = 3); N adds 3 x C/r weights per block and branch"
                if n == 3 else "MTCM alone"}
       for n, gflops, top1, top5 in ((1, 34.8, 78.8, 97.5), (2, 34.8, 79.6, 97.8), (3, 34.8, 81.0, 98.2),
                                     (4, 34.9, 80.1, 98.0), (5, 34.9, 78.5, 97.8))],
     *[{"table": "Table 8", "row": f"{k}x{k}", "flags": f"--no-mtcm --gscm-paths lmm --lmm-kernel {k} {D48}",
-       "params_m": params, "gflops": 33.06, "top1": top1, "top5": top5,
+       "params_m": params, "gflops": 33.06, "top1": top1, "top5": top5, "base": "Table 9: -",
        "note": "GSCM with the LMM path alone, a k x k x k conv (LMM's Choice)"
                + (" (= Table 9 'LMM', printed there as 23.72M)" if k == 3 else "")}
       for k, params, top1, top5 in ((3, 23.617, 79.2, 98.2), (5, 23.618, 75.7, 96.8), (7, 23.622, 79.1, 97.5))],
     {"table": "Table 9", "row": "-", "flags": f"--baseline {D48}", "params_m": 23.61, "gflops": 33.05,
      "top1": 72.7, "top5": 97.1, "note": "TSN R50"},
     *[{"table": "Table 9", "row": name, "flags": f"--no-mtcm --gscm-paths {name.lower()} {D48}", "params_m": params,
-       "gflops": gflops, "top1": top1, "top5": top5, "note": "GSCM with one path; the other groups pass unchanged"}
-      for name, params, gflops, top1, top5 in (("PMM", 23.91, 33.33, 78.9, 98.0), ("LMM", 23.72, 33.06, 79.2, 98.2),
-                                               ("GMM", 23.91, 33.06, 78.8, 98.0))],
+       "gflops": gflops, "top1": top1, "top5": top5, "note": "GSCM with one path; the other groups pass unchanged",
+       "base": "-", "increment_note": why}
+      for name, params, gflops, top1, top5, why in (
+          ("PMM", 23.91, 33.33, 78.9, 98.0, PMM_GMM_READINGS), ("LMM", 23.72, 33.06, 79.2, 98.2, LMM_READINGS),
+          ("GMM", 23.91, 33.06, 78.8, 98.0, PMM_GMM_READINGS))],
     {"table": "Table 9", "row": "All paths", "flags": f"--no-mtcm {D48}", "params_m": 24.31, "gflops": 33.34,
-     "top1": 80.1, "top5": 98.2, "note": "= Table 10 'GSCM'"},
+     "top1": 80.1, "top5": 98.2, "note": "= Table 10 'GSCM'", "base": "-",
+     "increment_note": "the sum of its paths, see the PMM, LMM and GMM rows; the widths that give +0.70M (PMM "
+                       "and GMM +0.355M each) cost +0.47 G (paper +0.29 G) and make CAN +1.99M (Table 10: +1.7M)"},
     {"table": "Table 10", "row": "-", "flags": f"--baseline {D48}", "params_m": 23.6, "gflops": 33.1, "top1": 72.7,
      "top5": 97.1, "note": "TSN R50"},
     {"table": "Table 10", "row": "GSCM", "flags": f"--no-mtcm {D48}", "params_m": 24.3, "gflops": 33.3,
-     "top1": 80.1, "top5": 98.2, "note": ""},
+     "top1": 80.1, "top5": 98.2, "note": "", "base": "-",
+     "increment_note": "GFLOPs: Table 10's one decimal gives 0.2 G (33.3 - 33.1), Table 9 prints the same model as "
+                       "33.34 - 33.05 = 0.29 G (ours +0.26 G, within 0.05 G of it); params: = Table 9 'All "
+                       "paths', see its PMM and GMM rows"},
     {"table": "Table 10", "row": "MTCM", "flags": f"--no-gscm {D48}", "params_m": 24.9, "gflops": 34.8,
-     "top1": 81.0, "top5": 98.2, "note": ""},
+     "top1": 81.0, "top5": 98.2, "note": "", "base": "-"},
     {"table": "Table 10", "row": "Paralleled", "flags": f"--order parallel {D48}", "params_m": 25.3, "gflops": 35.1,
-     "top1": 81.8, "top5": 97.4, "note": "both recalibrations of the one input summed (CANUnit's Choice)"},
+     "top1": 81.8, "top5": 97.4, "note": "both recalibrations of the one input summed (CANUnit's Choice)", "base": "-"},
     {"table": "Table 10", "row": "MTCM + GSCM", "flags": f"--order mtcm-gscm {D48}", "params_m": 25.3,
-     "gflops": 35.1, "top1": 82.1, "top5": 98.1, "note": ""},
+     "gflops": 35.1, "top1": 82.1, "top5": 98.1, "note": "", "base": "-"},
     {"table": "Table 10", "row": "GSCM + MTCM", "flags": D48, "params_m": 25.3, "gflops": 35.1, "top1": 82.7,
-     "top5": 98.3, "note": HEADLINE.format(T=8) + ", Diving48 val"},
+     "top5": 98.3, "note": HEADLINE.format(T=8) + ", Diving48 val", "base": "-"},
     *[{"table": "Table 11", "row": f"({pos})", "flags": f"--position {pos} {D48}", "top1": top1, "top5": top5,
        "note": note}
       for pos, top1, top5, note in (
@@ -704,23 +751,26 @@ PAPER_TABLES = [
           ("f", 81.4, 98.2, POSITION_COST.format(what="GSCM works", where="input") + "; MTCM after the 3x3"),
           ("g", 80.0, 97.8, POSITION_COST.format(what="GSCM works", where="input") + "; MTCM on its output, as wide"))],
     {"table": "Table 12", "row": "MobileNet V2, TSM", "flags": f"--arch mobilenet_v2 --baseline tsm {D48}",
-     "params_m": 2.3, "gflops": 2.6, "top1": 74.6, "top5": 97.1,
-     "note": THOP_BN.format(net="MobileNetV2", elements=0.053, extra=0.21)},
+     "params_m": 2.3, "gflops": 2.6, "top1": 74.6, "top5": 97.1, "count": "thop", "note": THOP.format(macs="2.40")},
     {"table": "Table 12", "row": "MobileNet V2, CAN (Ours)", "flags": f"--arch mobilenet_v2 {D48}", "params_m": 2.5,
-     "gflops": 2.8, "top1": 77.7, "top5": 97.4,
-     "note": "placement not given: position (a) in all 17 inverted residuals (gets_can's Choice)"},
+     "gflops": 2.8, "top1": 77.7, "top5": 97.4, "count": "thop", "base": "MobileNet V2, TSM",
+     "note": "placement not given: position (a) in the 16 inverted residuals with a first 1x1 (gets_can's Choice); "
+             + THOP.format(macs="2.62")},
     {"table": "Table 12", "row": "ShuffleNet V2, TSM", "flags": f"--arch shufflenet_v2 --baseline tsm {D48}",
-     "params_m": 5.4, "gflops": 4.8, "top1": 76.9, "top5": 96.9,
-     "note": "ShuffleNetV2 x2.0 (build_backbone's Choice); " + THOP_BN.format(net="ShuffleNetV2 x2.0",
-                                                                                 elements=0.030, extra=0.12)},
+     "params_m": 5.4, "gflops": 4.8, "top1": 76.9, "top5": 96.9, "count": "thop",
+     "note": "ShuffleNetV2 x2.0 (build_backbone's Choice); " + THOP.format(macs="4.65")},
     {"table": "Table 12", "row": "ShuffleNet V2, CAN (Ours)", "flags": f"--arch shufflenet_v2 {D48}",
-     "params_m": 5.8, "gflops": 5.6, "top1": 77.9, "top5": 97.1,
-     "note": "placement not given (gets_can's Choice): branch2 of the stride-1 units of stages 2-3 is the closest to "
-             "both figures; in every stride-1 unit CAN would cost 7.0M / 6.1G"},
+     "params_m": 5.8, "gflops": 5.6, "top1": 77.9, "top5": 97.1, "count": "thop", "base": "ShuffleNet V2, TSM",
+     "note": "placement not given: position (a) in the three downsampling units (gets_can's Choice); "
+             + THOP.format(macs="5.54"),
+     "increment_note": "the paper's one-decimal totals leave its increment between 0.7 and 0.9 G (5.55-5.65 minus "
+                       "4.75-4.85); ours, 5.66 G in all, is 1.1 % over its 5.6 G; the placement is fitted (gets_can: "
+                       "the stride-1 units of stages 2-3 give +0.61M / +1.09 G, those of stage 3 +0.55M / +0.76 G, "
+                       "every stride-1 unit +1.56M / +1.42 G)"},
     {"table": "Table 12", "row": "ResNet-50, TSM", "flags": f"--baseline tsm {D48}", "params_m": 23.6,
-     "gflops": 33.1, "top1": 77.1, "top5": 97.4, "note": ""},
+     "gflops": 33.1, "top1": 77.1, "top5": 97.4, "count": "thop", "note": THOP.format(macs="32.70")},
     {"table": "Table 12", "row": "ResNet-50, CAN (Ours)", "flags": D48, "params_m": 25.3, "gflops": 35.1,
-     "top1": 82.7, "top5": 98.3, "note": ""},
+     "top1": 82.7, "top5": 98.3, "count": "thop", "base": "ResNet-50, TSM", "note": THOP.format(macs="34.64")},
 ]
 
 

@@ -4,6 +4,9 @@ FLOPs come from `torch.utils.flop_counter.FlopCounterMode` (which counts 2 per m
 Operations it cannot see (element-wise products summed over a window) are reported by the module itself with
 `count_macs(n)` inside its forward; operations inside `with uncounted():` are left out (an implementation that
 computes more than the operation it stands for reports the operation's MACs). Both are free outside a count.
+`gmacs(..., count="thop")` counts as thop (`thop.profile`, which some papers' FLOPs follow) does: the same MACs plus
+what thop gives norm and pooling layers (`THOP_OPS`); `with counting("thop"):` makes that the default of the calls
+inside (common/paper_tables.py rows with "count": "thop").
 
 Timing (`compare`, behind every script's `--benchmark`): the model and its baseline are timed INTERLEAVED, one
 repeat of each in turn (the order flips every round), so a change of machine load hits both; each time is the
@@ -21,6 +24,7 @@ import statistics
 import time
 
 import torch
+import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 _extra = []  # active counts, [extra MACs, FlopCounterMode] (a stack, so nested counts work)
@@ -52,18 +56,69 @@ def params_m(model):
     return sum(p.numel() for p in model.parameters()) / 1e6
 
 
+# thop's rules (thop 0.1.1, `thop.profile`'s register_hooks) for the module types whose count is not a conv's or
+# linear's MACs, per call of a leaf module as (input x, output y) -> operations. thop counts nn.Conv*/nn.Linear as
+# MACs without bias, as the flop counter does; nn.ReLU, nn.ReLU6, max pools, nn.Dropout and padding as 0; a module
+# type it has no rule for (nn.Sigmoid, a custom module's own functional code) and every functional op (F.conv2d,
+# torch.sigmoid, +, *, mean) as 0. Assumption: a functional conv or matmul is a rewrite of an nn.Conv/nn.Linear the
+# paper's code would have as a module (MTCM's fused branches, TemporalConv3d), so its MACs stay in, as they are here.
+_UPSAMPLE = {"nearest": 1, "linear": 5, "bilinear": 11, "bicubic": 259}  # per output element; thop: other modes 0
+THOP_OPS = (
+    # y = (x - mean) / sqrt(var + eps) [* weight + bias]: 2 per element, 4 with the affine weight and bias
+    ((nn.modules.batchnorm._NormBase, nn.LayerNorm),
+     lambda m, x, y: 2 * x.numel() * (2 if getattr(m, "affine", getattr(m, "elementwise_affine", False)) else 1)),
+    ((nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d), lambda m, x, y: y.numel()),
+    ((nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d),   # (window adds + 1 division) per output
+     lambda m, x, y: (int(torch.tensor([i // o for i, o in zip(x.shape[2:], y.shape[2:])]).prod()) + 1) * y.numel()),
+    ((nn.LeakyReLU, nn.PReLU), lambda m, x, y: x.numel()),
+    ((nn.Softmax,), lambda m, x, y: x.numel() // x.shape[m.dim] * (3 * x.shape[m.dim] - 1)),  # exp, add, div
+    ((nn.Upsample,), lambda m, x, y: _UPSAMPLE.get(m.mode, 0) * y.numel()),
+)
+_count = ["macs"]  # the count gmacs uses when none is given (a stack: `counting` nests)
+
+
+def _checked(count):
+    if count not in ("macs", "thop"):
+        raise ValueError(f"count must be 'macs' or 'thop', not {count!r}")
+    return count
+
+
+@contextlib.contextmanager
+def counting(count):
+    """gmacs calls inside count as `count` ("macs" or "thop") unless they say otherwise."""
+    _count.append(_checked(count))
+    try:
+        yield
+    finally:
+        _count.pop()
+
+
+def _thop_hook(module, inputs, output):
+    for types, ops in THOP_OPS:
+        if isinstance(module, types):
+            count_macs(ops(module, inputs[0], output))
+            return
+
+
 @torch.no_grad()
-def gmacs(model, *inputs):
-    """Multiply-accumulates (G) of one forward pass in eval mode."""
+def gmacs(model, *inputs, count=None):
+    """Multiply-accumulates (G) of one forward pass in eval mode. `count`: "macs" (the default outside `counting`),
+    or "thop": the MACs plus thop's operations for the norm and pooling layers (`THOP_OPS`; BatchNorm 4 per output
+    element)."""
+    count = _checked(count or _count[-1])
     was_training = model.training
     model.eval()
     counter = FlopCounterMode(display=False)
     _extra.append([0, counter])
+    hooks = [m.register_forward_hook(_thop_hook) for m in model.modules()
+             if count == "thop" and not any(True for _ in m.children())]                      # leaf modules, as thop
     try:
         with counter:
             model(*inputs)
         extra = _extra[-1][0]
     finally:
+        for hook in hooks:
+            hook.remove()
         _extra.pop()
         model.train(was_training)
     return (counter.get_total_flops() / 2 + extra) / 1e9

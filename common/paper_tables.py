@@ -16,6 +16,9 @@ SCRIPT is one of the five scripts (`can`, `stw`, `stasta`, `stmanet`, `ean`). It
       - optional `base`: the row this one adds modules to (its table's baseline, or a row the paper equates:
         "row name" in the same table, "Table N: row name" elsewhere): the increment of params and GFLOPs over it,
         ours beside the paper's, is what the modules cost; `increment_note`: why ours differs when it does;
+      - optional `count`: "thop" where the paper counted FLOPs with thop (BatchNorm at 4 operations per output
+        element, common/complexity.py `THOP_OPS`): the row's GFLOPs are counted so (the command's `--complexity`
+        prints multiply-accumulates); a row and its `base` count alike;
   * `get_args(argv)`, `build_model(args, num_classes)` and `frames_per_clip(args)`, which
     `common.modes.complexity_row` builds the row's model from (one clip, one view, multiply-accumulates, as
     `--complexity` prints them).
@@ -39,13 +42,13 @@ import json
 import os
 import sys
 
-from . import modes
+from . import complexity, modes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE_PCT = 3.0
 ACCURACY_KEYS = (("top1", "top-1"), ("top5", "top-5"), ("map", "mAP"))
 KEYS = {"table", "row", "flags", "note", "params_m", "gflops", "top1", "top5", "map", "views", "ensemble", "over",
-        "gflops_over_pct", "base", "increment_note"}
+        "gflops_over_pct", "base", "increment_note", "count"}
 INCREMENT_PCT, INCREMENT_ABS = 10.0, 0.05
 
 
@@ -69,8 +72,9 @@ def check_rows(module):
                              f"missing {sorted(missing)}, unknown {sorted(unknown)}")
         if ("over" in row) != ("gflops_over_pct" in row):
             raise SystemExit(f"error: {module.__name__}.PAPER_TABLES[{i}]: 'over' and 'gflops_over_pct' go together")
-        if "base" in row:
-            base_row(rows, row)  # names a row that exists
+        if "base" in row and base_row(rows, row).get("count", "macs") != row.get("count", "macs"):
+            raise SystemExit(f"error: {module.__name__}.PAPER_TABLES[{i}] ({row['row']!r}): its base row counts "
+                             f"FLOPs otherwise (one 'count' for a row and its base)")
     return rows
 
 
@@ -114,10 +118,11 @@ def increment_cell(inc):
 
 
 @functools.lru_cache(maxsize=None)
-def cost(module, flags):
-    """complexity_row of the model that `flags` build (as `python SCRIPT.py --complexity FLAGS`); rows that share
-    their flags (one model, several datasets' accuracies) are built once."""
-    return modes.complexity_row(module, module.get_args(flags.split() + ["--complexity"]))
+def cost(module, flags, count="macs"):
+    """complexity_row of the model that `flags` build (as `python SCRIPT.py --complexity FLAGS`), its GFLOPs counted
+    as `count` says ("macs", "thop"); rows that share their flags and count are built once."""
+    with complexity.counting(count):
+        return modes.complexity_row(module, module.get_args(flags.split() + ["--complexity"]))
 
 
 def diff_pct(ours, paper):
@@ -126,12 +131,13 @@ def diff_pct(ours, paper):
 
 def measure(module, row):
     """Our figures for one row and their differences to the paper's: {"params_m", "gflops", "diff": {...}}."""
-    members = [cost(module, flags) for flags in member_flags(row)]
+    count = row.get("count", "macs")
+    members = [cost(module, flags, count) for flags in member_flags(row)]
     ours = {key: sum(m[key] for m in members) for key in ("params_m", "gflops")}
     ours["gflops"] *= row.get("views", 1)
     diff = {key: diff_pct(ours[key], row[key]) for key in ("params_m", "gflops") if key in row}
     if "over" in row:
-        reference = cost(module, row["over"])["gflops"]
+        reference = cost(module, row["over"], count)["gflops"]
         ours["gflops_over_pct"] = 100.0 * (ours["gflops"] / reference - 1.0)
         diff["gflops_over_pct"] = diff_pct(1 + ours["gflops_over_pct"] / 100, 1 + row["gflops_over_pct"] / 100)
     ours["diff"] = diff
@@ -167,6 +173,8 @@ def command(script, row):
     text = " + ".join(f"`python {script}.py --complexity{' ' + flags if flags else ''}`" for flags in members)
     if row.get("views", 1) != 1:
         text += f" x {row['views']} views"
+    if row.get("count", "macs") != "macs":
+        text += f" (GFLOPs counted as {row['count']} counts)"
     return text
 
 
@@ -197,6 +205,7 @@ def render(script, module, rows, brief=False):
             accuracy = ", ".join(f"{name} {row[key]}" for key, name in ACCURACY_KEYS if key in row) or "-"
             flags = " + ".join(f"`{f}`" if f else "(none)" for f in member_flags(row))
             flags += f" x {row['views']} views" if row.get("views", 1) != 1 else ""
+            flags += f" (GFLOPs as {row['count']} counts)" if row.get("count", "macs") != "macs" else ""
             cells = [row["row"], flags if brief else command(script, row), figure(row, ours, "params_m"), gflops,
                      accuracy]
             inc = increment(module, every, row)

@@ -297,6 +297,27 @@ def test_gmacs_counts_convs_and_extra_ops():
     assert macs == pytest.approx(8 * 3 * 9 * 100 + 1000)
 
 
+def test_gmacs_counts_as_thop_when_asked():
+    """count="thop": the MACs (conv bias not counted, as thop), BatchNorm 4 per element (2 without affine), an
+    adaptive average pool (window + 1) per output, ReLU / max pool / functional ops nothing; the default is unchanged
+    and `counting` sets it for the calls inside."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                              torch.nn.BatchNorm2d(8, affine=False), torch.nn.MaxPool2d(2),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 4))
+    x = torch.zeros(2, 3, 10, 10)
+    macs = 2 * (8 * 3 * 9 * 100 + 8 * 4)
+    extra = 2 * (4 * 800 + 2 * 800 + (25 + 1) * 8)
+    assert complexity.gmacs(net, x) * 1e9 == pytest.approx(macs)
+    assert complexity.gmacs(net, x, count="thop") * 1e9 == pytest.approx(macs + extra)
+    with complexity.counting("thop"):
+        assert complexity.gmacs(net, x) * 1e9 == pytest.approx(macs + extra)
+        assert complexity.gmacs(net, x, count="macs") * 1e9 == pytest.approx(macs)
+    assert complexity.gmacs(net, x) * 1e9 == pytest.approx(macs)
+    assert not any(m._forward_hooks for m in net.modules())                # the hooks are removed
+    with pytest.raises(ValueError, match="'macs' or 'thop'"):
+        complexity.gmacs(net, x, count="fvcore")
+
+
 def test_atomic_checkpoint_and_corrupt_file(tmp_path):
     path = str(tmp_path / "last.pt")
     run.save_checkpoint({"a": torch.ones(3)}, path)

@@ -172,6 +172,37 @@ def test_printer_compares_each_rows_increment_over_its_base_row(monkeypatch, cap
         paper_tables.main(["fake_paper_script"])
 
 
+def test_printer_counts_a_row_as_thop_where_it_says_so(monkeypatch, capsys):
+    """"count": "thop" rows are counted as thop counts (BatchNorm 4 per output element) through the real
+    complexity_row; a row and its base must count alike."""
+    class Net(torch.nn.Module):
+        def __init__(self, bn):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 1, bias=False)
+            self.bn = torch.nn.BatchNorm2d(4) if bn else torch.nn.Identity()
+
+        def forward(self, x):
+            return self.bn(self.conv(x.flatten(0, 1)))                 # (1,T,C,H,W) -> (T,C,H,W)
+    rows = [{"table": "T1", "row": "plain", "flags": "a", "note": ""},
+            {"table": "T1", "row": "with bn", "flags": "b", "base": "plain", "note": ""},
+            {"table": "T2", "row": "plain", "flags": "a", "count": "thop", "note": ""},
+            {"table": "T2", "row": "with bn", "flags": "b", "base": "plain", "count": "thop", "note": ""}]
+    module = types.ModuleType("fake_paper_script")
+    module.PAPER_TABLES = rows
+    module.get_args = lambda argv: types.SimpleNamespace(bn=argv[0] == "b", num_classes=0, input_size=10)
+    module.build_model = lambda args, num_classes: Net(args.bn)
+    module.frames_per_clip = lambda args: 2
+    monkeypatch.setitem(sys.modules, "fake_paper_script", module)
+    paper_tables.main(["fake_paper_script"])
+    out = capsys.readouterr().out
+    assert [paper_tables.measure(module, row)["gflops"] * 1e9 for row in rows] == pytest.approx(
+        [2 * 12 * 100, 2 * 12 * 100, 2 * 12 * 100, 2 * 12 * 100 + 4 * 2 * 4 * 100])   # + 4 per BN output element
+    assert "`python fake_paper_script.py --complexity b` (GFLOPs counted as thop counts)" in out
+    rows[3]["count"] = "macs"
+    with pytest.raises(SystemExit, match="its base row counts FLOPs otherwise"):
+        paper_tables.main(["fake_paper_script"])
+
+
 def test_printer_rejects_unknown_keys_and_unknown_tables(monkeypatch):
     rows = [{"table": "T1", "row": "r", "flags": "a", "gflop": 3.0, "note": ""}]             # a typo of gflops
     monkeypatch.setitem(sys.modules, "fake_paper_script", fake_script(rows, {}))
