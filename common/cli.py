@@ -112,6 +112,9 @@ def add_shared_flags(p):
                    help="channels_last memory format (channels_last_3d for 5-D weights) in training and --benchmark")
     g.add_argument("--compile", action="store_true", help="torch.compile the model in training and --benchmark")
     g.add_argument("--complexity", action="store_true", help="print params and GFLOPs of one clip and exit")
+    g.add_argument("--count", default="macs", choices=["macs", "thop"],
+                   help="--complexity's GFLOPs: multiply-accumulates (the papers' convention), or as thop counts "
+                        "(BatchNorm's operations too: CAN's Table 12)")
     g.add_argument("--benchmark", action="store_true", help="print latency/throughput (and the baseline's), exit")
     return p
 

@@ -33,7 +33,8 @@ def requested(args):
 def run(script, args, rank, world, device):
     """The mode the flags ask for; a malformed list or dataset.json stops with one line."""
     if args.complexity:
-        return report_complexity(script, args)
+        with complexity.counting(args.count):
+            return report_complexity(script, args)
     if args.benchmark:
         return report_benchmark(script, args, device)
     if args.export:

@@ -17,8 +17,8 @@ SCRIPT is one of the five scripts (`can`, `stw`, `stasta`, `stmanet`, `ean`). It
         "row name" in the same table, "Table N: row name" elsewhere): the increment of params and GFLOPs over it,
         ours beside the paper's, is what the modules cost; `increment_note`: why ours differs when it does;
       - optional `count`: "thop" where the paper counted FLOPs with thop (BatchNorm at 4 operations per output
-        element, common/complexity.py `THOP_OPS`): the row's GFLOPs are counted so (the command's `--complexity`
-        prints multiply-accumulates); a row and its `base` count alike;
+        element, common/complexity.py `THOP_OPS`): the row's GFLOPs are counted so, as `--complexity --count thop`
+        prints them; a row and its `base` count alike;
   * `get_args(argv)`, `build_model(args, num_classes)` and `frames_per_clip(args)`, which
     `common.modes.complexity_row` builds the row's model from (one clip, one view, multiply-accumulates, as
     `--complexity` prints them).
@@ -169,12 +169,11 @@ def member_flags(row):
 
 def command(script, row):
     """The command(s) that print the row's cost; ensemble members joined by ' + '."""
-    members = member_flags(row)
-    text = " + ".join(f"`python {script}.py --complexity{' ' + flags if flags else ''}`" for flags in members)
+    count = f" --count {row['count']}" if row.get("count", "macs") != "macs" else ""
+    text = " + ".join(f"`python {script}.py --complexity{count}{' ' + flags if flags else ''}`"
+                      for flags in member_flags(row))
     if row.get("views", 1) != 1:
         text += f" x {row['views']} views"
-    if row.get("count", "macs") != "macs":
-        text += f" (GFLOPs counted as {row['count']} counts)"
     return text
 
 
@@ -205,7 +204,7 @@ def render(script, module, rows, brief=False):
             accuracy = ", ".join(f"{name} {row[key]}" for key, name in ACCURACY_KEYS if key in row) or "-"
             flags = " + ".join(f"`{f}`" if f else "(none)" for f in member_flags(row))
             flags += f" x {row['views']} views" if row.get("views", 1) != 1 else ""
-            flags += f" (GFLOPs as {row['count']} counts)" if row.get("count", "macs") != "macs" else ""
+            flags += f" (`--count {row['count']}`)" if row.get("count", "macs") != "macs" else ""
             cells = [row["row"], flags if brief else command(script, row), figure(row, ours, "params_m"), gflops,
                      accuracy]
             inc = increment(module, every, row)

@@ -197,7 +197,7 @@ def test_printer_counts_a_row_as_thop_where_it_says_so(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert [paper_tables.measure(module, row)["gflops"] * 1e9 for row in rows] == pytest.approx(
         [2 * 12 * 100, 2 * 12 * 100, 2 * 12 * 100, 2 * 12 * 100 + 4 * 2 * 4 * 100])   # + 4 per BN output element
-    assert "`python fake_paper_script.py --complexity b` (GFLOPs counted as thop counts)" in out
+    assert "`python fake_paper_script.py --complexity --count thop b`" in out
     rows[3]["count"] = "macs"
     with pytest.raises(SystemExit, match="its base row counts FLOPs otherwise"):
         paper_tables.main(["fake_paper_script"])
@@ -218,3 +218,16 @@ def test_printer_command_line_on_a_script(capsys):
     out = capsys.readouterr().out
     assert "`python stw.py --complexity --combine stfm-twm`" in out
     assert summary["rows"] == 3 and json.loads(out.strip().splitlines()[-1]) == summary
+
+
+def test_a_thop_rows_command_prints_its_figure(capsys):
+    """CAN's Table 12 is counted as thop counts: the row's command (`--complexity --count thop FLAGS`) prints the
+    GFLOPs the printer compares, above the multiply-accumulates of a plain `--complexity`."""
+    module, rows = tables_of("can")
+    row = next(r for r in rows if r.get("count") == "thop")
+    ours = paper_tables.measure(module, row)
+    module.main(["--complexity", "--count", "thop", *row["flags"].split()])
+    thop = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    module.main(["--complexity", *row["flags"].split()])
+    macs = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert thop["gflops"] == round(ours["gflops"], 2) > macs["gflops"]
