@@ -134,15 +134,13 @@ def get_args(argv=None):
                 f"divide 64 (2, 3, 5, 9, 17, 33, 65), got {args.snippet}")
     if "no_dilation" in changed and args.eab_kernels == "s-block":
         p.error("--no-dilation is ignored by --eab-kernels s-block (no dilated kernel)")
-    ablation = next((k for k in EAB_FLAGS if k in changed), None)
-    if args.variant == "official" and ablation:
+    if args.variant == "official" and (ablation := next((k for k in EAB_FLAGS if k in changed), None)):
         p.error(f"{cli.option(ablation)} is a paper-variant ablation; --variant official builds the release's EAB")
     if args.variant == "official" and not args.no_lmc and args.snippet != 5:
         p.error("--variant official: the release's LMC stacks 4 differences (--snippet 5)")
     if not args.no_lmc and not args.baseline and args.input_size % 32:
         p.error(f"LMC cuts frames into 32x32 patches: --input-size must be a multiple of 32 (got {args.input_size})")
-    args.eab_stages = [] if args.no_eab else args.eab_stages
-    args.soi_stages = [] if args.no_soi else args.soi_stages
+    args.eab_stages, args.soi_stages = [] if args.no_eab else args.eab_stages, [] if args.no_soi else args.soi_stages
     return args
 
 
@@ -240,10 +238,8 @@ class ESPNet(nn.Module):
         self.reduce = nn.Sequential(TemporalConv3d(channels, p, 1, bias=False), nn.BatchNorm3d(p),
                                     nn.ReLU(inplace=True))
         if variant == "paper":
-            self.context = nn.Sequential(
-                nn.Conv3d(p, 2 * p, 5, stride=2, padding=2, bias=False), nn.BatchNorm3d(2 * p), nn.ReLU(inplace=True),
-                nn.Conv3d(2 * p, 4 * p, 5, stride=2, padding=2, bias=False), nn.BatchNorm3d(4 * p),
-                nn.ReLU(inplace=True))
+            self.context = nn.Sequential(*[m for cin, cout in [(p, 2 * p), (2 * p, 4 * p)] for m in (
+                nn.Conv3d(cin, cout, 5, stride=2, padding=2, bias=False), nn.BatchNorm3d(cout), nn.ReLU(inplace=True))])
         else:  # differs from the paper (--variant official): six 3x3x3 convs WITH biases, + BN + ReLU, padding 2 at s2
             widths = [(p, p, 1), (p, p, 1), (p, 2 * p, 2), (2 * p, 2 * p, 1), (2 * p, 2 * p, 1), (2 * p, 4 * p, 2)]
             self.context = nn.Sequential(*[m for cin, cout, s in widths for m in (
@@ -275,8 +271,8 @@ class EAB(nn.Module):
     (Sec. 3.1 "Implementation of EAB").
     Ablations (Tables 8, 10; --eab-* flags): `kernels` (EAB_KERNELS), `pool` max | avg | none, `inter_relu`, `dilation`
     False: the dilated 3x3 / 3 become 5x5 / 5, `conv` "1+1+1d": every k x k spatial conv as a k x 1 then a 1 x k.
-    `variant` "official": the released block (EAB_rfs555.py): temporal convs -> BN+ReLU -> M -> spatial convs, the
-    kernel-1 members are identities, the ESP-Net of the release, expand = 0.01 x PyTorch's default init."""
+    `variant` "official": EAB_rfs555.py's block (temporal convs first, identity kernel-1 members, its ESP-Net, expand
+    at 0.01 x PyTorch's default init)."""
     def __init__(self, channels, num_segments, reduction=4, groups=3, fusion="dynamic", variant="paper",
                  kernels="multi-scale", pool="max", inter_relu=True, dilation=True, conv="2+1d"):
         super().__init__()
@@ -515,7 +511,7 @@ class LMC(nn.Module):
         super().__init__()
         self.diffs = snippet - 1
         c = out_channels // self.diffs                                  # 16 channels per difference
-        self.downsample, self.diff_major, self.stem_weight, self.stacked = 1, True, 1.0, None
+        self.patch, self.downsample, self.diff_major, self.stem_weight, self.stacked = patch, 1, True, 1.0, None
         if variant == "paper":
             # H_e and H_d as convolutions with kernel = stride = patch size: the same linear map on every patch.
             self.encode = nn.Conv2d(3, latent, patch, stride=patch)
@@ -554,7 +550,6 @@ class LMC(nn.Module):
             else:
                 self.decode = dec
                 dec.weight.data.mul_(0.01)
-        self.patch = patch                                              # in full-resolution pixels
 
     def forward(self, x):
         B, T, L, _, H, W = x.shape
@@ -606,25 +601,27 @@ def stage_shapes(arch, input_size, num_segments):
     return [(c, (num_segments, side, side)) for c, side in zip(channels, [s, s] + [-(-s // 2 ** k) for k in (1, 2, 3)])]
 
 
-def ean_surgery(backbone, arch, num_segments, input_size, eab_stages=(1, 2, 3, 4), soi_stages=(5,),
-                eab_fusion="dynamic", soi_regions="saliency", num_objects=4, variant="paper", eab_options=None):
+def ean_surgery(backbone, args, variant):
     """EAN's changes to a torchvision ResNet, in place: 1. in every block of layer1..layer4 (all 16 bottlenecks, as the
     release) ME and the shift-initialised temporal conv before the 3x3 conv (Sec. 4 "Implementation Detail"; ResNet-
     18/34, quick runs: the BasicBlock's second 3x3); 2. after paper stage s (1 = conv1 + max-pool, 2-5 = layer1-4) an
-    EAB if s in `eab_stages` (with `eab_options`), then a SOI-Tr if s in `soi_stages` (Table 6; the release: EABs after
-    1-4, SOI-Tr after 5), residual with a zero-initialised last layer, returned as a ModuleDict ({"1": ..., "5": ...},
-    empty Sequentials elsewhere) that keeps the backbone's output at init (`variant` "official": near it)."""
+    EAB if s in --eab-stages (with Tables 8-10's switches), then a SOI-Tr if s in --soi-stages (Table 6; the release:
+    EABs after 1-4, SOI-Tr after 5), residual, zero-initialised last layer, returned as a ModuleDict ({"1": ..., "5":
+    ...}, empty Sequentials elsewhere) that keeps the backbone's output at init (`variant` "official": near it)."""
     for name in STAGES:
         for block in getattr(backbone, name):
             width = block.conv2.in_channels
-            block.conv2 = nn.Sequential(ME(width, num_segments), TemporalConv(width, num_segments), block.conv2)
+            block.conv2 = nn.Sequential(ME(width, args.num_segments), TemporalConv(width, args.num_segments),
+                                        block.conv2)
+    eab = dict(fusion=args.eab_fusion, variant=variant, kernels=args.eab_kernels, pool=args.eab_pool,
+               inter_relu=not args.no_inter_relu, dilation=not args.no_dilation, conv=args.eab_conv)
     inserts = nn.ModuleDict()
-    for stage, (channels, size) in enumerate(stage_shapes(arch, input_size, num_segments), 1):
+    for stage, (channels, size) in enumerate(stage_shapes(args.arch, args.input_size, args.num_segments), 1):
         mods = []
-        if stage in eab_stages:
-            mods.append(EAB(channels, num_segments, fusion=eab_fusion, variant=variant, **(eab_options or {})))
-        if stage in soi_stages:
-            mods.append(SOITr(channels, size, num_objects, soi_regions, variant=variant))
+        if stage in args.eab_stages:
+            mods.append(EAB(channels, args.num_segments, **eab))
+        if stage in args.soi_stages:
+            mods.append(SOITr(channels, size, args.num_objects, args.soi_regions, variant=variant))
         inserts[str(stage)] = nn.Sequential(*mods)
     return inserts
 
@@ -647,11 +644,7 @@ class EAN(nn.Module):
         self.released = is_official_checkpoint(state)  # --pretrained Somethingv1.RGB_LMC_8f.pth.tar: load_release
         self.backbone = build_resnet(args.arch, args.pretrained)
         if not args.baseline:
-            eab = dict(kernels=args.eab_kernels, pool=args.eab_pool, inter_relu=not args.no_inter_relu,
-                       dilation=not args.no_dilation, conv=args.eab_conv)  # Tables 8, 10
-            self.inserts = ean_surgery(self.backbone, args.arch, args.num_segments, args.input_size, args.eab_stages,
-                                       args.soi_stages, args.eab_fusion, args.soi_regions, args.num_objects, variant,
-                                       eab)
+            self.inserts = ean_surgery(self.backbone, args, variant)
             lmc = "paper" if variant == "paper" else "official-16f" if args.num_segments == 16 else "official-8f"
             self.lmc = LMC(snippet=args.snippet, variant=lmc) if not args.no_lmc else None
         width = 512 if args.arch in ("resnet18", "resnet34") else 2048
@@ -702,8 +695,8 @@ def train_dataset(args, records, opts):
 
 
 def test_dataset(args, records, opts):
-    """The test protocol (Sec. 4: 1 clip x 1 centre crop): --test-clips clips of T segments (snippets with LMC) x
-    --test-crops crops; unreadable videos are left out, never replaced."""
+    """The test protocol (Sec. 4: 1 clip, 1 centre crop): --test-clips x --test-crops views; unreadable: left out, not
+    replaced."""
     return VideoDataset(
         records, lambda n, k, rng: segment_indices(n, args.num_segments, frames_per_clip(args) // args.num_segments,
                                                    train=False, clip=k, num_clips=args.test_clips),
@@ -789,9 +782,8 @@ def main(argv=None):
 
 
 # ================================================================= appendix: paper tables, visualisation maps
-# ---- the paper's tables as data: `python -m common.paper_tables ean` builds every row and prints it --------------
-# Rows per common/paper_tables.py (the paper's figures, None where it gives none; SSv1 unless said); the notes give
-# the headline protocols and why ours is > 3 % off (2026-12-03, torch 2.14.1).
+# ---- the paper's tables as data (common/paper_tables.py; `python -m common.paper_tables ean` prints them) --------
+# The paper's figures (None: not given; SSv1 unless said); notes: protocols, why > 3 % off (2026-12-03, torch 2.14.1).
 SSV1 = "Something-Something V1, 1 clip x 1 centre crop of 224 (`--test-clips 1 --test-crops 1`, the defaults)"
 K400 = "Kinetics-400, 10 clips x 3 crops of 256x256 (`--test-clips 10 --test-crops 3 --test-size 256`); the paper's " \
        "GFLOPs are per view at 224 (x30 views)"
@@ -879,7 +871,6 @@ PAPER_TABLES = [{k: v for k, v in zip(("table", "row", "flags", "params_m", "gfl
 
 
 # ---- what `--predict ... --visualize DIR` draws (common/visualize.py: "Class.attr" specs) -------------------------
-VIS_CAM = "backbone.layer4"  # paper stage 5, (B*T, C, h, w)
 VIS_MAPS = {
     "Saliency-Net maps O (Eq. 4)": dict(at="SaliencyNet", kind="objects", layout="BCT", note="O(n,t), softmax over h x "
                                         "w; box: its cells >= half the maximum, where F(n,t) (Eq. 5) pools from"),
@@ -888,9 +879,9 @@ VIS_MAPS = {
 
 
 def visualization(args, model):
-    """--visualize: the RGB frame of each snippet ("shown": what the backbone sees), Grad-CAM of VIS_CAM, VIS_MAPS."""
+    """--visualize: each snippet's RGB frame ("shown"), Grad-CAM of stage 5 (backbone.layer4: (B*T,C,h,w)), VIS_MAPS."""
     rgb = lambda clip: clip.unflatten(0, (args.num_segments, -1))[:, getattr(model, "rgb_index", 0)]  # (T,C,H,W)
-    return {"forward": lambda clips: model(normalize(clips)), "cam": VIS_CAM, "maps": VIS_MAPS, "shown": rgb}
+    return {"forward": lambda clips: model(normalize(clips)), "cam": "backbone.layer4", "maps": VIS_MAPS, "shown": rgb}
 
 
 # ======================================================================== appendix: the released checkpoints
@@ -903,8 +894,7 @@ def visualization(args, model):
 # {'epoch', 'arch', 'state_dict', 'best_prec1'}, keys module.base_model.*, module.new_fc.*) load into it by renaming
 # (OFFICIAL_RULES, and these layout changes: our shape -> the release's, the release's tensor -> ours), strictly: 8f:
 # 932 = 901 + the 31 its forward never uses (OFFICIAL_UNUSED: the stem's and EABs' bn2, stm_proj2), 16f: 953 = 928 +
-# 25; our forward then equals the official code's (README "Evaluating the released EAN weights": float64, 9.4e-11 8F,
-# 4.1e-11 16F).
+# 25; then our forward is the official code's (float64 max |logit difference|: 9.4e-11 8F, 4.1e-11 16F; README).
 OFFICIAL_LAYOUTS = {
     None: (lambda s: s, lambda t, s: t),
     "conv1d": (lambda s: s[:3], lambda t, s: t.reshape(s)),           # shift conv: Conv1d (C,1,3) -> (C,1,3,1,1)
