@@ -116,8 +116,10 @@ def get_args(argv=None):
     p = arguments()
     args, given = cli.parse(p, argv, SCRIPT, DEMO_PROFILE, baseline_has_no="EAN modules", release_args=release_args)
     adopted = args.resume or args.checkpoint or (args.ensemble or [None])[0]
-    if adopted and is_official_checkpoint(checkpoint.load(adopted)):  # the release's test protocol unless given
+    if adopted and is_official_checkpoint(checkpoint.load(adopted), adopted):  # its test protocol unless given
         vars(args).update({k: v for k, v in OFFICIAL_TEST_PROTOCOL.items() if k not in given})
+    if args.finetune:  # loads by name and shape; a file with only part of the release's own tensors stops
+        is_official_checkpoint(checkpoint.load(args.finetune), args.finetune)
     changed = {k for k in cli.model_keys(p) if getattr(args, k) != p.get_default(k)}  # typed or adopted
     for keys, off, why in [(["eab_stages", "eab_fusion", *EAB_FLAGS], args.no_eab or not args.eab_stages,
                             "EABs (" + ("--no-eab" if args.no_eab else "--eab-stages with none") + ")"),
@@ -641,7 +643,7 @@ class EAN(nn.Module):
         self.snippet = 1 if args.baseline or args.no_lmc else args.snippet
         self.rgb_index = (self.snippet // 2) if args.rgb_frame == "centre" else 0
         state = checkpoint.load(args.pretrained) if args.pretrained not in ("none", "imagenet") else None
-        self.released = is_official_checkpoint(state)  # --pretrained Somethingv1.RGB_LMC_8f.pth.tar: load_release
+        self.released = is_official_checkpoint(state, args.pretrained) and not args.baseline  # EAN: load_release
         self.backbone = build_resnet(args.arch, args.pretrained)
         if not args.baseline:
             self.inserts = ean_surgery(self.backbone, args, variant)
@@ -653,7 +655,7 @@ class EAN(nn.Module):
         nn.init.zeros_(self.fc.bias)
         if variant == "official" and not args.baseline:
             init_official(self)
-        if self.released and not args.baseline:
+        if self.released:  # --pretrained Somethingv1.RGB_LMC_8f.pth.tar (TSN: its ResNet by name, in main)
             load_release(self, state.get("state_dict", state), args)
 
     def forward(self, x):
@@ -911,6 +913,10 @@ OFFICIAL_UNUSED = re.compile(r"base_model\.(bn2|relation\d\.bn2|stm_proj2\.\d+)\
 # the release's test protocol (test_models.py): 240x320 resize (aspect not kept), centre crop 224, ImageNet mean/std,
 # 1 clip (its README's numbers; its 8f test script says 2)
 OFFICIAL_TEST_PROTOCOL = {"test_resize": "240x320", "test_crops": 1, "test_clips": 1}
+# tensors only the release has (8f and 16f), of its EABs, ESP-Net, SOI-Tr, Saliency-Net, LMC: is_official_checkpoint
+RELEASE_ONLY = ["base_model.relation1.compress_c1.weight", "base_model.relation1.p_prod2.0.weight",
+                "base_model.sparse_transformer.pos_embedding", "base_model.sparse_transformer.score_predictor.9.weight",
+                "base_model.stm_proj1.0.weight", "base_model.stm_st_model1.0.weight"]
 _B, _E, _S = r"base_model\.(layer\d\.\d+)\.", r"base_model\.relation(\d)\.", r"base_model\.sparse_transformer\."
 _ME = {"conv1": "reduce.0", "bn1": "reduce.1", "conv2": "transform", "conv3": "expand.0", "bn3": "expand.1"}
 _EAB = {"compress_c1": "compress", "expand_c1": "expand", "non_linear.0": "bn", "max_project": "pool.1",
@@ -947,12 +953,17 @@ OFFICIAL_RULES = [  # (regex over a release key without 'module.', our key, layo
 ]
 
 
-def is_official_checkpoint(obj):
-    """True for a released EAN checkpoint: the file's dict {'epoch', 'arch', 'state_dict', 'best_prec1'} (or its
-    state_dict alone) whose keys are module.base_model.* and module.new_fc.* (DDP-wrapped TemporalModel)."""
+def is_official_checkpoint(obj, where="the checkpoint"):
+    """True for a released EAN checkpoint (the file's dict {'epoch', 'arch', 'state_dict', 'best_prec1'} or its
+    state_dict): it holds every RELEASE_ONLY tensor. A TSN/TSM/TDN file (the same module.base_model.*, module.new_fc.*
+    layout) holds none and loads by name and shape; one with some of them stops, naming those found and missing."""
     sd = obj.get("state_dict") if isinstance(obj, dict) and "state_dict" in obj else obj
-    return (isinstance(sd, dict) and "module.new_fc.weight" in sd and
-            all(isinstance(k, str) and k.startswith(("module.base_model.", "module.new_fc.")) for k in sd))
+    found = [k for k in RELEASE_ONLY if isinstance(sd, dict) and (k in sd or "module." + k in sd)]
+    if 0 < len(found) < len(RELEASE_ONLY):
+        sys.exit(f"error: {where} holds {len(found)} of the {len(RELEASE_ONLY)} tensors only the EAN release has: "
+                 f"neither the release nor a TSN/TSM file (found {', '.join(found)}; missing "
+                 f"{', '.join(k for k in RELEASE_ONLY if k not in found)})")
+    return bool(found)
 
 
 def official_model_args(state_dict):
@@ -963,8 +974,7 @@ def official_model_args(state_dict):
     if plain and len(plain) < len(state_dict):
         raise ValueError(f"{plain[0]}: the other keys start with 'module.'")
     sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
-    for key in ["new_fc.weight", "base_model.sparse_transformer.pos_embedding", "base_model.stm_proj1.0.weight",
-                "base_model.layer3.5.conv3.weight", "base_model.sparse_transformer.score_predictor.9.weight"]:
+    for key in ["new_fc.weight", "base_model.layer3.5.conv3.weight", *RELEASE_ONLY]:
         if key not in sd:
             raise ValueError(f"{key}: missing, so this is not a released EAN checkpoint (EAN_8f.py / EAN_16f.py)")
     if "base_model.layer3.6.conv1.weight" in sd or "base_model.layer4.0.conv3.weight" not in sd:
