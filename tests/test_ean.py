@@ -236,7 +236,7 @@ def test_frame_and_temporal_conv3d_and_max_pool_equal_their_3d_ops():
                  ean.TemporalConv3d(6, 4, (3, 1, 1), padding=(2, 0, 0), dilation=(2, 1, 1), bias=True)):
         for a, b in zip(values_and_grads(conv, conv, to_3d(x)), values_and_grads(lambda t: conv3d(conv, t), conv, to_3d(x))):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    pool = ean.FrameMaxPool3d(T)
+    pool = ean.FramePool3d(T, "max")
     new = values_and_grads(lambda f: to_3d(pool(f)), pool, x)
     ref = values_and_grads(lambda f: F.max_pool3d(to_3d(f), 3, 1, 1), pool, x)
     assert torch.equal(new[0], ref[0])                                 # a max is exact; gradients: summation order

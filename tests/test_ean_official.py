@@ -1,18 +1,22 @@
 """ean.py --variant official: the released checkpoints' keys and shapes load into it (strictly), the layout changes
-equal the release's formulation, the release's EAB order equals its clip formulation, the release's init.
+equal the release's formulation, the release's EAB order equals its clip formulation, the release's init; TSN/TSM
+files of the same key layout are not taken for the release and load by name and shape (as in the other scripts).
 
 data/ean_official_state_dict_8f.txt: every key, shape and dtype of the released 8-frame checkpoint (932 entries,
 ../shared/notes). The 16-frame release (953 entries) is derived from it by the differences of EAN_16f.py
-(`release_entries`). The forward of the converted model was compared with the official code outside the project
-(ean.py's docstring gives the command and the difference)."""
+(`release_entries`). The forward of the converted model was compared with the official code outside the project:
+max |logit difference| 9.4e-11 (8F) and 4.1e-11 (16F) in float64, 2.6e-2 in float32 on logits of std 16.7 (random
+weights amplify round-off), with a throw-away script importing the official EAN_8f.py/EAN_16f.py/TSN.py (README)."""
 import os
 import re
 
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 
 import ean
+from common import checkpoint, training
 from reference import conv3d, values_and_grads
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -287,3 +291,101 @@ def test_release_file_evaluates_and_predicts_through_the_checkpoint_flag(tiny_da
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["path"] == video and [t["class"] for t in line["top"]] == [str(t["label"]) for t in line["top"]]
     assert all(0 <= t["prob"] <= 1 for t in line["top"])
+
+
+# --------------------------------------------------------- TSN/TSM-layout files are not the release (they load by name)
+@pytest.fixture(scope="module")
+def resnet50_files(tmp_path_factory):
+    """A TSM-layout (each block's conv1 in TSM's shift wrapper `.net`) and a TSN-layout ResNet-50 checkpoint, as every
+    TSN/TSM/TDN release is written: {'epoch', 'arch', 'state_dict', 'best_prec1'}, keys module.base_model.* and
+    module.new_fc.* (1000 classes). resnet50()'s names and shapes (random init); all but two tensors are stored as
+    expanded constants, so the files stay small."""
+    torch.manual_seed(0)
+    kept = ("layer2.1.conv2.weight", "bn1.running_var")
+    state = {k: v.clone() if k in kept or v.ndim == 0 else torch.full((), 0.5, dtype=v.dtype).expand(v.shape)
+             for k, v in torchvision.models.resnet50().state_dict().items()}
+    paths = {}
+    for layout in ("tsm", "tsn"):
+        sd = {}
+        for k, v in state.items():
+            if layout == "tsm" and re.match(r"layer\d\.\d+\.conv1\.", k):
+                k = k.replace(".conv1.", ".conv1.net.")
+            sd["module.new_fc." + k[3:] if k.startswith("fc.") else "module.base_model." + k] = v
+        paths[layout] = str(tmp_path_factory.mktemp(layout) / f"{layout}_r50.pth.tar")
+        torch.save({"epoch": 25, "arch": "resnet50", "state_dict": sd, "best_prec1": 45.1}, paths[layout])
+    return paths, state
+
+
+class Stop(Exception):
+    pass
+
+
+def model_main_builds(flags, tiny_data, monkeypatch):
+    """The model ean.main() builds and initialises from `flags`, stopped where training would start."""
+    seen = {}
+
+    def stop(args, script, model, *rest):
+        seen["model"] = model
+        raise Stop
+    monkeypatch.setattr(training, "Training", stop)
+    with pytest.raises(Stop):
+        ean.main(["--data", tiny_data, "--workers", "0", "--input-size", "64", "--num-segments", "2",
+                  "--batch-size", "2"] + flags)
+    return seen["model"]
+
+
+@pytest.mark.parametrize("layout", ["tsm", "tsn"])
+def test_tsn_and_tsm_files_load_by_name_into_the_paper_variant(layout, resnet50_files, tiny_data, monkeypatch, capsys):
+    """`--pretrained FILE` (and `--finetune FILE`) of a TSN/TSM ResNet-50 into the paper variant: all 318 ResNet tensors
+    by name and shape, the EAN modules as initialised, new_fc (1000 classes) left unused."""
+    paths, state = resnet50_files
+    path = paths[layout]
+    assert not ean.is_official_checkpoint(torch.load(path, weights_only=False), path)
+    model = model_main_builds(["--pretrained", path], tiny_data, monkeypatch)
+    out = capsys.readouterr().out
+    assert not model.released and model.inserts["1"][0].__class__ is ean.EAB
+    assert f"--pretrained {path}: loaded 318 of " in out and "(318 of 318 ResNet tensors)" in out, out
+    assert "unused from the file: 2 (module.new_fc.weight, module.new_fc.bias)" in out
+    torch.testing.assert_close(model.backbone.layer2[1].conv2[2].weight, state["layer2.1.conv2.weight"])
+    torch.testing.assert_close(model.backbone.bn1.running_var, state["bn1.running_var"])
+    model = model_main_builds(["--pretrained", "none", "--finetune", path], tiny_data, monkeypatch)
+    out = capsys.readouterr().out
+    assert f"--finetune {path}: loaded 318 of " in out and "(318 of 318 ResNet tensors)" in out, out
+    assert "unused from the file: 2 (module.new_fc.weight, module.new_fc.bias)" in out
+    torch.testing.assert_close(model.backbone.layer2[1].conv2[2].weight, state["layer2.1.conv2.weight"])
+    with pytest.raises(SystemExit):                                   # not a checkpoint to evaluate with
+        ean.get_args(["--evaluate", "--checkpoint", path, "--data", tiny_data])
+    assert "holds no run arguments (not written by ean.py)" in capsys.readouterr().err
+
+
+def test_release_is_recognised_by_its_own_tensors_and_a_partial_file_stops(tmp_path):
+    """The release holds every RELEASE_ONLY tensor (with or without 'module.'); a file with some of them is neither
+    the release nor a TSN/TSM file: it stops, naming what was found and what is missing."""
+    release = random_release(16)
+    assert ean.is_official_checkpoint({"epoch": 70, "state_dict": release})
+    assert ean.is_official_checkpoint({k[len("module."):]: v for k, v in release.items()})
+    partial = {k: v for k, v in release.items() if "stm_" not in k}         # a release without its LMC
+    path = str(tmp_path / "partial.pth.tar")
+    torch.save({"epoch": 70, "arch": "resnet50", "state_dict": partial, "best_prec1": 50.0}, path)
+    for flags in (["--pretrained", path], ["--finetune", path], ["--evaluate", "--checkpoint", path]):
+        with pytest.raises(SystemExit) as stopped:
+            ean.build_model(ean.get_args(["--data", "x", "--num-classes", "4"] + flags), 4)
+        error = str(stopped.value)
+        assert "holds 4 of the 6 tensors only the EAN release has" in error, error
+        assert "found base_model.relation1.compress_c1.weight" in error
+        assert "missing base_model.stm_proj1.0.weight, base_model.stm_st_model1.0.weight" in error
+
+
+def test_tsn_baseline_loads_the_releases_resnet_by_name(tmp_path, capsys):
+    """--baseline --pretrained RELEASE: the TSN's ResNet-50 takes the release's ResNet tensors by name and shape (the
+    EAN modules' tensors are unused), as the other scripts load it."""
+    release = random_release(8)
+    path = str(tmp_path / "Somethingv1.RGB_LMC_8f.pth.tar")
+    torch.save({"epoch": 70, "arch": "resnet50", "state_dict": release, "best_prec1": 53.4}, path)
+    args = ean.get_args(["--data", "x", "--num-classes", "4", "--baseline", "--pretrained", path])
+    model = ean.build_model(args, 4)
+    assert not model.released
+    checkpoint.load_initial(model, model.backbone, args)
+    assert "(318 of 318 ResNet tensors)" in capsys.readouterr().out
+    torch.testing.assert_close(model.backbone.layer2[1].conv2.weight,
+                               release["module.base_model.layer2.1.conv2.weight"])
