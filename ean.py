@@ -43,7 +43,6 @@ import sys
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
 
 from common import checkpoint, cli, modes, run, training
 from common.data import VideoDataset
@@ -583,12 +582,7 @@ class LMC(nn.Module):
 def build_resnet(arch, pretrained):
     """torchvision ResNet without its classifier; `imagenet` = IMAGENET1K_V1 (the weights the papers used). A
     --pretrained PATH loads after the surgery: by name and shape in main() (checkpoint.load_initial), or by EAN."""
-    weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1 if pretrained == "imagenet" else None
-    try:
-        net = torchvision.models.get_model(arch, weights=weights)
-    except OSError as e:  # no network and no cached file
-        sys.exit(f"error: cannot load {weights} ({e}); put the file in $TORCH_HOME/hub/checkpoints, "
-                 f"pass --pretrained PATH, or --pretrained none")
+    net = checkpoint.torchvision_model(arch, pretrained)
     net.fc = nn.Identity()
     return net
 
@@ -721,10 +715,13 @@ def param_groups(model, weight_decay):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def learning_rate(args, epoch):
+def set_learning_rate(optimizer, args, epoch):
     """Sec. 4: 0.01 (batch 64) for 40 epochs, then /10 every 10, about 70 in all (--lr-steps 40 50 60). The release's
     --lr_steps 41 51 61 count from 0 as --lr-steps does (41 epochs at 0.01): `--lr-steps 41 51 61` is its schedule."""
-    return args.lr * 0.1 ** sum(epoch >= s for s in args.lr_steps)
+    lr = args.lr * 0.1 ** sum(epoch >= s for s in args.lr_steps)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
 
 
 def train_loss(model, clips, targets, args):
@@ -749,18 +746,20 @@ def train_one_epoch(model, loader, optimizer, args, train):
         optimizer.step()
 
 
+def logits(model, clips):
+    """uint8 clips (n, T*L, C, H, W) -> logits (n, K): what evaluation, --predict, --visualize and --export run."""
+    return model(normalize(clips))
+
+
 def evaluate(model, loader, args, device, bad):
-    """Per-video softmax probabilities averaged over the views (clips x crops), as (Predictions, videos left
-    out) of this rank (common/predict.py)."""
+    """Sec. 4's test: each video's softmax probabilities averaged over its views (clips x crops), as (Predictions,
+    videos left out) of this rank (common/predict.py)."""
     model.eval()
 
     def forward(clips):                                                      # uint8 (n,T,C,H,W) -> logits (n,K)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
-            return model(normalize(clips))
-
-    preds, skipped = video_scores(forward, loader, device, crops=args.test_crops)
-    bad.add([message for _, message in skipped], "left out of the evaluation")
-    return preds, skipped
+            return logits(model, clips)
+    return video_scores(forward, loader, device, crops=args.test_crops, bad=bad)
 
 
 # ======================================================================================================= main
@@ -772,12 +771,10 @@ def main(argv=None):
     train_loader, _, val_loader, classes, opts = training.loaders(args, rank, world, train_dataset, test_dataset)
     model = build_model(args, len(classes)).to(device)  # (a --pretrained EAN release loads here: load_release)
     checkpoint.load_initial(model, None if model.released else model.backbone, args)  # by name and shape
-    optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)
+    optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)  # Sec. 4
     with training.Training(args, SCRIPT, model, optimizer, classes, opts, device, world) as train:
         for epoch in train.epochs(train_loader):
-            lr = learning_rate(args, epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            lr = set_learning_rate(optimizer, args, epoch)
             train_one_epoch(train.model, train_loader, optimizer, args, train)
             train.end_epoch(lr, metrics_of(*evaluate(train.model, val_loader, args, device, train.bad)))
     return train.finish(protocol(args))
@@ -883,7 +880,7 @@ VIS_MAPS = {
 def visualization(args, model):
     """--visualize: each snippet's RGB frame ("shown"), Grad-CAM of stage 5 (backbone.layer4: (B*T,C,h,w)), VIS_MAPS."""
     rgb = lambda clip: clip.unflatten(0, (args.num_segments, -1))[:, getattr(model, "rgb_index", 0)]  # (T,C,H,W)
-    return {"forward": lambda clips: model(normalize(clips)), "cam": "backbone.layer4", "maps": VIS_MAPS, "shown": rgb}
+    return {"cam": "backbone.layer4", "maps": VIS_MAPS, "shown": rgb}
 
 
 # ======================================================================== appendix: the released checkpoints

@@ -14,7 +14,7 @@ from common.data import Record
 from common.video import frame_times, read_video, stream_frames
 from test_runs import small
 
-SCRIPTS = ["can", "stw", "stasta", "stmanet"]  # TEMP
+SCRIPTS = ["ean", "can", "stw", "stasta", "stmanet"]
 
 
 @pytest.fixture(scope="module")
