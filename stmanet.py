@@ -565,9 +565,12 @@ def param_groups(model, weight_decay):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def learning_rate(args, epoch):
-    """Sec. 4.1: x0.1 at each of --lr-steps (every 15 epochs)."""
-    return args.lr * 0.1 ** sum(epoch >= s for s in args.lr_steps)
+def set_learning_rate(optimizer, args, epoch):
+    """Sec. 4.1: lr x0.1 at each of --lr-steps (every 15 epochs). Returns it."""
+    lr = args.lr * 0.1 ** sum(epoch >= s for s in args.lr_steps)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
 
 
 def train_loss(model, clips, targets, args):
@@ -627,9 +630,7 @@ def main(argv=None):
     optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr, momentum=args.momentum)
     with training.Training(args, SCRIPT, model, optimizer, classes, opts, device, world) as train:
         for epoch in train.epochs(train_loader):
-            lr = learning_rate(args, epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            lr = set_learning_rate(optimizer, args, epoch)
             train_one_epoch(train.model, train_loader, optimizer, args, train)
             train.end_epoch(lr, metrics_of(*evaluate(train.model, val_loader, args, device, train.bad)))
     return train.finish(protocol(args))
