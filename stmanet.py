@@ -43,10 +43,11 @@ Fig. 6); ours is +30.4 % (`python stmanet.py --complexity`: 26.26 vs 20.14 G; Ta
 the damaged shapes tried, with its overhead, is in the comment above PAPER_TABLES. Accuracy: none measured on these
 datasets. Headline protocol (Sec. 4.1): 32 frames (64 at stride 2) from every consecutive window of the video,
 1 centre crop (--test-clips 0, the default).
-Demo (`python stmanet.py` / `python stmanet.py --baseline`, the 20 x 40 px profile, 8 epochs, idle 2-core CPU,
-2026-12-03): ST-MANet 100.0 % val top-1 (332 s; L_s 11.97 -> 11.81, L_t 11.97 -> 11.47 over the run: both
-constraints train), plain 3D ResNet-18 100.0 % (349 s): both 3D models see temporal order; no gain is measurable at
-this size.
+Demo (`python stmanet.py` / `python stmanet.py --baseline`, the 20 x 40 px profile, 8 epochs, 2-core CPU):
+ST-MANet 100.0 % val top-1 from epoch 4 (71 / 87 / 99 % after epochs 0-2; 1775 s on the shared CPU at load ~8,
+2026-12-08; L_s 11.995 -> 11.976, L_t 11.975 -> 11.839 over the run, lowest 11.972 and 11.767: both constraints
+move); before eps's grouping 100.0 % (332 s, idle, 2026-12-03; L_s 11.97 -> 11.81, L_t 11.97 -> 11.47); plain 3D
+ResNet-18 100.0 % (349 s, idle): both 3D models see temporal order; no gain is measurable at this size.
 """
 # ==================================================================================================== imports
 import argparse
@@ -649,7 +650,7 @@ def main(argv=None):
 # misses torch.bmm, e.g. module hooks):
 #   reading                                                                  GFLOPs  over R50  convs only
 #   this file: eps on Z_c, 3x1x1 conv in 32 groups, then pool                 26.26   +30.4 %     +2.9 %
-#   eps ungrouped (this file's previous reading)                            33.12   +64.5 %    +36.9 %
+#   eps ungrouped (this file's previous reading)                              33.12   +64.5 %    +36.9 %
 #     + Eq. 2's literal operand, the branch Z_TDA^{i-1} (C/2 in, not 3C/2)   28.40   +41.0 %    +13.5 %
 #     + eps pools before its conv (Sec. 3.2 orders conv, then pooling)        27.49   +36.5 %     +9.0 %
 #     + both of the last two                                                  26.52   +31.7 %     +4.2 %
