@@ -225,13 +225,55 @@ def render(script, module, rows, brief=False):
     return lines, summary
 
 
+SCRIPTS = ("ean", "can", "stw", "stasta", "stmanet")
+PAGE = """# The papers' tables, every row measured
+
+Every row of the five papers' tables is a command: its flags build the row's model, `--complexity` counts it
+(parameters, and GFLOPs as multiply-accumulates of one clip, the papers' convention; CAN's Table 12 as thop counts,
+`--count thop`), and the paper's figures stand beside ours. A figure more than 3 % off carries its reason in the
+note; a row with a base row also shows what its modules cost (the increment over the base, ours beside the
+paper's), marked past 10 % with its reason. Accuracies are the paper's: nothing here was trained at full scale.
+
+This page is the output of one command, run again whenever a model changes:
+
+    python -m common.paper_tables all --write docs/paper-tables.md
+
+| script | rows | rows with a paper params/GFLOPs figure | within 3 % | increments compared | within 10 % |
+|---|---|---|---|---|---|
+"""
+
+
+def write_page(path):
+    """docs/paper-tables.md: the summary of the five scripts, then every table of each."""
+    parts, summaries = [], []
+    for script in SCRIPTS:
+        module = load(script)
+        lines, summary = render(script, module, check_rows(module))
+        parts += [f"\n## {script}.py", *lines]
+        summaries.append(summary)
+    table = [f"| [{s['script']}.py](#{s['script']}py) | {s['rows']} | {s['with_paper_figures']} | {s['within_3pct']} "
+             f"| {s['increments']} | {s['increments_within_10pct']} |" for s in summaries]
+    with open(path, "w") as f:
+        f.write(PAGE + "\n".join(table) + "\n" + "\n".join(parts) + "\n")
+    return summaries
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("script", help="can | stw | stasta | stmanet | ean")
+    p.add_argument("script", help="can | stw | stasta | stmanet | ean, or all (with --write)")
+    p.add_argument("--write", default=None, metavar="FILE.md",
+                   help="with 'all': write the docs page of the five scripts' tables (docs/paper-tables.md)")
     p.add_argument("--table", nargs="+", default=None,
                    help="only these tables, as PAPER_TABLES names them (e.g. 'Table 10' 'Table 12')")
     p.add_argument("--brief", action="store_true", help="without the notes column (the docstring tables)")
     args = p.parse_args(argv)
+    if args.script == "all" or args.write:
+        if args.script != "all" or not args.write or args.table or args.brief:
+            p.error("the docs page is `python -m common.paper_tables all --write FILE.md` (no --table, --brief)")
+        summaries = write_page(args.write)
+        for summary in summaries:
+            print(json.dumps(summary))
+        return summaries
     module = load(args.script)
     rows = check_rows(module)
     if args.table is not None:

@@ -3,6 +3,7 @@ paper's params/GFLOPs are within 3 % at full size or carry the reason, complexit
 real build, rows the papers equate build the same model, and the printer's marks, summary and command line."""
 import importlib
 import json
+import os
 import sys
 import types
 
@@ -231,3 +232,12 @@ def test_a_thop_rows_command_prints_its_figure(capsys):
     module.main(["--complexity", *row["flags"].split()])
     macs = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert thop["gflops"] == round(ours["gflops"], 2) > macs["gflops"]
+
+
+def test_the_docs_page_is_the_printers_output(tmp_path):
+    """docs/paper-tables.md is what `python -m common.paper_tables all --write docs/paper-tables.md` writes now:
+    a model change that is not written there fails here. Every script compares some increments."""
+    page = tmp_path / "page.md"
+    summaries = paper_tables.write_page(str(page))
+    assert page.read_text() == open(os.path.join(paper_tables.ROOT, "docs", "paper-tables.md")).read()
+    assert all(s["increments"] > 0 for s in summaries), summaries
