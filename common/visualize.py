@@ -595,7 +595,7 @@ def write_timeline(rows, path, classes, folder, top_k=5, multi_label=False):
                                   align_corners=False)[0].round().clamp(0, 255).to(torch.uint8)
             x = left + j * slot
             strip.paste(Image.fromarray(thumb.permute(1, 2, 0).numpy()), (x, 2))
-            sd.text((x, THUMB_H + 4), f"{r['start']:g}-{r['end']:g} s", fill=(0, 0, 0), font=font())
+            sd.text((x, THUMB_H + 4), f"{r['start']:.1f}-{r['end']:.1f} s", fill=(0, 0, 0), font=font())
         parts.append(pil_to_tensor(strip))
     image = torch.cat(parts, 1)
     out = os.path.join(folder, "timeline_" + sheet_name(0, path)[5:])
