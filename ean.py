@@ -149,8 +149,8 @@ def get_args(argv=None):
 # Shapes: B videos, T segments, C channels, H, W; 2D backbone features are (B*T, C, H, W), the 3D modules (EAB,
 # SOI-Tr) see (B, C, T, H, W). L = frames per snippet (5), D = L-1 RGB differences, N objects per frame.
 class TemporalConv3d(nn.Conv3d):
-    """nn.Conv3d of kernel (k, 1, 1) run as the equivalent Conv2d on (B, C, T, H*W) (same parameters and results,
-    tested): CPU Conv3d's slow_conv3d / oneDNN 3D paths cost 2-7x (depthwise 3x1x1, 8x64x56x56: 5.3 vs 1.3 ms)."""
+    """nn.Conv3d of kernel (k, 1, 1) run as the equivalent Conv2d on (B, C, T, H*W): the same parameters and results,
+    2-7x faster on CPU than Conv3d's 3D paths (tests/test_ean.py)."""
     def forward(self, x):
         B, C, T, H, W = x.shape
         y = F.conv2d(x.reshape(B, C, T, H * W), self.weight.flatten(3), self.bias, (self.stride[0], 1),
@@ -168,8 +168,7 @@ class FrameConv3d(nn.Conv3d):
 
 class FramePool3d(nn.Module):
     """MaxPool3d / AvgPool3d(3, 1, 1) of the frames (B*T, C, H, W) of T-frame clips (EAB's "Max:3", Fig. 3a): a 3x3
-    pool per frame, then over t-1, t, t+1 (separable: a max exactly, PyTorch's zero-padded average sum/27 up to
-    rounding; tested), channels-last, where CPU max_pool2d vectorises (8 ms; max_pool3d 68, NCHW 31; 8x64x56x56)."""
+    pool per frame, then over t-1, t, t+1 (separable; tested), channels-last, where CPU max_pool2d vectorises."""
     def __init__(self, num_segments, mode="max"):
         super().__init__()
         self.num_segments, self.mode = num_segments, mode
@@ -191,8 +190,7 @@ class ME(nn.Module):
     for the last frame; A = sigmoid(BN(conv1x1(GAP(D)))) - 0.5; out = X + X * A."""
     def __init__(self, channels, num_segments, reduction=16):
         super().__init__()
-        c = channels // reduction
-        self.num_segments = num_segments
+        c, self.num_segments = channels // reduction, num_segments
         self.reduce = nn.Sequential(nn.Conv2d(channels, c, 1, bias=False), nn.BatchNorm2d(c))
         self.transform = nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False)
         self.expand = nn.Sequential(nn.Conv2d(c, channels, 1, bias=False), nn.BatchNorm2d(channels))
@@ -231,11 +229,9 @@ class ESPNet(nn.Module):
     after each, average pooling over (T,H,W), a linear layer reshaped to the Cr x Cr matrix M."""
     def __init__(self, channels, reduction=16, variant="paper"):
         super().__init__()
-        # Choice: ESP-Net reduces the compressed Cr channels to p = Cr/16, its 5x5x5 convs widen to 2p, 4p (official,
-        # not in the paper): EABs 1-4 hold 5.8M, 4.9M in the linears 4p -> Cr^2 (Table 5: +5.5M for EABs, Table 9:
-        # +5.1M over Incep-Block); constant widths: 4x smaller (~1.9M); reducing X^l (C) with growing widths: >20M.
-        p = max(1, channels // reduction)
-        self.channels = channels
+        # Choice: p = Cr/16 (the compressed channels), the 5x5x5 convs widen to 2p, 4p (official, not in the paper):
+        # EABs 1-4 hold 5.8M, 4.9M in the linears 4p -> Cr^2 (Table 5: +5.5M; constant widths ~1.9M, X^l's C >20M).
+        p, self.channels = max(1, channels // reduction), channels
         self.reduce = nn.Sequential(TemporalConv3d(channels, p, 1, bias=False), nn.BatchNorm3d(p),
                                     nn.ReLU(inplace=True))
         if variant == "paper":
@@ -268,12 +264,11 @@ class EAB(nn.Module):
         Y = U_i { M (x) U_j X_j * F_s^(2j-1) }_i * F_t^(2i-1)                                   (Eq. 2);
     `channels`: C; `reduction`: the 4x bottleneck (Cr = C/4); G = 3 groups: spatial kernels 1x1, 3x3, 3x3 dilated 2
     (field 5), temporal 1, 3, 3 dilated 2, the kernel-1 members 1x1x1 convs; `fusion`: how M is made (Table 9). A
-    max-pool branch (3x3x3 max, 1x1x1 conv) beside the convs; expand zero-initialised: EAB starts as the identity
-    (Sec. 3.1 "Implementation of EAB").
-    Ablations (Tables 8, 10; --eab-* flags): `kernels` (EAB_KERNELS), `pool` max | avg | none, `inter_relu`, `dilation`
-    False: the dilated 3x3 / 3 become 5x5 / 5, `conv` "1+1+1d": every k x k spatial conv as a k x 1 then a 1 x k.
-    `variant` "official": EAB_rfs555.py's block (temporal convs first, identity kernel-1 members, its ESP-Net, expand
-    at 0.01 x PyTorch's default init)."""
+    max-pool branch (3x3x3 max, 1x1x1 conv) beside the convs; expand zero-initialised: EAB starts as the identity (Sec.
+    3.1 "Implementation of EAB"). Ablations (Tables 8, 10; --eab-* flags): `kernels` (EAB_KERNELS), `pool` max | avg |
+    none, `inter_relu`, `dilation` False: the dilated 3x3 / 3 become 5x5 / 5, `conv` "1+1+1d": every k x k spatial
+    conv as a k x 1 then a 1 x k. `variant` "official": EAB_rfs555.py's block (temporal convs first, identity kernel-1
+    members, its ESP-Net, expand at 0.01 x PyTorch's default init)."""
     def __init__(self, channels, num_segments, reduction=4, groups=3, fusion="dynamic", variant="paper",
                  kernels="multi-scale", pool="max", inter_relu=True, dilation=True, conv="2+1d"):
         super().__init__()
@@ -299,10 +294,8 @@ class EAB(nn.Module):
         self.pool = nn.Sequential(FramePool3d(num_segments, pool), FrameConv3d(cr, cr, 1, bias=False)) \
             if pool != "none" else None
         self.expand = FrameConv3d(cr, channels, 1, groups=4, bias=False)
-        if variant == "paper":
-            nn.init.zeros_(self.expand.weight)
-        else:  # differs from the paper: 0.01 x PyTorch's default init, so the block starts NEAR the identity
-            self.expand.weight.data.mul_(0.01)
+        # zero (paper); differs from the paper: 0.01 x PyTorch's default init, so the block starts NEAR the identity
+        self.expand.weight.data.mul_(0.0 if variant == "paper" else 0.01)
         if fusion == "dynamic":
             self.esp = ESPNet(cr, variant=variant)
         elif fusion == "static":  # "a learnable matrix during training, fixed during inference" (Table 9)
@@ -451,14 +444,10 @@ class SOITr(nn.Module):
         self.pos = nn.Parameter(torch.randn(1, d, *size))              # E_t for every frame t: (1, d, T, H, W)
         self.blocks = nn.Sequential(*[TransformerBlock(d, max(1, d // 64)) for _ in range(depth)])
         self.proj = nn.Linear(d, channels, bias=False)
-        self.proj_bn = None
-        if variant == "paper":
-            # Choice: a zero-initialised W_o alone (the release: default-init W_o, then the zero Tr_BN): batch 1 trains
-            nn.init.zeros_(self.proj.weight)
-        else:
-            self.proj_bn = nn.BatchNorm1d(channels)                     # the release's Tr_BN
-            nn.init.zeros_(self.proj_bn.weight)
-            nn.init.zeros_(self.proj_bn.bias)
+        self.proj_bn = nn.BatchNorm1d(channels) if variant != "paper" else None  # the release's Tr_BN
+        # Choice: a zero-initialised W_o alone (the release: default-init W_o, then the zero Tr_BN): batch 1 trains
+        for zero in [self.proj.weight] if self.proj_bn is None else [self.proj_bn.weight, self.proj_bn.bias]:
+            nn.init.zeros_(zero)
 
     @staticmethod
     def quadrants(size):
@@ -485,8 +474,7 @@ class SOITr(nn.Module):
             tokens = torch.einsum("bcthw,bnthw->bntc", f + pos, o).flatten(1, 2)  # (B,N,T,d) -> (B, N*T, d)
         tokens = self.blocks(tokens)                                    # Eq. (6): F' = Transformer(F)
         v = self.proj(tokens.mean(1))                                   # (B, C) interaction feature
-        if self.proj_bn is not None:
-            v = self.proj_bn(v)
+        v = v if self.proj_bn is None else self.proj_bn(v)
         return x + v.repeat_interleave(T, 0)[:, :, None, None]          # (B,C) -> (B*T,C,1,1), broadcast over H,W
 
 
@@ -510,8 +498,7 @@ class LMC(nn.Module):
     differences stacked as 12 channels (c*4+t), the stem mixed 0.6 stem + 0.2 LMC + 0.2 branch (`stem_weight`)."""
     def __init__(self, patch=32, latent=128, groups=16, out_channels=64, snippet=5, variant="paper"):
         super().__init__()
-        self.diffs = snippet - 1
-        c = out_channels // self.diffs                                  # 16 channels per difference
+        self.diffs, c = snippet - 1, out_channels // (snippet - 1)      # D, 16 channels per difference
         self.patch, self.downsample, self.diff_major, self.stem_weight, self.stacked = patch, 1, True, 1.0, None
         if variant == "paper":
             # H_e and H_d as convolutions with kernel = stride = patch size: the same linear map on every patch.
@@ -538,19 +525,16 @@ class LMC(nn.Module):
             dec = nn.ConvTranspose2d(latent, c, patch // 4, stride=patch // 4, bias=False)
             # the release's 1x1x1 conv latent -> 16*8*8: PyTorch's default U(+-1/sqrt(latent)), not ConvTranspose2d's
             nn.init.uniform_(dec.weight, -latent ** -0.5, latent ** -0.5)
+            self.decode = nn.Sequential(nn.Conv2d(latent, latent, 1, bias=False), nn.BatchNorm2d(latent),
+                                        nn.ReLU(inplace=True), dec) if sixteen else dec
+            (self.decode[0] if sixteen else dec).weight.data.mul_(0.01)  # 16f: its patch linear at default init
             if sixteen:
-                self.decode = nn.Sequential(nn.Conv2d(latent, latent, 1, bias=False), nn.BatchNorm2d(latent),
-                                            nn.ReLU(inplace=True), dec)
-                self.decode[0].weight.data.mul_(0.01)
                 self.stacked = nn.Sequential(
                     nn.Conv2d(3 * self.diffs, 24, 3, 2, 1, bias=False), nn.ReLU(inplace=True), nn.BatchNorm2d(24),
                     nn.Conv2d(24, out_channels, 3, 1, 1, groups=4, bias=False), nn.ReLU(inplace=True),
                     nn.BatchNorm2d(out_channels), nn.Conv2d(out_channels, out_channels, 1),
                     nn.Conv2d(out_channels, out_channels, 3, 1, 1, groups=16, bias=False))
                 self.stem_weight = 0.6
-            else:
-                self.decode = dec
-                dec.weight.data.mul_(0.01)
 
     def forward(self, x):
         B, T, L, _, H, W = x.shape
@@ -627,9 +611,7 @@ class EAN(nn.Module):
     snippets of L consecutive frames; output video-level logits (B, K). Head: GAP over T, H, W (with SOI-Tr's vector
     added), dropout, a linear layer initialised N(0, 0.001), zero bias (TSN's). Every conv EAN adds (ME, EAB, SOI-Tr,
     LMC) starts at PyTorch's default init (the paper: "randomly initialized"; init_official: the release's).
-    `args.baseline` ("tsn"): TSN instead, the bare ResNet on every frame and its logits averaged over the T segments.
-    Speed (fp32, 2-core CPU, 8 x 224^2): 1.12 x TSN's FLOPs, 1.35-1.45 x its latency: the EABs' narrow grouped convs
-    at 1/3 of the backbone's MACs/s (6 % of FLOPs, 15 % of time); ME, temporal conv memory-bound (0.6 %, 8 %)."""
+    `args.baseline` ("tsn"): TSN instead, the bare ResNet on every frame, its logits averaged over T (speed: tests)."""
     def __init__(self, args, num_classes):
         super().__init__()
         variant = args.variant  # (checkpoints written before a model flag existed get its default: adopt)
@@ -885,15 +867,14 @@ def visualization(args, model):
 
 # ======================================================================== appendix: the released checkpoints
 # The official release (tianyuan168326/EAN-Pytorch, notes/ean-official-reference.md) differs from the paper's model
-# in seven places, which `--variant official` switches (every other flag keeps its meaning; the Table 8/10 EAB
-# ablations stop with a message), each described where it is built: 1. the EAB's order (temporal convs first) and
-# identity kernel-1 members, 2. its expand init (EAB); 3. ESP-Net's six 3x3x3 convs and M's init (ESPNet); 4. the
-# Saliency-Net (SaliencyNet); 5. the Tr_BN on SOI-Tr's output (SOITr); 6. the LMC, EAN_16f.py's deeper one with
-# --num-segments 16 (LMC); 7. the init (init_official). The released checkpoints (Somethingv1.RGB_LMC_8f/16f.pth.tar:
-# {'epoch', 'arch', 'state_dict', 'best_prec1'}, keys module.base_model.*, module.new_fc.*) load into it by renaming
-# (OFFICIAL_RULES, and these layout changes: our shape -> the release's, the release's tensor -> ours), strictly: 8f:
-# 932 = 901 + the 31 its forward never uses (OFFICIAL_UNUSED: the stem's and EABs' bn2, stm_proj2), 16f: 953 = 928 +
-# 25; then our forward is the official code's (float64 max |logit difference|: 9.4e-11 8F, 4.1e-11 16F; README).
+# in seven places, which `--variant official` switches (other flags keep their meaning; the Table 8/10 EAB ablations
+# stop), each described where it is built: 1. the EAB's order (temporal convs first) and identity kernel-1 members,
+# 2. its expand init (EAB); 3. ESP-Net's six 3x3x3 convs, M's init (ESPNet); 4. the Saliency-Net (SaliencyNet); 5. the
+# Tr_BN on SOI-Tr's output (SOITr); 6. the LMC, EAN_16f.py's with --num-segments 16 (LMC); 7. the init (init_official).
+# The released checkpoints (Somethingv1.RGB_LMC_8f/16f.pth.tar: {'epoch', 'arch', 'state_dict', 'best_prec1'}, keys
+# module.base_model.*, module.new_fc.*) load into it by renaming (OFFICIAL_RULES; layouts: our shape -> the release's,
+# its tensor -> ours), strictly: 8f: 932 = 901 + the 31 its forward never uses (OFFICIAL_UNUSED: the stem's and EABs'
+# bn2, stm_proj2), 16f: 953 = 928 + 25; then our forward is the official code's (tests/test_ean_official.py).
 OFFICIAL_LAYOUTS = {
     None: (lambda s: s, lambda t, s: t),
     "conv1d": (lambda s: s[:3], lambda t, s: t.reshape(s)),           # shift conv: Conv1d (C,1,3) -> (C,1,3,1,1)
