@@ -294,7 +294,9 @@ def test_eab_ablations_build_the_table_rows():
     m = ean.EAB(64, T, conv="1+1+1d")
     assert [tuple(c.kernel_size) for c in m.spatial[1]] == [(1, 3, 1), (1, 1, 3)]
     assert tuple(m.spatial[0].kernel_size) == (1, 1, 1) and tuple(m.spatial[2][1].dilation) == (1, 1, 2)
-    assert ean.EAB(64, T, pool="none").pool is None and ean.EAB(64, T, pool="avg").pool[0].mode == "avg"
+    none = ean.EAB(64, T, pool="none").pool           # Without Max Pool: the pool off, the branch's 1x1x1 conv kept
+    assert isinstance(none[0], torch.nn.Identity) and tuple(none[1].kernel_size) == (1, 1, 1)
+    assert ean.EAB(64, T, pool="avg").pool[0].mode == "avg"
     for kw in [dict(kernels="s-block"), dict(kernels="l-block", dilation=False), dict(pool="none"), dict(pool="avg"),
                dict(inter_relu=False), dict(dilation=False), dict(conv="1+1+1d")]:
         m = ean.EAB(64, T, **kw)
