@@ -29,8 +29,10 @@ ean.py, Table 1:
 |---|---|---|---|---|
 | EAN8F(RGB) | `--no-lmc` | 35.98 | 36 / 35.76 (-0.7 %) | top-1 51.9, top-5 79.5 |
 | EAN16F(RGB) | `--no-lmc --num-segments 16` | 36.18 | 72 / 71.53 (-0.7 %) | top-1 53.4, top-5 81.4 |
+| EANEn(RGB) | `--no-lmc --num-segments 16` + `--no-lmc` | 72.16 | 108 / 107.29 (-0.7 %) | top-1 55.8, top-5 83.1 |
 | EAN8F(RGB+LMC) | (none) | 36.56 | 37 / 36.67 (-0.9 %) | top-1 53.4, top-5 81.1 |
 | EAN16F(RGB+LMC) | `--num-segments 16` | 36.76 | 74 / 73.35 (-0.9 %) | top-1 54.7, top-5 82.3 |
+| EANEn(RGB+LMC) | `--num-segments 16` + (none) | 73.32 | 111 / 110.02 (-0.9 %) | top-1 57.2, top-5 83.9 |
 
 Accuracy not measured at full scale (no GPU, no datasets here). Demo (`python ean.py` vs `--baseline`, no --data, 2-core
 CPU, resnet18 64 px, 12 epochs; order-only classes, chance 25 %): EAN 100.0 %, TSN 24.0 % val top-1 (README).
@@ -767,76 +769,94 @@ def main(argv=None):
 # The paper's figures (None: not given; SSv1 unless said); notes: protocols, why > 3 % off (2026-12-03, torch 2.14.1).
 SSV1 = "Something-Something V1, 1 clip x 1 centre crop of 224 (`--test-clips 1 --test-crops 1`, the defaults)"
 K400 = "Kinetics-400, 10 clips x 3 crops of 256x256 (`--test-clips 10 --test-crops 3 --test-size 256`); the paper's " \
-       "GFLOPs are per view at 224 (x30 views)"
-ENSEMBLE = "scores of the 16F and the 8F model averaged: `python ean.py --evaluate --ensemble 16f/best.pt 8f/best.pt " \
-           "--data DIR`"
-ROWS = [  # (table, row, flags, params_m, gflops, top1, top5, note)
-    ("Table 1", "EAN8F(RGB)", "--no-lmc", None, 36, 51.9, 79.5, SSV1 + "; V2: 63.5 / 88.2"),
-    ("Table 1", "EAN16F(RGB)", "--no-lmc --num-segments 16", None, 72, 53.4, 81.4, "as EAN8F(RGB); V2: 64.6 / 89.1. "
-     "EANEn(RGB) = this + EAN8F(RGB), " + ENSEMBLE + ": 108 GFLOPs, 55.8 / 83.1 (V1), 66.6 / 89.9 (V2)"),
-    ("Table 1", "EAN8F(RGB+LMC)", "", None, 37, 53.4, 81.1, "headline: 8x5 frames, " + SSV1 + "; V2: 65.2 / 89.4"),
+       "GFLOPs: 30 views at 224"
+ENSEMBLE = "the 16F and 8F models' scores averaged: `--evaluate --ensemble 16f/best.pt 8f/best.pt --data DIR`"
+M_PRODUCT = "the product with M (Cr^2 x T x H x W summed over the 4 EABs: 0.31 G), which the paper's FLOPs leave out " \
+            "(Static = Identity = 36.0 G; the release multiplies with F.conv3d in a weightless module, unseen by " \
+            "module counters such as thop)"
+SALIENCY = "our Saliency-Net costs 0.05 G, Table 7's 0.3 G (Det-Net over Fixed): Sec. 3.2's kernels on d / 8 = 64 " \
+           "channels; on X5's 2048 / 8 = 256 (Eq. 4's input): 0.93 G; the release's net (`--variant official`) 0.31 G"
+SOI_34 = "SOI-Tr after stage 3 / 4: 1.18M (0.80M of it the embedding) / 1.89M here, 0.48 / 0.51 G; with our EABs " \
+         "(after stage 3 / 4: 0.72M / 4.97M, 0.73 / 0.74 G) the paper's rows imply about 1.5M / 3.8M (the note)"
+ROWS = [  # (table, row, flags, params_m, gflops, top1, top5, note[, {base, ensemble, views, increment_note}])
+    ("Table 1", "EAN8F(RGB)", "--no-lmc", None, 36, 51.9, 79.5, SSV1 + "; V2: 63.5 / 88.2",
+     {"base": "Table 5: ResNet baseline"}),
+    ("Table 1", "EAN16F(RGB)", "--no-lmc --num-segments 16", None, 72, 53.4, 81.4, "as EAN8F(RGB); V2: 64.6 / 89.1"),
+    ("Table 1", "EANEn(RGB)", "--no-lmc --num-segments 16", None, 108, 55.8, 83.1, ENSEMBLE + "; V2: 66.6 / 89.9",
+     {"ensemble": ["--no-lmc"]}),
+    ("Table 1", "EAN8F(RGB+LMC)", "", None, 37, 53.4, 81.1, "headline: 8x5 frames, " + SSV1 + "; V2: 65.2 / 89.4",
+     {"base": "EAN8F(RGB)"}),
     ("Table 1", "EAN16F(RGB+LMC)", "--num-segments 16", None, 74, 54.7, 82.3, "16x5 frames, as EAN8F(RGB+LMC); V2: "
-     "66.6 / 90.3. EANEn(RGB+LMC) = this + EAN8F(RGB+LMC), " + ENSEMBLE + ": 111 GFLOPs, 57.2 / 83.9 (V1), 68.8 / "
-     "91.4 (V2)"),
-    ("Table 2", "EAN8F(RGB+LMC)", "--num-classes 400", None, 37, 77.1, 93.3, K400),
-    ("Table 2", "EAN16F(RGB+LMC)", "--num-segments 16 --num-classes 400", None, 74, 78.3, 93.7, K400 + ". "
-     "EANEn(RGB+LMC) = this + EAN8F(RGB+LMC), " + ENSEMBLE + ": 111 x 30 GFLOPs, 79.0 / 94.1"),
+     "66.6 / 90.3", {"base": "EAN16F(RGB)"}),
+    ("Table 1", "EANEn(RGB+LMC)", "--num-segments 16", None, 111, 57.2, 83.9, ENSEMBLE + "; V2: 68.8 / 91.4",
+     {"ensemble": [""], "base": "EANEn(RGB)"}),
+    ("Table 2", "EAN8F(RGB+LMC)", "--num-classes 400", None, 37 * 30, 77.1, 93.3, K400, {"views": 30}),
+    ("Table 2", "EAN16F(RGB+LMC)", "--num-segments 16 --num-classes 400", None, 74 * 30, 78.3, 93.7, K400,
+     {"views": 30}),
+    ("Table 2", "EANEn(RGB+LMC)", "--num-segments 16 --num-classes 400", None, 111 * 30, 79.0, 94.1, K400 + "; " +
+     ENSEMBLE, {"ensemble": ["--num-classes 400"], "views": 30}),
     ("Table 3", "ResNet baseline", "--no-eab --no-soi --no-lmc", None, None, 48.6, None,
      "8 x 1 frames, ME + temporal conv, AVG; = Table 5 'ResNet baseline'"),
     ("Table 3", "EAN8F(RGB)", "--no-lmc", None, None, 51.9, None, "8 x 1 frames; = Table 1"),
     ("Table 3", "EAN8F(RGB+LMC)", "", None, None, 53.4, None, "8 x 5 frames; = Table 1"),
     ("Table 4", "Ours (16 frames)", "--num-segments 16 --num-classes 48", None, None, 40.4, None, "Diving48 V1, 1 "
-     "clip x 1 centre crop of 224. The paper says '16 frames' only; # Choice: RGB+LMC, the model of Tables 1-2 "
-     "(`--no-lmc` for RGB)"),
+     "clip x 1 centre crop of 224; the paper says '16 frames': # Choice: RGB+LMC, Tables 1-2's (`--no-lmc`: RGB)"),
     ("Table 4", "Ours (16x2)", "--num-segments 16 --num-classes 48", None, None, 41.7, None,
      "as the row above with 2 clips: `--test-clips 2`"),
     ("Table 5", "ResNet baseline", "--no-eab --no-soi --no-lmc", 24.0, 33.1, 48.6, 77.5,
      "ResNet-50 + ME + temporal conv in every bottleneck"),
     ("Table 5", "ResNet+EABs", "--no-soi --no-lmc", 29.5, 35.3, 50.8, 78.4, ""),
-    ("Table 5", "ResNet+SOI-Tr", "--no-eab --no-lmc", 30.3, 33.8, 49.3, 77.9, ""),
+    ("Table 5", "ResNet+SOI-Tr", "--no-eab --no-lmc", 30.3, 33.8, 49.3, 77.9, "", {"increment_note": SALIENCY}),
     ("Table 5", "ResNet+EABs+SOI-Tr", "--no-lmc", 36.0, 36.1, 51.9, 79.5, "EAN8F(RGB)"),
     ("Table 6", "EAB stage 1-2, SOI-Tr stage 3-5", "--no-lmc --eab-stages 1 2 --soi-stages 3 4 5", 35.6, 35.8, 49.4,
-     78.2, "params 6 % below: see the next row (SOI-Tr after stage 3: 1.18M here, 0.80M of it the embedding)"),
+     78.2, "params 6 % below: see the next row", {"increment_note": SOI_34}),
     ("Table 6", "EAB stage 1-3, SOI-Tr stage 4-5", "--no-lmc --eab-stages 1 2 3 --soi-stages 4 5", 34.8, 35.9, 50.4,
-     79.2, "params 5.5 % below, FLOPs as the paper (the rows' FLOP changes agree: -0.2 G paper, -0.23 G ours). The "
-     "paper's rows imply about 3.5M for SOI-Tr after stage 4 (34.8 = 36.0 - EAB4 + SOI-Tr4, EAB4 ~4.7M); ours has "
-     "1.89M (d = C/4 = 256: squeeze and projection 0.26M each, transformer 0.92M, embedding over 8x14x14 0.40M). The "
-     "paper does not say how SOI-Tr is sized after stages 3/4 and the release has it after stage 5 only; no reading "
-     "we tried fits both rows (d = 512 at every stage: row 2 +5 %; the embedding added before the squeeze, C x T x H "
-     "x W: row 2 -2 %, row 1 +4 %)"),
+     79.2, "params 5.5 % below, FLOPs as the paper. Ours: d = C/4 (256 after stage 4: squeeze and projection 0.26M "
+     "each, transformer 0.92M, embedding over 8x14x14 0.40M); the paper does not size SOI-Tr after stages 3/4 (the "
+     "release: after 5 only); no reading tried fits both rows (d = 512 at every stage: row 2 +5 %; the embedding added"
+     " before the squeeze, C x T x H x W: row 2 -2 %, row 1 +4 %)", {"increment_note": SOI_34}),
     ("Table 6", "EAB stage 1-4, SOI-Tr stage 5", "--no-lmc", 36.0, 36.1, 51.9, 79.5, "EAN8F(RGB)"),
-    ("Table 6", "EAB stage 1-5", "--no-lmc --eab-stages 1 2 3 4 5 --soi-stages", 65.8, 36.2, 50.8, 79.1, "no SOI-Tr"),
+    ("Table 6", "EAB stage 1-5", "--no-lmc --eab-stages 1 2 3 4 5 --soi-stages", 65.8, 36.2, 50.8, 79.1, "no SOI-Tr",
+     {"increment_note": "an EAB after stage 5 (0.78 G, 0.10 G of it the product with M: Table 9) for SOI-Tr (0.59 "
+      "G; Table 5: 0.7 G, its Saliency-Net)"}),
     ("Table 7", "None", "--no-soi --no-lmc", None, 35.3, 50.8, 78.4, ""),
     ("Table 7", "Fixed", "--no-lmc --soi-regions fixed", None, 35.8, 50.9, 78.4,
      "the 2x2 quadrants of every frame (# Choice: the paper does not say which regions)"),
-    ("Table 7", "All", "--no-lmc --soi-regions all", None, 36.4, 51.3, 79.1, "every position of X5 a token (392 "
-     "tokens)"),
-    ("Table 7", "Our Det-Net", "--no-lmc", None, 36.1, 51.9, 79.5, "our Saliency-Net costs 0.05 G above 'Fixed' where "
-     "the paper has +0.3 G: the paper's kernels (Sec. 3.2) on 64 channels; the release's net (512 -> 128, 3x3x3, two "
-     "1x3x3, `--variant official`) costs 0.31 G. The 'Faster RCNN' row (71.3 G) needs an external detector and is not "
-     "built"),
+    ("Table 7", "All", "--no-lmc --soi-regions all", None, 36.4, 51.3, 79.1, "every position of X5 a token (392)",
+     {"increment_note": "392 tokens through 2 blocks: linears 1.44 G, attention products 0.31 G, + the 0.41 G "
+      "squeeze (Fixed's 32 tokens: +0.53 G, the paper's +0.5 G); without the products +1.85 G"}),
+    ("Table 7", "Our Det-Net", "--no-lmc", None, 36.1, 51.9, 79.5, "the 'Faster RCNN' row (71.3 G) needs an external "
+     "detector and is not built", {"increment_note": SALIENCY}),
     ("Table 8", "Only SOI-Tr", "--no-eab --no-lmc", 30.3, 33.8, 49.3, 77.9, ""),
     ("Table 8", "+S-Block", "--no-lmc --eab-kernels s-block --eab-fusion identity", 30.9, 36.1, 49.6, 78.1,
      "(2+1)D 3x3x3 in 3 groups, no M; # Choice: the EAB's bottleneck, BN+ReLU and max-pool branch kept"),
     ("Table 8", "+L-Block", "--no-lmc --eab-kernels l-block --eab-fusion identity", 30.9, 36.1, 50.3, 78.4,
      "as S-Block, dilated 2x2x2"),
-    ("Table 8", "+Incep-Block", "--no-lmc --eab-fusion identity", 30.9, 36.0, 50.8, 78.8, "EAB with M = identity"),
+    ("Table 8", "+Incep-Block", "--no-lmc --eab-fusion identity", 30.9, 36.0, 50.8, 78.8, "EAB with M = identity",
+     {"increment_note": "its kernel-1 group (Eq. 2's 1x1, 1) costs 0.09M / 0.34 G less than S-Block's 3x3, 3 (S-Block "
+      "+0.60M / +2.20 G, as the paper's); the paper's: S-Block's params, 0.1 G less; as identities (release) -18 %"}),
     ("Table 8", "+EAB", "--no-lmc", 36.0, 36.1, 51.9, 79.5, "EAN8F(RGB)"),
     ("Table 9", "Identity (Incep-Block)", "--no-lmc --eab-fusion identity", 30.9, 36.0, 50.8, 78.8, ""),
-    ("Table 9", "Channel Shuffle", "--no-lmc --eab-fusion shuffle", 30.9, 35.9, 51.1, 78.9, "the 3 groups interleaved"),
-    ("Table 9", "Static Matrix", "--no-lmc --eab-fusion static", 30.9, 36.0, 51.3, 79.2,
-     "a learnt Cr x Cr matrix, identity at init"),
-    ("Table 9", "Dynamic Matrix", "--no-lmc", 36.0, 36.1, 51.9, 79.5, "EAN8F(RGB)"),
-    ("Table 10", "Without Max Pool", "--no-lmc --eab-pool none", 36.0, 36.1, 50.6, 78.4, ""),
+    ("Table 9", "Channel Shuffle", "--no-lmc --eab-fusion shuffle", 30.9, 35.9, 51.1, 78.9, "the 3 groups interleaved",
+     {"increment_note": "a channel permutation has no multiply-accumulates"}),
+    ("Table 9", "Static Matrix", "--no-lmc --eab-fusion static", 30.9, 36.0, 51.3, 79.2, "a learnt Cr x Cr matrix, "
+     "identity at init", {"increment_note": "the 4 Cr x Cr matrices, 0.09M (the paper: 30.9M both), and " + M_PRODUCT}),
+    ("Table 9", "Dynamic Matrix", "--no-lmc", 36.0, 36.1, 51.9, 79.5, "EAN8F(RGB)",
+     {"increment_note": "ESP-Net's 0.08 G (the paper's +0.1 G) and " + M_PRODUCT}),
+    ("Table 10", "Without Max Pool", "--no-lmc --eab-pool none", 36.0, 36.1, 50.6, 78.4, "the branch's 1x1x1 conv "
+     "kept (as the paper's figures say)"),
     ("Table 10", "Avg Pool", "--no-lmc --eab-pool avg", 36.0, 36.1, 51.4, 79.8,
      "# Choice: zero padding counted in the average (PyTorch's default)"),
     ("Table 10", "Without inter ReLU", "--no-lmc --no-inter-relu", 36.0, 36.1, 50.9, 79.0,
      "the BN between spatial and temporal convs kept"),
-    ("Table 10", "Without dilation", "--no-lmc --no-dilation", 37.2, 37.5, 51.9, 79.8, "the dilated 3x3 / 3 kernels as "
-     "5x5 / 5: +0.18M / +0.67 G over EAN8F(RGB) here, +1.2M / +1.4 G in the paper (within 3 % in total, not in the "
-     "difference; the paper gives no other detail)"),
-    ("Table 10", "(1+1+1)D", "--no-lmc --eab-conv 1+1+1d", 35.7, 35.7, 51.2, 79.2,
-     "each k x k spatial conv as k x 1 then 1 x k"),
+    ("Table 10", "Without dilation", "--no-lmc --no-dilation", 37.2, 37.5, 51.9, 79.8, "the dilated group's 3x3 / 3 "
+     "as 5x5 / 5", {"increment_note": "readings (M / G over Ours): that group's 5x5 and 5 (built) +0.18 / +0.66; its "
+                    "5x5 alone +0.16 / +0.59; ESP-Net's stride-2 convs also dilated 3x3x3 in Ours (Sec. 3.1: 5x5x5): "
+                    "+0.51 / +0.71; the 5x5 / 5 over all Cr channels (not grouped): +0.76 / +2.79. 1.2M per 1.4 G is "
+                    "more than a conv at the EABs' resolutions holds (stage 4's 8x14x14: 0.64M per G)"}),
+    ("Table 10", "(1+1+1)D", "--no-lmc --eab-conv 1+1+1d", 35.7, 35.7, 51.2, 79.2, "each k x k spatial conv as k x 1 "
+     "then 1 x k", {"increment_note": "the EABs' 3x3 convs hold 0.17M in all, less than the paper's -0.3M; each "
+                    "k x 1 + 1 x k saves 3 of 9 c^2: -0.06M / -0.21 G"}),
     ("Table 10", "Ours", "--no-lmc", 36.0, 36.1, 51.9, 79.5, "EAN8F(RGB)"),
     ("Official release", "EAN 8F RGB+LMC", "--variant official", None, 37, 53.4, 81.1, "the release's structure "
      "(Somethingv1.RGB_LMC_8f.pth.tar loads into it): release README, Something-Something V1, 1 clip x 1 centre crop "
@@ -847,8 +867,11 @@ ROWS = [  # (table, row, flags, params_m, gflops, top1, top5, note)
     ("Official release", "EAN 8F structure without LMC", "--variant official --no-lmc", None, None, None, None,
      "the release has no RGB-only model; its EAN_RGB structure (Table 5's 36.0M / 36.1G)"),
 ]
-PAPER_TABLES = [{k: v for k, v in zip(("table", "row", "flags", "params_m", "gflops", "top1", "top5", "note"), row)
-                 if v is not None} for row in ROWS]
+REFERENCE = {"Table 5": "ResNet baseline", "Table 6": "EAB stage 1-4, SOI-Tr stage 5", "Table 7": "None",  # bases
+             "Table 8": "Only SOI-Tr", "Table 9": "Identity (Incep-Block)", "Table 10": "Ours"}
+PAPER_TABLES = [{**{k: v for k, v in zip(("table", "row", "flags", "params_m", "gflops", "top1", "top5", "note"), row)
+                    if v is not None}, **({"base": REFERENCE[row[0]]} if REFERENCE.get(row[0], row[1]) != row[1]
+                                          else {}), **(row[8] if len(row) > 8 else {})} for row in ROWS]
 
 
 # ---- what `--predict ... --visualize DIR` draws (common/visualize.py: "Class.attr" specs) -------------------------
