@@ -29,8 +29,10 @@ ean.py, Table 1:
 |---|---|---|---|---|
 | EAN8F(RGB) | `--no-lmc` | 35.98 | 36 / 35.76 (-0.7 %) | top-1 51.9, top-5 79.5 |
 | EAN16F(RGB) | `--no-lmc --num-segments 16` | 36.18 | 72 / 71.53 (-0.7 %) | top-1 53.4, top-5 81.4 |
+| EANEn(RGB) | `--no-lmc --num-segments 16` + `--no-lmc` | 72.16 | 108 / 107.29 (-0.7 %) | top-1 55.8, top-5 83.1 |
 | EAN8F(RGB+LMC) | (none) | 36.56 | 37 / 36.67 (-0.9 %) | top-1 53.4, top-5 81.1 |
 | EAN16F(RGB+LMC) | `--num-segments 16` | 36.76 | 74 / 73.35 (-0.9 %) | top-1 54.7, top-5 82.3 |
+| EANEn(RGB+LMC) | `--num-segments 16` + (none) | 73.32 | 111 / 110.02 (-0.9 %) | top-1 57.2, top-5 83.9 |
 
 Accuracy not measured at full scale (no GPU, no datasets here). Demo (`python ean.py` vs `--baseline`, no --data, 2-core
 CPU, resnet18 64 px, 12 epochs; order-only classes, chance 25 %): EAN 100.0 %, TSN 24.0 % val top-1 (README).
@@ -102,7 +104,7 @@ def arguments():
                    help="snippet frame fed to the RGB stream with LMC (Eq. 12 says first; official code: centre)")
     m.add_argument("--eab-kernels", default="multi-scale", choices=["multi-scale", "s-block", "l-block"], help="the 3 "
                    "groups' kernels: 1/3/5 (EAB), 3x3x3 (S-Block), 3x3x3 dilated 2 (L-Block; + --eab-fusion identity)")
-    m.add_argument("--eab-pool", default="max", choices=["max", "avg", "none"], help="EAB's pooling branch (Table 10)")
+    m.add_argument("--eab-pool", default="max", choices=["max", "avg", "none"], help="EAB's pool (Table 10)")
     m.add_argument("--no-inter-relu", action="store_true", help="no ReLU between the EAB's convs (Table 10)")
     m.add_argument("--no-dilation", action="store_true", help="the EAB's dilated 3x3 / 3 kernels as 5x5 / 5 (Table 10)")
     m.add_argument("--eab-conv", default="2+1d", choices=["2+1d", "1+1+1d"],
@@ -149,8 +151,8 @@ def get_args(argv=None):
 # Shapes: B videos, T segments, C channels, H, W; 2D backbone features are (B*T, C, H, W), the 3D modules (EAB,
 # SOI-Tr) see (B, C, T, H, W). L = frames per snippet (5), D = L-1 RGB differences, N objects per frame.
 class TemporalConv3d(nn.Conv3d):
-    """nn.Conv3d of kernel (k, 1, 1) run as the equivalent Conv2d on (B, C, T, H*W) (same parameters and results,
-    tested): CPU Conv3d's slow_conv3d / oneDNN 3D paths cost 2-7x (depthwise 3x1x1, 8x64x56x56: 5.3 vs 1.3 ms)."""
+    """nn.Conv3d of kernel (k, 1, 1) run as the equivalent Conv2d on (B, C, T, H*W): the same parameters and results,
+    2-7x faster on CPU than Conv3d's 3D paths (tests/test_ean.py)."""
     def forward(self, x):
         B, C, T, H, W = x.shape
         y = F.conv2d(x.reshape(B, C, T, H * W), self.weight.flatten(3), self.bias, (self.stride[0], 1),
@@ -168,8 +170,7 @@ class FrameConv3d(nn.Conv3d):
 
 class FramePool3d(nn.Module):
     """MaxPool3d / AvgPool3d(3, 1, 1) of the frames (B*T, C, H, W) of T-frame clips (EAB's "Max:3", Fig. 3a): a 3x3
-    pool per frame, then over t-1, t, t+1 (separable: a max exactly, PyTorch's zero-padded average sum/27 up to
-    rounding; tested), channels-last, where CPU max_pool2d vectorises (8 ms; max_pool3d 68, NCHW 31; 8x64x56x56)."""
+    pool per frame, then over t-1, t, t+1 (separable; tested), channels-last, where CPU max_pool2d vectorises."""
     def __init__(self, num_segments, mode="max"):
         super().__init__()
         self.num_segments, self.mode = num_segments, mode
@@ -191,8 +192,7 @@ class ME(nn.Module):
     for the last frame; A = sigmoid(BN(conv1x1(GAP(D)))) - 0.5; out = X + X * A."""
     def __init__(self, channels, num_segments, reduction=16):
         super().__init__()
-        c = channels // reduction
-        self.num_segments = num_segments
+        c, self.num_segments = channels // reduction, num_segments
         self.reduce = nn.Sequential(nn.Conv2d(channels, c, 1, bias=False), nn.BatchNorm2d(c))
         self.transform = nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False)
         self.expand = nn.Sequential(nn.Conv2d(c, channels, 1, bias=False), nn.BatchNorm2d(channels))
@@ -231,11 +231,9 @@ class ESPNet(nn.Module):
     after each, average pooling over (T,H,W), a linear layer reshaped to the Cr x Cr matrix M."""
     def __init__(self, channels, reduction=16, variant="paper"):
         super().__init__()
-        # Choice: ESP-Net reduces the compressed Cr channels to p = Cr/16, its 5x5x5 convs widen to 2p, 4p (official,
-        # not in the paper): EABs 1-4 hold 5.8M, 4.9M in the linears 4p -> Cr^2 (Table 5: +5.5M for EABs, Table 9:
-        # +5.1M over Incep-Block); constant widths: 4x smaller (~1.9M); reducing X^l (C) with growing widths: >20M.
-        p = max(1, channels // reduction)
-        self.channels = channels
+        # Choice: p = Cr/16 (the compressed channels), the 5x5x5 convs widen to 2p, 4p (official, not in the paper):
+        # EABs 1-4 hold 5.8M, 4.9M in the linears 4p -> Cr^2 (Table 5: +5.5M; constant widths ~1.9M, X^l's C >20M).
+        p, self.channels = max(1, channels // reduction), channels
         self.reduce = nn.Sequential(TemporalConv3d(channels, p, 1, bias=False), nn.BatchNorm3d(p),
                                     nn.ReLU(inplace=True))
         if variant == "paper":
@@ -268,12 +266,11 @@ class EAB(nn.Module):
         Y = U_i { M (x) U_j X_j * F_s^(2j-1) }_i * F_t^(2i-1)                                   (Eq. 2);
     `channels`: C; `reduction`: the 4x bottleneck (Cr = C/4); G = 3 groups: spatial kernels 1x1, 3x3, 3x3 dilated 2
     (field 5), temporal 1, 3, 3 dilated 2, the kernel-1 members 1x1x1 convs; `fusion`: how M is made (Table 9). A
-    max-pool branch (3x3x3 max, 1x1x1 conv) beside the convs; expand zero-initialised: EAB starts as the identity
-    (Sec. 3.1 "Implementation of EAB").
-    Ablations (Tables 8, 10; --eab-* flags): `kernels` (EAB_KERNELS), `pool` max | avg | none, `inter_relu`, `dilation`
-    False: the dilated 3x3 / 3 become 5x5 / 5, `conv` "1+1+1d": every k x k spatial conv as a k x 1 then a 1 x k.
-    `variant` "official": EAB_rfs555.py's block (temporal convs first, identity kernel-1 members, its ESP-Net, expand
-    at 0.01 x PyTorch's default init)."""
+    max-pool branch (3x3x3 max, 1x1x1 conv) beside the convs; expand zero-initialised: EAB starts as the identity (Sec.
+    3.1 "Implementation of EAB"). Ablations (Tables 8, 10; --eab-* flags): `kernels` (EAB_KERNELS), `pool` max | avg |
+    none, `inter_relu`, `dilation` False: the dilated 3x3 / 3 become 5x5 / 5, `conv` "1+1+1d": every k x k spatial
+    conv as a k x 1 then a 1 x k. `variant` "official": EAB_rfs555.py's block (temporal convs first, identity kernel-1
+    members, its ESP-Net, expand at 0.01 x PyTorch's default init)."""
     def __init__(self, channels, num_segments, reduction=4, groups=3, fusion="dynamic", variant="paper",
                  kernels="multi-scale", pool="max", inter_relu=True, dilation=True, conv="2+1d"):
         super().__init__()
@@ -295,14 +292,13 @@ class EAB(nn.Module):
             nn.Identity() if k == 1 and variant == "official" else
             TemporalConv3d(c, c, (k, 1, 1), padding=(d * (k // 2), 0, 0), dilation=(d, 1, 1), bias=False)
             for c, (k, d) in zip(self.splits, sizes))                            # F_t^(1), F_t^(3), F_t^(5) dilated
-        # "Max:3" branch (Avg: Table 10); Choice: the average counts the zero padding (PyTorch's default)
-        self.pool = nn.Sequential(FramePool3d(num_segments, pool), FrameConv3d(cr, cr, 1, bias=False)) \
-            if pool != "none" else None
+        # "Max:3" branch (Avg: Table 10; Choice: zero padding counted, PyTorch's default); "none" drops the pool, not
+        # its 1x1x1 conv: Table 10's "Without Max Pool" costs 36.0M / 36.1G as the EAB (no branch: -0.09M / -0.31G)
+        self.pool = nn.Sequential(FramePool3d(num_segments, pool) if pool != "none" else nn.Identity(),
+                                  FrameConv3d(cr, cr, 1, bias=False))
         self.expand = FrameConv3d(cr, channels, 1, groups=4, bias=False)
-        if variant == "paper":
-            nn.init.zeros_(self.expand.weight)
-        else:  # differs from the paper: 0.01 x PyTorch's default init, so the block starts NEAR the identity
-            self.expand.weight.data.mul_(0.01)
+        # zero (paper); differs from the paper: 0.01 x PyTorch's default init, so the block starts NEAR the identity
+        self.expand.weight.data.mul_(0.0 if variant == "paper" else 0.01)
         if fusion == "dynamic":
             self.esp = ESPNet(cr, variant=variant)
         elif fusion == "static":  # "a learnable matrix during training, fixed during inference" (Table 9)
@@ -353,8 +349,7 @@ class EAB(nn.Module):
             s = self.fuse(to_3d(s), to_3d(z))                           # M (x) ...: (B, Cr, T, H, W)
             y = torch.cat([conv(part) for conv, part in zip(self.temporal, s.split(self.splits, 1))], 1)  # Eq. (2)
             y = y.transpose(1, 2)                                       # (B,Cr,T,H,W) -> (B,T,Cr,H,W)
-        if self.pool is not None:
-            y = self.pool(z).unflatten(0, (B, T)) + y                   # (B*T,Cr,H,W) -> (B,T,Cr,H,W)
+        y = self.pool(z).unflatten(0, (B, T)) + y                       # (B*T,Cr,H,W) -> (B,T,Cr,H,W)
         return x + self.expand(y.flatten(0, 1))                         # Z = X + Y, (B*T, C, H, W)
 
 
@@ -451,14 +446,10 @@ class SOITr(nn.Module):
         self.pos = nn.Parameter(torch.randn(1, d, *size))              # E_t for every frame t: (1, d, T, H, W)
         self.blocks = nn.Sequential(*[TransformerBlock(d, max(1, d // 64)) for _ in range(depth)])
         self.proj = nn.Linear(d, channels, bias=False)
-        self.proj_bn = None
-        if variant == "paper":
-            # Choice: a zero-initialised W_o alone (the release: default-init W_o, then the zero Tr_BN): batch 1 trains
-            nn.init.zeros_(self.proj.weight)
-        else:
-            self.proj_bn = nn.BatchNorm1d(channels)                     # the release's Tr_BN
-            nn.init.zeros_(self.proj_bn.weight)
-            nn.init.zeros_(self.proj_bn.bias)
+        self.proj_bn = nn.BatchNorm1d(channels) if variant != "paper" else None  # the release's Tr_BN
+        # Choice: a zero-initialised W_o alone (the release: default-init W_o, then the zero Tr_BN): batch 1 trains
+        for zero in [self.proj.weight] if self.proj_bn is None else [self.proj_bn.weight, self.proj_bn.bias]:
+            nn.init.zeros_(zero)
 
     @staticmethod
     def quadrants(size):
@@ -485,8 +476,7 @@ class SOITr(nn.Module):
             tokens = torch.einsum("bcthw,bnthw->bntc", f + pos, o).flatten(1, 2)  # (B,N,T,d) -> (B, N*T, d)
         tokens = self.blocks(tokens)                                    # Eq. (6): F' = Transformer(F)
         v = self.proj(tokens.mean(1))                                   # (B, C) interaction feature
-        if self.proj_bn is not None:
-            v = self.proj_bn(v)
+        v = v if self.proj_bn is None else self.proj_bn(v)
         return x + v.repeat_interleave(T, 0)[:, :, None, None]          # (B,C) -> (B*T,C,1,1), broadcast over H,W
 
 
@@ -510,8 +500,7 @@ class LMC(nn.Module):
     differences stacked as 12 channels (c*4+t), the stem mixed 0.6 stem + 0.2 LMC + 0.2 branch (`stem_weight`)."""
     def __init__(self, patch=32, latent=128, groups=16, out_channels=64, snippet=5, variant="paper"):
         super().__init__()
-        self.diffs = snippet - 1
-        c = out_channels // self.diffs                                  # 16 channels per difference
+        self.diffs, c = snippet - 1, out_channels // (snippet - 1)      # D, 16 channels per difference
         self.patch, self.downsample, self.diff_major, self.stem_weight, self.stacked = patch, 1, True, 1.0, None
         if variant == "paper":
             # H_e and H_d as convolutions with kernel = stride = patch size: the same linear map on every patch.
@@ -538,19 +527,16 @@ class LMC(nn.Module):
             dec = nn.ConvTranspose2d(latent, c, patch // 4, stride=patch // 4, bias=False)
             # the release's 1x1x1 conv latent -> 16*8*8: PyTorch's default U(+-1/sqrt(latent)), not ConvTranspose2d's
             nn.init.uniform_(dec.weight, -latent ** -0.5, latent ** -0.5)
+            self.decode = nn.Sequential(nn.Conv2d(latent, latent, 1, bias=False), nn.BatchNorm2d(latent),
+                                        nn.ReLU(inplace=True), dec) if sixteen else dec
+            (self.decode[0] if sixteen else dec).weight.data.mul_(0.01)  # 16f: its patch linear at default init
             if sixteen:
-                self.decode = nn.Sequential(nn.Conv2d(latent, latent, 1, bias=False), nn.BatchNorm2d(latent),
-                                            nn.ReLU(inplace=True), dec)
-                self.decode[0].weight.data.mul_(0.01)
                 self.stacked = nn.Sequential(
                     nn.Conv2d(3 * self.diffs, 24, 3, 2, 1, bias=False), nn.ReLU(inplace=True), nn.BatchNorm2d(24),
                     nn.Conv2d(24, out_channels, 3, 1, 1, groups=4, bias=False), nn.ReLU(inplace=True),
                     nn.BatchNorm2d(out_channels), nn.Conv2d(out_channels, out_channels, 1),
                     nn.Conv2d(out_channels, out_channels, 3, 1, 1, groups=16, bias=False))
                 self.stem_weight = 0.6
-            else:
-                self.decode = dec
-                dec.weight.data.mul_(0.01)
 
     def forward(self, x):
         B, T, L, _, H, W = x.shape
@@ -627,9 +613,7 @@ class EAN(nn.Module):
     snippets of L consecutive frames; output video-level logits (B, K). Head: GAP over T, H, W (with SOI-Tr's vector
     added), dropout, a linear layer initialised N(0, 0.001), zero bias (TSN's). Every conv EAN adds (ME, EAB, SOI-Tr,
     LMC) starts at PyTorch's default init (the paper: "randomly initialized"; init_official: the release's).
-    `args.baseline` ("tsn"): TSN instead, the bare ResNet on every frame and its logits averaged over the T segments.
-    Speed (fp32, 2-core CPU, 8 x 224^2): 1.12 x TSN's FLOPs, 1.35-1.45 x its latency: the EABs' narrow grouped convs
-    at 1/3 of the backbone's MACs/s (6 % of FLOPs, 15 % of time); ME, temporal conv memory-bound (0.6 %, 8 %)."""
+    `args.baseline` ("tsn"): TSN instead, the bare ResNet on every frame, its logits averaged over T (speed: tests)."""
     def __init__(self, args, num_classes):
         super().__init__()
         variant = args.variant  # (checkpoints written before a model flag existed get its default: adopt)
@@ -785,76 +769,94 @@ def main(argv=None):
 # The paper's figures (None: not given; SSv1 unless said); notes: protocols, why > 3 % off (2026-12-03, torch 2.14.1).
 SSV1 = "Something-Something V1, 1 clip x 1 centre crop of 224 (`--test-clips 1 --test-crops 1`, the defaults)"
 K400 = "Kinetics-400, 10 clips x 3 crops of 256x256 (`--test-clips 10 --test-crops 3 --test-size 256`); the paper's " \
-       "GFLOPs are per view at 224 (x30 views)"
-ENSEMBLE = "scores of the 16F and the 8F model averaged: `python ean.py --evaluate --ensemble 16f/best.pt 8f/best.pt " \
-           "--data DIR`"
-ROWS = [  # (table, row, flags, params_m, gflops, top1, top5, note)
-    ("Table 1", "EAN8F(RGB)", "--no-lmc", None, 36, 51.9, 79.5, SSV1 + "; V2: 63.5 / 88.2"),
-    ("Table 1", "EAN16F(RGB)", "--no-lmc --num-segments 16", None, 72, 53.4, 81.4, "as EAN8F(RGB); V2: 64.6 / 89.1. "
-     "EANEn(RGB) = this + EAN8F(RGB), " + ENSEMBLE + ": 108 GFLOPs, 55.8 / 83.1 (V1), 66.6 / 89.9 (V2)"),
-    ("Table 1", "EAN8F(RGB+LMC)", "", None, 37, 53.4, 81.1, "headline: 8x5 frames, " + SSV1 + "; V2: 65.2 / 89.4"),
+       "GFLOPs: 30 views at 224"
+ENSEMBLE = "the 16F and 8F models' scores averaged: `--evaluate --ensemble 16f/best.pt 8f/best.pt --data DIR`"
+M_PRODUCT = "the product with M (Cr^2 x T x H x W summed over the 4 EABs: 0.31 G), which the paper's FLOPs leave out " \
+            "(Static = Identity = 36.0 G; the release multiplies with F.conv3d in a weightless module, unseen by " \
+            "module counters such as thop)"
+SALIENCY = "our Saliency-Net costs 0.05 G, Table 7's 0.3 G (Det-Net over Fixed): Sec. 3.2's kernels on d / 8 = 64 " \
+           "channels; on X5's 2048 / 8 = 256 (Eq. 4's input): 0.93 G; the release's net (`--variant official`) 0.31 G"
+SOI_34 = "SOI-Tr after stage 3 / 4: 1.18M (0.80M of it the embedding) / 1.89M here, 0.48 / 0.51 G; with our EABs " \
+         "(after stage 3 / 4: 0.72M / 4.97M, 0.73 / 0.74 G) the paper's rows imply about 1.5M / 3.8M (the note)"
+ROWS = [  # (table, row, flags, params_m, gflops, top1, top5, note[, {base, ensemble, views, increment_note}])
+    ("Table 1", "EAN8F(RGB)", "--no-lmc", None, 36, 51.9, 79.5, SSV1 + "; V2: 63.5 / 88.2",
+     {"base": "Table 5: ResNet baseline"}),
+    ("Table 1", "EAN16F(RGB)", "--no-lmc --num-segments 16", None, 72, 53.4, 81.4, "as EAN8F(RGB); V2: 64.6 / 89.1"),
+    ("Table 1", "EANEn(RGB)", "--no-lmc --num-segments 16", None, 108, 55.8, 83.1, ENSEMBLE + "; V2: 66.6 / 89.9",
+     {"ensemble": ["--no-lmc"]}),
+    ("Table 1", "EAN8F(RGB+LMC)", "", None, 37, 53.4, 81.1, "headline: 8x5 frames, " + SSV1 + "; V2: 65.2 / 89.4",
+     {"base": "EAN8F(RGB)"}),
     ("Table 1", "EAN16F(RGB+LMC)", "--num-segments 16", None, 74, 54.7, 82.3, "16x5 frames, as EAN8F(RGB+LMC); V2: "
-     "66.6 / 90.3. EANEn(RGB+LMC) = this + EAN8F(RGB+LMC), " + ENSEMBLE + ": 111 GFLOPs, 57.2 / 83.9 (V1), 68.8 / "
-     "91.4 (V2)"),
-    ("Table 2", "EAN8F(RGB+LMC)", "--num-classes 400", None, 37, 77.1, 93.3, K400),
-    ("Table 2", "EAN16F(RGB+LMC)", "--num-segments 16 --num-classes 400", None, 74, 78.3, 93.7, K400 + ". "
-     "EANEn(RGB+LMC) = this + EAN8F(RGB+LMC), " + ENSEMBLE + ": 111 x 30 GFLOPs, 79.0 / 94.1"),
+     "66.6 / 90.3", {"base": "EAN16F(RGB)"}),
+    ("Table 1", "EANEn(RGB+LMC)", "--num-segments 16", None, 111, 57.2, 83.9, ENSEMBLE + "; V2: 68.8 / 91.4",
+     {"ensemble": [""], "base": "EANEn(RGB)"}),
+    ("Table 2", "EAN8F(RGB+LMC)", "--num-classes 400", None, 37 * 30, 77.1, 93.3, K400, {"views": 30}),
+    ("Table 2", "EAN16F(RGB+LMC)", "--num-segments 16 --num-classes 400", None, 74 * 30, 78.3, 93.7, K400,
+     {"views": 30}),
+    ("Table 2", "EANEn(RGB+LMC)", "--num-segments 16 --num-classes 400", None, 111 * 30, 79.0, 94.1, K400 + "; " +
+     ENSEMBLE, {"ensemble": ["--num-classes 400"], "views": 30}),
     ("Table 3", "ResNet baseline", "--no-eab --no-soi --no-lmc", None, None, 48.6, None,
      "8 x 1 frames, ME + temporal conv, AVG; = Table 5 'ResNet baseline'"),
     ("Table 3", "EAN8F(RGB)", "--no-lmc", None, None, 51.9, None, "8 x 1 frames; = Table 1"),
     ("Table 3", "EAN8F(RGB+LMC)", "", None, None, 53.4, None, "8 x 5 frames; = Table 1"),
     ("Table 4", "Ours (16 frames)", "--num-segments 16 --num-classes 48", None, None, 40.4, None, "Diving48 V1, 1 "
-     "clip x 1 centre crop of 224. The paper says '16 frames' only; # Choice: RGB+LMC, the model of Tables 1-2 "
-     "(`--no-lmc` for RGB)"),
+     "clip x 1 centre crop of 224; the paper says '16 frames': # Choice: RGB+LMC, Tables 1-2's (`--no-lmc`: RGB)"),
     ("Table 4", "Ours (16x2)", "--num-segments 16 --num-classes 48", None, None, 41.7, None,
      "as the row above with 2 clips: `--test-clips 2`"),
     ("Table 5", "ResNet baseline", "--no-eab --no-soi --no-lmc", 24.0, 33.1, 48.6, 77.5,
      "ResNet-50 + ME + temporal conv in every bottleneck"),
     ("Table 5", "ResNet+EABs", "--no-soi --no-lmc", 29.5, 35.3, 50.8, 78.4, ""),
-    ("Table 5", "ResNet+SOI-Tr", "--no-eab --no-lmc", 30.3, 33.8, 49.3, 77.9, ""),
+    ("Table 5", "ResNet+SOI-Tr", "--no-eab --no-lmc", 30.3, 33.8, 49.3, 77.9, "", {"increment_note": SALIENCY}),
     ("Table 5", "ResNet+EABs+SOI-Tr", "--no-lmc", 36.0, 36.1, 51.9, 79.5, "EAN8F(RGB)"),
     ("Table 6", "EAB stage 1-2, SOI-Tr stage 3-5", "--no-lmc --eab-stages 1 2 --soi-stages 3 4 5", 35.6, 35.8, 49.4,
-     78.2, "params 6 % below: see the next row (SOI-Tr after stage 3: 1.18M here, 0.80M of it the embedding)"),
+     78.2, "params 6 % below: see the next row", {"increment_note": SOI_34}),
     ("Table 6", "EAB stage 1-3, SOI-Tr stage 4-5", "--no-lmc --eab-stages 1 2 3 --soi-stages 4 5", 34.8, 35.9, 50.4,
-     79.2, "params 5.5 % below, FLOPs as the paper (the rows' FLOP changes agree: -0.2 G paper, -0.23 G ours). The "
-     "paper's rows imply about 3.5M for SOI-Tr after stage 4 (34.8 = 36.0 - EAB4 + SOI-Tr4, EAB4 ~4.7M); ours has "
-     "1.89M (d = C/4 = 256: squeeze and projection 0.26M each, transformer 0.92M, embedding over 8x14x14 0.40M). The "
-     "paper does not say how SOI-Tr is sized after stages 3/4 and the release has it after stage 5 only; no reading "
-     "we tried fits both rows (d = 512 at every stage: row 2 +5 %; the embedding added before the squeeze, C x T x H "
-     "x W: row 2 -2 %, row 1 +4 %)"),
+     79.2, "params 5.5 % below, FLOPs as the paper. Ours: d = C/4 (256 after stage 4: squeeze and projection 0.26M "
+     "each, transformer 0.92M, embedding over 8x14x14 0.40M); the paper does not size SOI-Tr after stages 3/4 (the "
+     "release: after 5 only); no reading tried fits both rows (d = 512 at every stage: row 2 +5 %; the embedding added"
+     " before the squeeze, C x T x H x W: row 2 -2 %, row 1 +4 %)", {"increment_note": SOI_34}),
     ("Table 6", "EAB stage 1-4, SOI-Tr stage 5", "--no-lmc", 36.0, 36.1, 51.9, 79.5, "EAN8F(RGB)"),
-    ("Table 6", "EAB stage 1-5", "--no-lmc --eab-stages 1 2 3 4 5 --soi-stages", 65.8, 36.2, 50.8, 79.1, "no SOI-Tr"),
+    ("Table 6", "EAB stage 1-5", "--no-lmc --eab-stages 1 2 3 4 5 --soi-stages", 65.8, 36.2, 50.8, 79.1, "no SOI-Tr",
+     {"increment_note": "an EAB after stage 5 (0.78 G, 0.10 G of it the product with M: Table 9) for SOI-Tr (0.59 "
+      "G; Table 5: 0.7 G, its Saliency-Net)"}),
     ("Table 7", "None", "--no-soi --no-lmc", None, 35.3, 50.8, 78.4, ""),
     ("Table 7", "Fixed", "--no-lmc --soi-regions fixed", None, 35.8, 50.9, 78.4,
      "the 2x2 quadrants of every frame (# Choice: the paper does not say which regions)"),
-    ("Table 7", "All", "--no-lmc --soi-regions all", None, 36.4, 51.3, 79.1, "every position of X5 a token (392 "
-     "tokens)"),
-    ("Table 7", "Our Det-Net", "--no-lmc", None, 36.1, 51.9, 79.5, "our Saliency-Net costs 0.05 G above 'Fixed' where "
-     "the paper has +0.3 G: the paper's kernels (Sec. 3.2) on 64 channels; the release's net (512 -> 128, 3x3x3, two "
-     "1x3x3, `--variant official`) costs 0.31 G. The 'Faster RCNN' row (71.3 G) needs an external detector and is not "
-     "built"),
+    ("Table 7", "All", "--no-lmc --soi-regions all", None, 36.4, 51.3, 79.1, "every position of X5 a token (392)",
+     {"increment_note": "392 tokens through 2 blocks: linears 1.44 G, attention products 0.31 G, + the 0.41 G "
+      "squeeze (Fixed's 32 tokens: +0.53 G, the paper's +0.5 G); without the products +1.85 G"}),
+    ("Table 7", "Our Det-Net", "--no-lmc", None, 36.1, 51.9, 79.5, "the 'Faster RCNN' row (71.3 G) needs an external "
+     "detector and is not built", {"increment_note": SALIENCY}),
     ("Table 8", "Only SOI-Tr", "--no-eab --no-lmc", 30.3, 33.8, 49.3, 77.9, ""),
     ("Table 8", "+S-Block", "--no-lmc --eab-kernels s-block --eab-fusion identity", 30.9, 36.1, 49.6, 78.1,
      "(2+1)D 3x3x3 in 3 groups, no M; # Choice: the EAB's bottleneck, BN+ReLU and max-pool branch kept"),
     ("Table 8", "+L-Block", "--no-lmc --eab-kernels l-block --eab-fusion identity", 30.9, 36.1, 50.3, 78.4,
      "as S-Block, dilated 2x2x2"),
-    ("Table 8", "+Incep-Block", "--no-lmc --eab-fusion identity", 30.9, 36.0, 50.8, 78.8, "EAB with M = identity"),
+    ("Table 8", "+Incep-Block", "--no-lmc --eab-fusion identity", 30.9, 36.0, 50.8, 78.8, "EAB with M = identity",
+     {"increment_note": "its kernel-1 group (Eq. 2's 1x1, 1) costs 0.09M / 0.34 G less than S-Block's 3x3, 3 (S-Block "
+      "+0.60M / +2.20 G, as the paper's); the paper's: S-Block's params, 0.1 G less; as identities (release) -18 %"}),
     ("Table 8", "+EAB", "--no-lmc", 36.0, 36.1, 51.9, 79.5, "EAN8F(RGB)"),
     ("Table 9", "Identity (Incep-Block)", "--no-lmc --eab-fusion identity", 30.9, 36.0, 50.8, 78.8, ""),
-    ("Table 9", "Channel Shuffle", "--no-lmc --eab-fusion shuffle", 30.9, 35.9, 51.1, 78.9, "the 3 groups interleaved"),
-    ("Table 9", "Static Matrix", "--no-lmc --eab-fusion static", 30.9, 36.0, 51.3, 79.2,
-     "a learnt Cr x Cr matrix, identity at init"),
-    ("Table 9", "Dynamic Matrix", "--no-lmc", 36.0, 36.1, 51.9, 79.5, "EAN8F(RGB)"),
-    ("Table 10", "Without Max Pool", "--no-lmc --eab-pool none", 36.0, 36.1, 50.6, 78.4, ""),
+    ("Table 9", "Channel Shuffle", "--no-lmc --eab-fusion shuffle", 30.9, 35.9, 51.1, 78.9, "the 3 groups interleaved",
+     {"increment_note": "a channel permutation has no multiply-accumulates"}),
+    ("Table 9", "Static Matrix", "--no-lmc --eab-fusion static", 30.9, 36.0, 51.3, 79.2, "a learnt Cr x Cr matrix, "
+     "identity at init", {"increment_note": "the 4 Cr x Cr matrices, 0.09M (the paper: 30.9M both), and " + M_PRODUCT}),
+    ("Table 9", "Dynamic Matrix", "--no-lmc", 36.0, 36.1, 51.9, 79.5, "EAN8F(RGB)",
+     {"increment_note": "ESP-Net's 0.08 G (the paper's +0.1 G) and " + M_PRODUCT}),
+    ("Table 10", "Without Max Pool", "--no-lmc --eab-pool none", 36.0, 36.1, 50.6, 78.4, "the branch's 1x1x1 conv "
+     "kept (as the paper's figures say)"),
     ("Table 10", "Avg Pool", "--no-lmc --eab-pool avg", 36.0, 36.1, 51.4, 79.8,
      "# Choice: zero padding counted in the average (PyTorch's default)"),
     ("Table 10", "Without inter ReLU", "--no-lmc --no-inter-relu", 36.0, 36.1, 50.9, 79.0,
      "the BN between spatial and temporal convs kept"),
-    ("Table 10", "Without dilation", "--no-lmc --no-dilation", 37.2, 37.5, 51.9, 79.8, "the dilated 3x3 / 3 kernels as "
-     "5x5 / 5: +0.18M / +0.67 G over EAN8F(RGB) here, +1.2M / +1.4 G in the paper (within 3 % in total, not in the "
-     "difference; the paper gives no other detail)"),
-    ("Table 10", "(1+1+1)D", "--no-lmc --eab-conv 1+1+1d", 35.7, 35.7, 51.2, 79.2,
-     "each k x k spatial conv as k x 1 then 1 x k"),
+    ("Table 10", "Without dilation", "--no-lmc --no-dilation", 37.2, 37.5, 51.9, 79.8, "the dilated group's 3x3 / 3 "
+     "as 5x5 / 5", {"increment_note": "readings (M / G over Ours): that group's 5x5 and 5 (built) +0.18 / +0.66; its "
+                    "5x5 alone +0.16 / +0.59; ESP-Net's stride-2 convs also dilated 3x3x3 in Ours (Sec. 3.1: 5x5x5): "
+                    "+0.51 / +0.71; the 5x5 / 5 over all Cr channels (not grouped): +0.76 / +2.79. 1.2M per 1.4 G is "
+                    "more than a conv at the EABs' resolutions holds (stage 4's 8x14x14: 0.64M per G)"}),
+    ("Table 10", "(1+1+1)D", "--no-lmc --eab-conv 1+1+1d", 35.7, 35.7, 51.2, 79.2, "each k x k spatial conv as k x 1 "
+     "then 1 x k", {"increment_note": "the EABs' 3x3 convs hold 0.17M in all, less than the paper's -0.3M; each "
+                    "k x 1 + 1 x k saves 3 of 9 c^2: -0.06M / -0.21 G"}),
     ("Table 10", "Ours", "--no-lmc", 36.0, 36.1, 51.9, 79.5, "EAN8F(RGB)"),
     ("Official release", "EAN 8F RGB+LMC", "--variant official", None, 37, 53.4, 81.1, "the release's structure "
      "(Somethingv1.RGB_LMC_8f.pth.tar loads into it): release README, Something-Something V1, 1 clip x 1 centre crop "
@@ -865,8 +867,11 @@ ROWS = [  # (table, row, flags, params_m, gflops, top1, top5, note)
     ("Official release", "EAN 8F structure without LMC", "--variant official --no-lmc", None, None, None, None,
      "the release has no RGB-only model; its EAN_RGB structure (Table 5's 36.0M / 36.1G)"),
 ]
-PAPER_TABLES = [{k: v for k, v in zip(("table", "row", "flags", "params_m", "gflops", "top1", "top5", "note"), row)
-                 if v is not None} for row in ROWS]
+REFERENCE = {"Table 5": "ResNet baseline", "Table 6": "EAB stage 1-4, SOI-Tr stage 5", "Table 7": "None",  # bases
+             "Table 8": "Only SOI-Tr", "Table 9": "Identity (Incep-Block)", "Table 10": "Ours"}
+PAPER_TABLES = [{**{k: v for k, v in zip(("table", "row", "flags", "params_m", "gflops", "top1", "top5", "note"), row)
+                    if v is not None}, **({"base": REFERENCE[row[0]]} if REFERENCE.get(row[0], row[1]) != row[1]
+                                          else {}), **(row[8] if len(row) > 8 else {})} for row in ROWS]
 
 
 # ---- what `--predict ... --visualize DIR` draws (common/visualize.py: "Class.attr" specs) -------------------------
@@ -885,15 +890,14 @@ def visualization(args, model):
 
 # ======================================================================== appendix: the released checkpoints
 # The official release (tianyuan168326/EAN-Pytorch, notes/ean-official-reference.md) differs from the paper's model
-# in seven places, which `--variant official` switches (every other flag keeps its meaning; the Table 8/10 EAB
-# ablations stop with a message), each described where it is built: 1. the EAB's order (temporal convs first) and
-# identity kernel-1 members, 2. its expand init (EAB); 3. ESP-Net's six 3x3x3 convs and M's init (ESPNet); 4. the
-# Saliency-Net (SaliencyNet); 5. the Tr_BN on SOI-Tr's output (SOITr); 6. the LMC, EAN_16f.py's deeper one with
-# --num-segments 16 (LMC); 7. the init (init_official). The released checkpoints (Somethingv1.RGB_LMC_8f/16f.pth.tar:
-# {'epoch', 'arch', 'state_dict', 'best_prec1'}, keys module.base_model.*, module.new_fc.*) load into it by renaming
-# (OFFICIAL_RULES, and these layout changes: our shape -> the release's, the release's tensor -> ours), strictly: 8f:
-# 932 = 901 + the 31 its forward never uses (OFFICIAL_UNUSED: the stem's and EABs' bn2, stm_proj2), 16f: 953 = 928 +
-# 25; then our forward is the official code's (float64 max |logit difference|: 9.4e-11 8F, 4.1e-11 16F; README).
+# in seven places, which `--variant official` switches (other flags keep their meaning; the Table 8/10 EAB ablations
+# stop), each described where it is built: 1. the EAB's order (temporal convs first) and identity kernel-1 members,
+# 2. its expand init (EAB); 3. ESP-Net's six 3x3x3 convs, M's init (ESPNet); 4. the Saliency-Net (SaliencyNet); 5. the
+# Tr_BN on SOI-Tr's output (SOITr); 6. the LMC, EAN_16f.py's with --num-segments 16 (LMC); 7. the init (init_official).
+# The released checkpoints (Somethingv1.RGB_LMC_8f/16f.pth.tar: {'epoch', 'arch', 'state_dict', 'best_prec1'}, keys
+# module.base_model.*, module.new_fc.*) load into it by renaming (OFFICIAL_RULES; layouts: our shape -> the release's,
+# its tensor -> ours), strictly: 8f: 932 = 901 + the 31 its forward never uses (OFFICIAL_UNUSED: the stem's and EABs'
+# bn2, stm_proj2), 16f: 953 = 928 + 25; then our forward is the official code's (tests/test_ean_official.py).
 OFFICIAL_LAYOUTS = {
     None: (lambda s: s, lambda t, s: t),
     "conv1d": (lambda s: s[:3], lambda t, s: t.reshape(s)),           # shift conv: Conv1d (C,1,3) -> (C,1,3,1,1)

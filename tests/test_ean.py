@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import ean
-from common import modes
+from common import modes, paper_tables
 from reference import conv3d, values_and_grads
 
 SMALL = ["--arch", "resnet18", "--pretrained", "none", "--input-size", "64", "--num-classes", "4", "--data", "unused"]
@@ -210,6 +210,9 @@ def test_command_line_train_resume_evaluate(tiny_data, tmp_path, capsys):
 
 # ----------------------------------------------------------------------------------------- complexity
 def test_complexity_matches_paper(capsys):
+    """EAN_RGB and EAN_RGB+LMC 8F within 3 % of the paper. Speed (fp32, 2-core CPU, 8 x 224^2): 1.12 x TSN's FLOPs,
+    1.35-1.45 x its latency: the EABs' narrow grouped convs run at 1/3 of the backbone's MACs/s (6 % of the FLOPs, 15 %
+    of the time); ME and the temporal conv are memory-bound (0.6 % of the FLOPs, 8 % of the time)."""
     ean.main(["--complexity", "--no-lmc"])                       # EAN_RGB 8F: 36.0M / 36.1G (Table 5)
     rgb = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert abs(rgb["params_m"] / 36.0 - 1) < 0.03 and abs(rgb["gflops"] / 36.1 - 1) < 0.03, rgb
@@ -223,6 +226,10 @@ def test_complexity_matches_paper(capsys):
 
 
 def test_frame_and_temporal_conv3d_and_max_pool_equal_their_3d_ops():
+    """The rewrites equal the 3D ops, values and gradients. Why they exist (CPU, 8 x 64 x 56 x 56): Conv3d's
+    slow_conv3d / oneDNN 3D paths cost 2-7x a Conv2d on (B, C, T, H*W) (depthwise 3x1x1: 5.3 vs 1.3 ms); the separable
+    channels-last FramePool3d takes 8 ms where max_pool3d takes 68 and an NCHW max_pool2d 31. A separable max is
+    exact; the average (zero-padded, sum / 27) equals avg_pool3d up to rounding (test_average_pool_branch_...)."""
     torch.manual_seed(0)
     B, T = 2, 5
     to_3d = lambda f: f.unflatten(0, (B, T)).transpose(1, 2)
@@ -287,7 +294,9 @@ def test_eab_ablations_build_the_table_rows():
     m = ean.EAB(64, T, conv="1+1+1d")
     assert [tuple(c.kernel_size) for c in m.spatial[1]] == [(1, 3, 1), (1, 1, 3)]
     assert tuple(m.spatial[0].kernel_size) == (1, 1, 1) and tuple(m.spatial[2][1].dilation) == (1, 1, 2)
-    assert ean.EAB(64, T, pool="none").pool is None and ean.EAB(64, T, pool="avg").pool[0].mode == "avg"
+    none = ean.EAB(64, T, pool="none").pool           # Without Max Pool: the pool off, the branch's 1x1x1 conv kept
+    assert isinstance(none[0], torch.nn.Identity) and tuple(none[1].kernel_size) == (1, 1, 1)
+    assert ean.EAB(64, T, pool="avg").pool[0].mode == "avg"
     for kw in [dict(kernels="s-block"), dict(kernels="l-block", dilation=False), dict(pool="none"), dict(pool="avg"),
                dict(inter_relu=False), dict(dilation=False), dict(conv="1+1+1d")]:
         m = ean.EAB(64, T, **kw)
@@ -330,13 +339,42 @@ def test_valid_flag_combinations_parse():
 
 
 def test_paper_tables_rows_parse_and_carry_their_figures():
-    keys = {"table", "row", "flags", "params_m", "gflops", "top1", "top5", "note"}
+    keys = {"table", "row", "flags", "params_m", "gflops", "top1", "top5", "note", "base", "increment_note",
+            "ensemble", "views"}
     tables = {r["table"] for r in ean.PAPER_TABLES}
     assert {f"Table {n}" for n in (1, 2, 4, 5, 6, 7, 8, 9, 10)} <= tables and "Official release" in tables
+    paper_tables.check_rows(ean)                                        # every base names one row
     for row in ean.PAPER_TABLES:
         assert set(row) <= keys and {"table", "row", "flags", "note"} <= set(row), row
         assert all(isinstance(row[k], (int, float)) for k in ("params_m", "gflops", "top1", "top5") if k in row)
-        ean.get_args(row["flags"].split() + ["--complexity"])
+        for flags in [row["flags"], *row.get("ensemble", [])]:
+            ean.get_args(flags.split() + ["--complexity"])
+    bases = {(r["table"], r["row"]): r.get("base") for r in ean.PAPER_TABLES}
+    assert bases[("Table 10", "Without dilation")] == "Ours" and bases[("Table 10", "Ours")] is None
+    assert bases[("Table 5", "ResNet+EABs")] == "ResNet baseline" and bases[("Table 8", "+EAB")] == "Only SOI-Tr"
+    ensembles = {(r["table"], r["row"]): (r["flags"], r["ensemble"], r.get("views", 1))
+                 for r in ean.PAPER_TABLES if "ensemble" in r}                  # 16F + 8F (Tables 1-2)
+    assert ensembles == {("Table 1", "EANEn(RGB)"): ("--no-lmc --num-segments 16", ["--no-lmc"], 1),
+                         ("Table 1", "EANEn(RGB+LMC)"): ("--num-segments 16", [""], 1),
+                         ("Table 2", "EANEn(RGB+LMC)"): ("--num-segments 16 --num-classes 400", ["--num-classes 400"],
+                                                         30)}
+
+
+def test_table_10_increments_are_what_the_notes_say():
+    """Table 10 over 'Ours' (common/paper_tables.py): Without Max Pool costs what Ours costs, exactly (the branch's
+    1x1x1 conv kept, as the paper's 36.0M / 36.1G for both say; the whole branch off: -0.09M / -0.31 G); Without
+    dilation (the dilated group's 5x5 / 5) adds +0.18M / +0.66 G, the paper +1.2M / +1.4 G (its increment_note: the
+    readings tried). The ensembles are their members' sums: EANEn(RGB) 16F + 8F RGB, Table 2's x 30 views."""
+    rows = {(r["table"], r["row"]): r for r in ean.PAPER_TABLES}
+    inc = lambda name: paper_tables.increment(ean, ean.PAPER_TABLES, rows[("Table 10", name)])
+    assert [ours for _, ours, _ in inc("Without Max Pool").values()] == [0, 0]
+    d = inc("Without dilation")
+    assert (round(d["params_m"][1], 2), round(d["gflops"][1], 2)) == (0.18, 0.66) and "readings" in \
+        rows[("Table 10", "Without dilation")]["increment_note"]
+    parts = [paper_tables.measure(ean, rows[("Table 1", name)])["gflops"] for name in ("EAN16F(RGB)", "EAN8F(RGB)")]
+    assert paper_tables.measure(ean, rows[("Table 1", "EANEn(RGB)")])["gflops"] == pytest.approx(sum(parts))
+    k400 = [paper_tables.measure(ean, rows[("Table 2", n)])["gflops"] for n in ("EAN16F(RGB+LMC)", "EAN8F(RGB+LMC)")]
+    assert paper_tables.measure(ean, rows[("Table 2", "EANEn(RGB+LMC)")])["gflops"] == pytest.approx(sum(k400))
     s_block = next(r for r in ean.PAPER_TABLES if r["row"] == "+S-Block")
     model = ean.build_model(small_args(*s_block["flags"].split()), 4)
     eab = model.inserts["2"][0]
