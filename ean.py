@@ -48,6 +48,7 @@ import torch.nn.functional as F
 
 from common import checkpoint, cli, modes, run, training
 from common.data import VideoDataset
+from common.layers import TemporalConv3d
 from common.predict import metrics_of, video_scores
 from common.sampling import segment_indices
 from common.transforms import EvalTransform, TrainTransform, normalize
@@ -150,16 +151,6 @@ def get_args(argv=None):
 # ============================================================================================== paper modules
 # Shapes: B videos, T segments, C channels, H, W; 2D backbone features are (B*T, C, H, W), the 3D modules (EAB,
 # SOI-Tr) see (B, C, T, H, W). L = frames per snippet (5), D = L-1 RGB differences, N objects per frame.
-class TemporalConv3d(nn.Conv3d):
-    """nn.Conv3d of kernel (k, 1, 1) run as the equivalent Conv2d on (B, C, T, H*W): the same parameters and results,
-    2-7x faster on CPU than Conv3d's 3D paths (tests/test_ean.py)."""
-    def forward(self, x):
-        B, C, T, H, W = x.shape
-        y = F.conv2d(x.reshape(B, C, T, H * W), self.weight.flatten(3), self.bias, (self.stride[0], 1),
-                     (self.padding[0], 0), (self.dilation[0], 1), self.groups)    # (B,C,T,HW) -> (B,C',T',HW)
-        return y.view(B, y.shape[1], y.shape[2], H, W)                          # -> (B, C', T', H, W)
-
-
 class FrameConv3d(nn.Conv3d):
     """nn.Conv3d of kernel (1, k, k) (one frame), applied to the frames (B*T, C, H, W) as the equivalent Conv2d: the
     same parameters and results, and no (B, C, T, H, W) transpose of its input or output."""

@@ -72,6 +72,7 @@ import torch.nn.functional as F
 
 from common import checkpoint, cli, complexity, modes, training
 from common.data import VideoDataset
+from common.layers import TemporalConv3d
 from common.predict import metrics_of, video_scores
 from common.sampling import segment_indices
 from common.transforms import EvalTransform, TrainTransform, normalize
@@ -138,106 +139,10 @@ def get_args(argv=None):
 
 
 # ============================================================================================== paper modules
-# Correlation, soft-argmax and confidence as in MotionSqueeze/TCM (notes Sec. 4.2), without custom CUDA.
+# The modules first, in the order of Fig. 2-4 (then TCM, the Table 3 baseline); the correlation, soft-argmax and
+# confidence they compute with, as in MotionSqueeze/TCM (notes Sec. 4.2, no custom CUDA), close the section.
 PATCH = 15        # displacement window 15x15 (+-7 px), TCM/MotionSqueeze at layer2 (notes Sec. 3.2)
 MATCH_DIM = 64    # channels of the features that are correlated (TCM/MotionSqueeze chnl_reduction 512 -> 64)
-
-
-def l2_normalize(x, dim=1):
-    """x / sqrt(sum_c x^2 + 1e-6) over channels, as MotionSqueeze's L2normalize."""
-    return x / torch.sqrt((x * x).sum(dim, keepdim=True) + 1e-6)
-
-
-def correlation(f1, f2, patch=PATCH, max_elements=2 ** 28):
-    """Local correlation: (N,C,H,W), (N,C,H,W) -> (N, patch*patch, H, W) with
-    out[n, (dy+r)*patch + (dx+r), y, x] = sum_c f1[n,c,y,x] * f2[n,c,y+dy,x+dx], zero outside the image, r = patch//2
-    (the semantics of SpatialCorrelationSampler(kernel_size=1, patch_size=15)).
-    Computed as ONE batched matmul of all pixel pairs, (N,HW,C) @ (N,C,HW), from which each pixel's window is
-    gathered: at the paper's 28x28 features that is 3.5x the window's multiply-adds, but a GEMM instead of an `unfold`
-    that copies every feature 225 times (45 MB per frame pair): 10x faster on CPU and no large tensor to keep for
-    backward (measured). The flop count keeps the correlation's own MACs (C*P*P per pixel, count_macs), not the
-    matmul's. Frame pairs are processed in chunks of at most `max_elements` pair products (memory only)."""
-    N, C, H, W = f1.shape
-    chunk = max(1, max_elements // (H * W * H * W))
-    if N > chunk:
-        return torch.cat([correlation(a, b, patch, max_elements) for a, b in zip(f1.split(chunk), f2.split(chunk))])
-    complexity.count_macs(N * C * patch * patch * H * W)
-    with complexity.uncounted():
-        pairs = torch.bmm(f1.flatten(2).transpose(1, 2), f2.flatten(2))  # (N,C,HW)^T @ (N,C,HW) -> (N,HW,HW)
-    pairs = F.pad(pairs.flatten(1), (0, 1))                               # (N, HW*HW + 1): a zero at the end
-    out = pairs.index_select(1, window_index(H, W, patch, f1.device))     # (N, P*P*HW)
-    return out.view(N, patch * patch, H, W)                               # (N,P*P*HW) -> (N,P*P,H,W)
-
-
-@functools.lru_cache(maxsize=16)
-def window_index(H, W, patch, device):
-    """Where `correlation` finds out[d, y, x] in its flattened (HW*HW + 1) pair products: (y*W + x)*HW + (y+dy)*W
-    + (x+dx) for displacement d = (dy+r)*P + (dx+r), or HW*HW (the zero) outside the image. (P*P*H*W,) long."""
-    r = patch // 2
-    y, x = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")  # (H, W) each
-    d = torch.arange(-r, r + 1)
-    yy = y.reshape(1, 1, H * W) + d.view(patch, 1, 1)                      # (P, 1, HW): y + dy
-    xx = x.reshape(1, 1, H * W) + d.view(1, patch, 1)                      # (1, P, HW): x + dx
-    inside = (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)                   # (P, P, HW)
-    index = torch.arange(H * W) * (H * W) + yy * W + xx                    # (P, P, HW)
-    return torch.where(inside, index, H * W * H * W).flatten().to(device)
-
-
-def match(f1, f2):
-    """ReLU(correlation) of L2-normalised features (MotionSqueeze's Matching_layer)."""
-    return correlation(l2_normalize(f1), l2_normalize(f2)).relu()
-
-
-def soft_argmax(corr, patch=PATCH, sigma=5.0, temperature=100.0):
-    """MotionSqueeze's match_to_flow_soft: (N, P*P, H, W) -> displacement (N, 2, H, W) = (u, v) in [-1, 1] and
-    confidence (N, 1, H, W) = the maximum correlation. A Gaussian (sigma 5) centred at the argmax suppresses other
-    peaks, x temperature 100, softmax over the window, expectation of the marginal offsets, divided by r = 7."""
-    N, _, H, W = corr.shape
-    r = patch // 2
-    confidence, idx = corr.max(1, keepdim=True)                           # (N,1,H,W)
-    grid = torch.arange(patch, device=corr.device, dtype=corr.dtype)
-    iy, ix = (idx // patch).to(corr.dtype), (idx % patch).to(corr.dtype)  # (N,1,H,W) argmax row (dy), column (dx)
-    gauss = torch.exp(-((grid.view(1, patch, 1, 1, 1) - iy.unsqueeze(2)) ** 2 +
-                        (grid.view(1, 1, patch, 1, 1) - ix.unsqueeze(2)) ** 2) / (2 * sigma ** 2))  # (N,P,P,H,W)
-    corr = corr.view(N, patch, patch, H, W) * gauss                       # (N,P*P,H,W) -> (N,P,P,H,W)
-    prob = (corr * temperature).flatten(1, 2).softmax(1)                  # (N,P,P,H,W) -> (N,P*P,H,W)
-    prob = prob.view(N, patch, patch, H, W)                               # (N,P*P,H,W) -> (N,P,P,H,W)
-    offsets = (grid - r).view(1, patch, 1, 1)
-    u = (prob.sum(1) * offsets).sum(1, keepdim=True) / r                  # marginal over dy -> dx: (N,1,H,W)
-    v = (prob.sum(2) * offsets).sum(1, keepdim=True) / r                  # marginal over dx -> dy: (N,1,H,W)
-    return torch.cat([u, v], 1), confidence                               # (N,2,H,W), (N,1,H,W)
-
-
-def repeat_last(x, length):
-    """(B, L, ...) -> (B, length, ...) by repeating the last step (T-1 frame pairs -> T, as MotionSqueeze/TCM)."""
-    return torch.cat([x, x[:, -1:].expand(-1, length - x.shape[1], *x.shape[2:])], 1)
-
-
-class TemporalConv3d(nn.Conv3d):
-    """nn.Conv3d whose kernel is (k, 1, 1), run as the equivalent Conv2d on (B, C, T, H*W): the same parameters
-    and results (tested). PyTorch's CPU Conv3d takes such kernels through slow_conv3d / oneDNN 3D paths that cost
-    2-7x the Conv2d (measured: depthwise 3x1x1 on 8x64x56x56, 5.3 vs 1.3 ms)."""
-
-    def forward(self, x):
-        B, C, T, H, W = x.shape
-        y = F.conv2d(x.reshape(B, C, T, H * W), self.weight.flatten(3), self.bias, (self.stride[0], 1),
-                     (self.padding[0], 0), (self.dilation[0], 1), self.groups)    # (B,C,T,HW) -> (B,C',T',HW)
-        return y.view(B, y.shape[1], y.shape[2], H, W)                          # -> (B, C', T', H, W)
-
-
-def conv_bn_relu(cin, cout, k=1, groups=1):
-    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, groups=groups, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-
-
-def motion_convs(first, first_out, out_channels):
-    """The four convolutions that lift a displacement map to feature width (MotionSqueeze Flow_refinement, TCM TAM):
-    `first` then 1x1 -> 16, [dw3x3 + 1x1 -> 32], [dw3x3 + 1x1 -> 64], [dw3x3 + 1x1 -> out_channels]."""
-    return nn.Sequential(
-        nn.Sequential(first, conv_bn_relu(first_out, 16)),
-        nn.Sequential(conv_bn_relu(16, 16, 3, groups=16), conv_bn_relu(16, 32)),
-        nn.Sequential(conv_bn_relu(32, 32, 3, groups=32), conv_bn_relu(32, 64)),
-        nn.Sequential(conv_bn_relu(64, 64, 3, groups=64), conv_bn_relu(64, out_channels)))
 
 
 class FastSlowTempo(nn.Module):
@@ -487,6 +392,92 @@ class TCM(nn.Module):
 
     def forward(self, x):
         return x + self.tam(self.mtdm(x))
+
+
+# ---- correlation, soft-argmax and confidence (MotionSqueeze/TCM), and the convolutions that lift a displacement map
+def l2_normalize(x, dim=1):
+    """x / sqrt(sum_c x^2 + 1e-6) over channels, as MotionSqueeze's L2normalize."""
+    return x / torch.sqrt((x * x).sum(dim, keepdim=True) + 1e-6)
+
+
+def correlation(f1, f2, patch=PATCH, max_elements=2 ** 28):
+    """Local correlation: (N,C,H,W), (N,C,H,W) -> (N, patch*patch, H, W) with
+    out[n, (dy+r)*patch + (dx+r), y, x] = sum_c f1[n,c,y,x] * f2[n,c,y+dy,x+dx], zero outside the image, r = patch//2
+    (the semantics of SpatialCorrelationSampler(kernel_size=1, patch_size=15)).
+    Computed as ONE batched matmul of all pixel pairs, (N,HW,C) @ (N,C,HW), from which each pixel's window is
+    gathered: at the paper's 28x28 features that is 3.5x the window's multiply-adds, but a GEMM instead of an `unfold`
+    that copies every feature 225 times (45 MB per frame pair): 10x faster on CPU and no large tensor to keep for
+    backward (measured). The flop count keeps the correlation's own MACs (C*P*P per pixel, count_macs), not the
+    matmul's. Frame pairs are processed in chunks of at most `max_elements` pair products (memory only)."""
+    N, C, H, W = f1.shape
+    chunk = max(1, max_elements // (H * W * H * W))
+    if N > chunk:
+        return torch.cat([correlation(a, b, patch, max_elements) for a, b in zip(f1.split(chunk), f2.split(chunk))])
+    complexity.count_macs(N * C * patch * patch * H * W)
+    with complexity.uncounted():
+        pairs = torch.bmm(f1.flatten(2).transpose(1, 2), f2.flatten(2))  # (N,C,HW)^T @ (N,C,HW) -> (N,HW,HW)
+    pairs = F.pad(pairs.flatten(1), (0, 1))                               # (N, HW*HW + 1): a zero at the end
+    out = pairs.index_select(1, window_index(H, W, patch, f1.device))     # (N, P*P*HW)
+    return out.view(N, patch * patch, H, W)                               # (N,P*P*HW) -> (N,P*P,H,W)
+
+
+@functools.lru_cache(maxsize=16)
+def window_index(H, W, patch, device):
+    """Where `correlation` finds out[d, y, x] in its flattened (HW*HW + 1) pair products: (y*W + x)*HW + (y+dy)*W
+    + (x+dx) for displacement d = (dy+r)*P + (dx+r), or HW*HW (the zero) outside the image. (P*P*H*W,) long."""
+    r = patch // 2
+    y, x = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")  # (H, W) each
+    d = torch.arange(-r, r + 1)
+    yy = y.reshape(1, 1, H * W) + d.view(patch, 1, 1)                      # (P, 1, HW): y + dy
+    xx = x.reshape(1, 1, H * W) + d.view(1, patch, 1)                      # (1, P, HW): x + dx
+    inside = (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)                   # (P, P, HW)
+    index = torch.arange(H * W) * (H * W) + yy * W + xx                    # (P, P, HW)
+    return torch.where(inside, index, H * W * H * W).flatten().to(device)
+
+
+def match(f1, f2):
+    """ReLU(correlation) of L2-normalised features (MotionSqueeze's Matching_layer)."""
+    return correlation(l2_normalize(f1), l2_normalize(f2)).relu()
+
+
+def soft_argmax(corr, patch=PATCH, sigma=5.0, temperature=100.0):
+    """MotionSqueeze's match_to_flow_soft: (N, P*P, H, W) -> displacement (N, 2, H, W) = (u, v) in [-1, 1] and
+    confidence (N, 1, H, W) = the maximum correlation. A Gaussian (sigma 5) centred at the argmax suppresses other
+    peaks, x temperature 100, softmax over the window, expectation of the marginal offsets, divided by r = 7."""
+    N, _, H, W = corr.shape
+    r = patch // 2
+    confidence, idx = corr.max(1, keepdim=True)                           # (N,1,H,W)
+    grid = torch.arange(patch, device=corr.device, dtype=corr.dtype)
+    iy, ix = (idx // patch).to(corr.dtype), (idx % patch).to(corr.dtype)  # (N,1,H,W) argmax row (dy), column (dx)
+    gauss = torch.exp(-((grid.view(1, patch, 1, 1, 1) - iy.unsqueeze(2)) ** 2 +
+                        (grid.view(1, 1, patch, 1, 1) - ix.unsqueeze(2)) ** 2) / (2 * sigma ** 2))  # (N,P,P,H,W)
+    corr = corr.view(N, patch, patch, H, W) * gauss                       # (N,P*P,H,W) -> (N,P,P,H,W)
+    prob = (corr * temperature).flatten(1, 2).softmax(1)                  # (N,P,P,H,W) -> (N,P*P,H,W)
+    prob = prob.view(N, patch, patch, H, W)                               # (N,P*P,H,W) -> (N,P,P,H,W)
+    offsets = (grid - r).view(1, patch, 1, 1)
+    u = (prob.sum(1) * offsets).sum(1, keepdim=True) / r                  # marginal over dy -> dx: (N,1,H,W)
+    v = (prob.sum(2) * offsets).sum(1, keepdim=True) / r                  # marginal over dx -> dy: (N,1,H,W)
+    return torch.cat([u, v], 1), confidence                               # (N,2,H,W), (N,1,H,W)
+
+
+def repeat_last(x, length):
+    """(B, L, ...) -> (B, length, ...) by repeating the last step (T-1 frame pairs -> T, as MotionSqueeze/TCM)."""
+    return torch.cat([x, x[:, -1:].expand(-1, length - x.shape[1], *x.shape[2:])], 1)
+
+
+def conv_bn_relu(cin, cout, k=1, groups=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def motion_convs(first, first_out, out_channels):
+    """The four convolutions that lift a displacement map to feature width (MotionSqueeze Flow_refinement, TCM TAM):
+    `first` then 1x1 -> 16, [dw3x3 + 1x1 -> 32], [dw3x3 + 1x1 -> 64], [dw3x3 + 1x1 -> out_channels]."""
+    return nn.Sequential(
+        nn.Sequential(first, conv_bn_relu(first_out, 16)),
+        nn.Sequential(conv_bn_relu(16, 16, 3, groups=16), conv_bn_relu(16, 32)),
+        nn.Sequential(conv_bn_relu(32, 32, 3, groups=32), conv_bn_relu(32, 64)),
+        nn.Sequential(conv_bn_relu(64, 64, 3, groups=64), conv_bn_relu(64, out_channels)))
 
 
 # ================================================================================= backbone surgery and model
