@@ -41,7 +41,7 @@ conv+linear multiply-accumulates (TSN R50 = 32.70G), so ours sit about 0.35G bel
 Headline protocol (Sec. 4.2): T = 8 or 16 frames x 1 clip x 1 centre crop of 224 (short side 256).
 Demo (CPU, `python can.py` vs `python can.py --baseline`, 16 epochs at lr 0.005): CAN 76.0 % (`--seed 1`: 99.0 %),
 TSN 24.0 % val top-1. From scratch the modules' convs get the backbone's He init (`he_init_`); with zero-initialised
-gates CAN stayed at chance (28.0 %), see the README's two-class probe.
+gates CAN stayed at chance (28.0 %), see the two-class probe in docs/demo.md.
 """
 # ==================================================================================================== imports
 import sys
@@ -65,7 +65,8 @@ SCRIPT = "can"
 # The CPU-sized profile used when no --data is given (CONVENTIONS.md "The demo dataset"); flags given on the
 # command line win over it. The CAN modules keep their paper settings; only backbone and schedule shrink.
 # Choice: lr 0.005 (at 0.02 the first epochs overshoot, train loss 2.0 > ln 4, and CAN stayed at chance: 26 %) and
-# 16 epochs with the drop at 12: from scratch CAN leaves the TSN plateau at epoch 6-7, later than STW/STASTA (README).
+# 16 epochs with the drop at 12: from scratch CAN leaves the TSN plateau at epoch 6-7, later than STW/STASTA
+# (docs/demo.md).
 DEMO_PROFILE = dict(arch="resnet18", pretrained="none", input_size=64, epochs=16, batch_size=16, lr=0.005,
                     lr_steps=[12, 15], weight_decay=5e-4, dropout=0.0, workers=2)
 ARCHS = ["resnet18", "resnet34", "resnet50", "mobilenet_v2", "shufflenet_v2"]
@@ -156,26 +157,6 @@ def zero_init_(conv):
     if conv.bias is not None:
         nn.init.zeros_(conv.bias)
     return conv
-
-
-def he_init_(backbone):
-    """Re-initialise every conv inside the CAN modules of `backbone` as torchvision initialises ResNet's own convs
-    (kaiming_normal_, fan_out, ReLU gain; biases zero), the zero-initialised last convs included.
-
-    Choice (the paper is silent on initialisation; it fine-tunes ImageNet weights): from pretrained weights the last
-    conv of every gate starts at zero (`zero_init_`: a uniform gain, the pretrained features keep their pattern);
-    from scratch (`--pretrained none`) all convs of the modules get the backbone's He init, so the gates vary with
-    the frames from step 0. Measured on the demo (README): with zero-initialised gates, or PyTorch's default init
-    (at step 0 its pre-sigmoid values have 1.2-34x smaller std than He's, depending on module and stage), CAN
-    stayed on the TSN plateau for 12-60 epochs; with He init it learns the order-only classes."""
-    for module in backbone.modules():
-        if isinstance(module, (MTCM, PMM, LMM, GMM)):
-            for conv in module.modules():
-                if isinstance(conv, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-                    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-                    if conv.bias is not None:
-                        nn.init.zeros_(conv.bias)
-    return backbone
 
 
 class MTCM(nn.Module):
@@ -466,6 +447,27 @@ def insert_tsm(backbone, args):
     for info, slots in block_slots(backbone, args.arch):
         if info["shortcut"]:
             slots["input"][1](TemporalShift(args.num_segments))
+    return backbone
+
+
+def he_init_(backbone):
+    """Re-initialise every conv inside the CAN modules of `backbone` as torchvision initialises ResNet's own convs
+    (kaiming_normal_, fan_out, ReLU gain; biases zero), the zero-initialised last convs included.
+
+    Choice (the paper is silent on initialisation; it fine-tunes ImageNet weights): from pretrained weights the last
+    conv of every gate starts at zero (`zero_init_`: a uniform gain, the pretrained features keep their pattern);
+    from scratch (`--pretrained none`) all convs of the modules get the backbone's He init, so the gates vary with
+    the frames from step 0. Measured on the demo (docs/demo.md, the two-class probe): with zero-initialised gates,
+    or PyTorch's default init (at step 0 its pre-sigmoid values have 1.2-34x smaller std than He's, depending on
+    module and stage), CAN stayed on the TSN plateau for 12-60 epochs; with He init it learns the order-only
+    classes."""
+    for module in backbone.modules():
+        if isinstance(module, (MTCM, PMM, LMM, GMM)):
+            for conv in module.modules():
+                if isinstance(conv, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+                    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+                    if conv.bias is not None:
+                        nn.init.zeros_(conv.bias)
     return backbone
 
 

@@ -35,7 +35,7 @@ ean.py, Table 1:
 | EANEn(RGB+LMC) | `--num-segments 16` + (none) | 73.32 | 111 / 110.02 (-0.9 %) | top-1 57.2, top-5 83.9 |
 
 Accuracy not measured at full scale (no GPU, no datasets here). Demo (`python ean.py` vs `--baseline`, no --data, 2-core
-CPU, resnet18 64 px, 12 epochs; order-only classes, chance 25 %): EAN 100.0 %, TSN 24.0 % val top-1 (README).
+CPU, resnet18 64 px, 12 epochs; order-only classes, chance 25 %): EAN 100.0 %, TSN 24.0 % val top-1 (docs/demo.md).
 """
 # ==================================================================================================== imports
 import math

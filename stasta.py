@@ -59,7 +59,7 @@ frames, which ours reproduce). Accuracy: none measured at full scale (no GPU, no
 (57.9 on SSv1): the 16- and 8-frame models' scores averaged over 10 clips x 1 centre crop of 224: `python stasta.py
 --data DIR --evaluate --ensemble RUN16/best.pt RUN8/best.pt --test-clips 10`.
 Demo (`python stasta.py` vs `python stasta.py --baseline`, CPU, ResNet-18, 64 px, 12 epochs, lr 0.005; order-only
-classes, chance 25 %): STASTA 100.0 % (from epoch 8), TSN 27.0 % val top-1 (README).
+classes, chance 25 %): STASTA 100.0 % (from epoch 8), TSN 27.0 % val top-1 (docs/demo.md).
 """
 # ==================================================================================================== imports
 import functools
@@ -84,7 +84,7 @@ SCRIPT = "stasta"
 # The CPU-sized profile used when no --data is given (CONVENTIONS.md "The demo dataset"); flags given on the
 # command line win over it.
 # Choice: lr 0.005, not the 0.02 of ean.py's profile: from scratch at 0.02 the first epoch overshoots and STASTA
-# stayed on the TSN plateau for 12 epochs (25 %); at 0.005 it leaves it at epoch 2 (README).
+# stayed on the TSN plateau for 12 epochs (25 %); at 0.005 it leaves it at epoch 2 (docs/demo.md).
 DEMO_PROFILE = dict(arch="resnet18", pretrained="none", input_size=64, epochs=12, batch_size=16, lr=0.005,
                     lr_steps=[8, 11], weight_decay=5e-4, dropout=0.0, workers=2)
 

@@ -36,7 +36,7 @@ stw.py, Table 1:
 
 Accuracy: none measured at full scale (no GPU, no datasets here). Headline protocol (Sec. IV-C): 8 or 16 frames x
 1 clip x 1 centre crop of 224. Demo (`python stw.py` vs `python stw.py --baseline`, no --data, CPU, resnet18 64 px,
-12 epochs, lr 0.005; order-only classes, chance 25 %): STW 100.0 % (from epoch 8), TSN 27.0 % val top-1 (README).
+12 epochs, lr 0.005; order-only classes, chance 25 %): STW 100.0 % (from epoch 8), TSN 27.0 % val top-1 (docs/demo.md).
 """
 # ==================================================================================================== imports
 import math
@@ -60,7 +60,7 @@ SCRIPT = "stw"
 # The CPU-sized profile used when no --data is given (CONVENTIONS.md "The demo dataset"); flags given on the
 # command line win over it.
 # Choice: lr 0.005, not the 0.02 of ean.py's profile: from scratch at 0.02 the first epoch overshoots (train loss 2.0
-# > ln 4) and STW stayed on the TSN plateau for 12 epochs (28 %); at 0.005 it leaves it at epoch 1 (README).
+# > ln 4) and STW stayed on the TSN plateau for 12 epochs (28 %); at 0.005 it leaves it at epoch 1 (docs/demo.md).
 DEMO_PROFILE = dict(arch="resnet18", pretrained="none", input_size=64, epochs=12, batch_size=16, lr=0.005,
                     lr_steps=[8, 11], weight_decay=5e-4, dropout=0.0, workers=2)
 
@@ -257,7 +257,7 @@ class STWBlock(nn.Module):
     Speed (measured, fp32, 2-core CPU, 8 x 224^2): the 16 blocks add 1 % of TSN's FLOPs but are memory-bound: each
     reads the block input three times (STFM's grouped 1x1, TWM's projection, the sum) and writes three tensors of
     its size (STFM's codes, their shifted concatenation, the output), ~15 % of the forward time; STW's latency is
-    1.27-1.32 x TSN's against a FLOPs ratio of 1.01 (README "Performance"). No loops are left to vectorise.
+    1.27-1.32 x TSN's against a FLOPs ratio of 1.01 (docs/performance.md). No loops are left to vectorise.
     """
 
     def __init__(self, channels, num_segments, ratio="4:2:4", use_stfm=True, use_twm=True, combine="parallel"):

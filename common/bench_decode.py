@@ -1,5 +1,5 @@
 """Measure the data pipeline side by side: decoding strategies, per-worker loader throughput, and the share of a
-training step the loader covers with N workers (README "Performance").
+training step the loader covers with N workers (docs/performance.md).
 
     python -m common.bench_decode [--repeats 5] [--step-ms 200 --batch 64] [--no-cpu-step] [--peers]
 
@@ -26,7 +26,7 @@ one-thread code).
    as right when the sequential decode's frame at that index is the nearest of all its frames (8x8-pooled grey
    thumbnails); wrong frames and unreadable calls (an exception) are counted per reader, ours too. A second table
    compares the readers on awkward files: H.264 whose pts equal their dts (built here) and real packed-bitstream
-   XviD AVIs (tests/data, `--awkward`). torchcodec and decord are never dependencies (README, "Decoding").
+   XviD AVIs (tests/data, `--awkward`). torchcodec and decord are never dependencies (docs/performance.md).
 2. Loader, per worker (one process, one thread, as a DataLoader worker runs; clips/s = 1000 / CPU ms per clip):
    `VideoDataset.__getitem__` with each paper's training sampling and `TrainTransform` to the final uint8 crop,
    on the 10 s mp4s and on a JPEG folder of the same frames (torchvision `write_jpeg`, quality 75, named

@@ -23,7 +23,8 @@ from . import run
 # flags that say what this command does: never taken from a checkpoint. On --resume every other flag of the run
 # comes back from it unless given on the command line (--epochs 100 extends a run, --workers 4 suits a new machine)
 COMMAND_KEYS = {"resume", "evaluate", "checkpoint", "predict", "top_k", "ensemble", "output", "complexity",
-                "benchmark", "save_scores", "visualize", "demo", "allow_partial", "window", "stride", "fps", "export", "count"}
+                "benchmark", "save_scores", "visualize", "demo", "allow_partial", "window", "stride", "fps", "export",
+                "count"}
 
 _loaded = {}
 

@@ -98,7 +98,8 @@ def add_shared_flags(p):
     g.add_argument("--window", type=float, default=None, metavar="S",
                    help="with --predict: one prediction per window of S seconds along each video, the checkpoint's "
                         "clip sampled inside each window")
-    g.add_argument("--stride", type=float, default=None, metavar="S", help="seconds between windows (default: --window)")
+    g.add_argument("--stride", type=float, default=None, metavar="S",
+                   help="seconds between windows (default: --window)")
     g.add_argument("--fps", type=float, default=30.0,
                    help="--window on frame folders: their frame rate (a folder has no timestamps)")
     g.add_argument("--export", default=None, metavar="FILE.onnx",
@@ -148,7 +149,7 @@ def parse(p, argv, script, demo_profile, baseline_has_no=None, release_args=None
         p.error("--window S predicts along the videos of --predict PATH...: it needs --predict")
     if args.stride is not None and args.window is None:
         p.error("--stride S is the step between the windows of --window S: it needs --window")
-    if (args.window is not None and args.window <= 0) or (args.stride is not None and args.stride <= 0) or args.fps <= 0:
+    if any(v is not None and v <= 0 for v in (args.window, args.stride, args.fps)):
         p.error("--window, --stride and --fps must be positive")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         p.error(f"--device {args.device}: no CUDA GPU is visible to PyTorch (use --device cpu)")

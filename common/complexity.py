@@ -14,7 +14,8 @@ median over rounds and each ratio the median of the per-round ratios model / bas
 `time.perf_counter` on CPU, where the ratios of process CPU time are given as well (`*_ratio_cpu`). Options:
 `amp` (bf16 autocast), `channels_last` (4-D weights channels_last, 5-D ones channels_last_3d, clips stored
 (B, T, H, W, C)), `compile` (torch.compile; compiled before the timed rounds, a failure is reported in the result
-and the model runs eagerly). `python -m common.perf_table` runs all five scripts and prints the README table.
+and the model runs eagerly). `python -m common.perf_table` runs all five scripts and prints the table of
+docs/performance.md.
 """
 import contextlib
 import itertools

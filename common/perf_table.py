@@ -1,4 +1,5 @@
-"""The README "Performance" table: `python -m common.perf_table [--threads N] [--batch-size B] [-- flags]`.
+"""The latency and --amp tables of docs/performance.md:
+`python -m common.perf_table [--threads N] [--batch-size B] [-- flags]`.
 
 Runs every script's `--complexity` and `--benchmark` (the model and its `--baseline` timed interleaved in one
 process, common/complexity.py) as subprocesses at the papers' main configuration and prints a markdown table:

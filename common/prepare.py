@@ -30,7 +30,9 @@ import os
 import re
 import sys
 
-from .data import AnnotationError, count_frames, flip_map, raw_dataset_hint, read_classes, read_dataset_info, sha1_of  # noqa: F401 (re-exported)
+# flip_map, raw_dataset_hint, read_dataset_info: read by data.py, imported here too for callers of common.prepare
+from .data import (AnnotationError, count_frames, flip_map, raw_dataset_hint, read_classes,  # noqa: F401
+                   read_dataset_info, sha1_of)
 
 FRAME_TEMPLATE = {"ssv1": "{:05d}.jpg"}  # datasets listed as frame folders (1-based file names); others: videos
 MULTI_LABEL = {"charades"}

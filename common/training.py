@@ -234,7 +234,8 @@ class Training:
             run.cleanup_distributed()
             kept = "no checkpoint was written" if state["saved_step"] is None else \
                 f"the last checkpoint (step {state['saved_step']}) is left as it was"
-            sys.exit(f"error: non-finite loss at epoch {state['epoch']}, step {state['step'] + 1} (not applied); {kept}")
+            sys.exit(f"error: non-finite loss at epoch {state['epoch']}, step {state['step'] + 1} (not applied); "
+                     f"{kept}")
         self.stopping = bool(stopping)
 
     def end_epoch(self, lr, metrics):

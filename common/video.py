@@ -29,7 +29,7 @@ count mode, a count that does not add up (a frame dropped or shown before its ke
 the read is done again. The last packets of the file (truncated or corrupt in many files) are decoded in full
 whenever a wanted frame is shown after the last packet's frame; one that yields no frame is left out of the count,
 as a full decode leaves it out, and the read is done again.
-Measured with `python -m common.bench_decode` (README "Performance").
+Measured with `python -m common.bench_decode` (docs/performance.md).
 
 Every failure (missing, zero-length, truncated or corrupt file, a packet in the middle of the file that yields
 no frame) raises `BadVideo` with the path, so the dataset can substitute another sample and count it
@@ -325,7 +325,7 @@ def _open(path):
     if stream.codec_context is None:  # e.g. an MP4 cut inside its header, before the codec's description
         container.close()
         raise BadVideo(f"{path}: the video stream has no codec description (cut file?)")
-    stream.codec_context.thread_count = 1  # one thread per DataLoader worker (README "Performance")
+    stream.codec_context.thread_count = 1  # one thread per DataLoader worker (docs/performance.md)
     return container
 
 
