@@ -1,7 +1,7 @@
 """Context-Aware Network Based on Multi-scale Spatio-temporal Attention for Action Recognition in Videos (CAN).
 
-Xiaoyang Li, Wenzhu Yang, Kanglin Wang, Tiebiao Wang, Qingsong Fei (Hebei University), 2025.
-Paper text: ../shared/papers/can.txt. Official code: none published; the paper's text and tables decide.
+Xiaoyang Li, Wenzhu Yang, Kanglin Wang, Tiebiao Wang, Qingsong Fei (Hebei University), 2025. arXiv 2512.18750.
+Official code: none published; the paper's text and tables decide.
 
 Idea: a TSN ResNet-50 whose every bottleneck gets two attention modules after its 3x3 conv (Fig. 1, Table 11 (c)):
   * GSCM (Sec. 3.3, Eq. 6-10) splits the channels into four groups: identity, PMM (per-pixel temporal difference
@@ -15,10 +15,9 @@ Run:  python can.py --data DIR --pretrained imagenet            (Sec. 4.2 recipe
       python can.py --complexity --num-classes 48                (Table 10, Diving48 head)
       python can.py                                              (demo dataset, CPU profile)
 
-Expected results: every row of the paper's Tables 2-12 is a command (PAPER_TABLES, in the appendix at the end of
-this file; `python -m common.paper_tables can` builds and prints them all, with notes; Tables 10 and 12 give the
-modules' and the light backbones' costs). Table 2 (SSv1/SSv2, 8 x 224^2), as `python -m common.paper_tables can
---brief --table "Table 2"` prints it (a test keeps this copy equal to the printer's):
+Expected results: every row of Tables 2-12 is a command (PAPER_TABLES, the appendix; `python -m common.paper_tables
+can` prints them all). Table 2 (SSv1/SSv2, 8 x 224^2), as `python -m common.paper_tables can --brief --table
+"Table 2"` prints it (a test keeps this copy equal to the printer's):
 
 can.py, Table 2:
 
@@ -35,10 +34,9 @@ can.py, Table 2:
 | CAN 8f (SSv2) | (none) | 25.3 / 25.54 (+0.9 %) | 35 / 34.64 (-1.0 %) | top-1 63.9, top-5 89.1 |
 | CAN 16f (SSv2) | `--num-segments 16` | 25.3 / 25.54 (+0.9 %) | 70 / 69.29 (-1.0 %) | top-1 64.4, top-5 89.7 |
 
-The paper's FLOPs read like thop counts (BN included: its TSN R50 is 33.05G, as is ours counted so); ours are
-conv+linear multiply-accumulates (TSN R50 = 32.70G), so ours sit about 0.35G below the paper at equal models (Table
-12, where BN weighs more in the light backbones, is printed counted as thop counts).
-Headline protocol (Sec. 4.2): T = 8 or 16 frames x 1 clip x 1 centre crop of 224 (short side 256).
+The paper counts FLOPs as thop does (BN included: TSN R50 33.05G); ours are multiply-accumulates (32.70G), about
+0.35G below at equal models (Table 12, where BN weighs more, is counted as thop: `--count thop`). Headline protocol
+(Sec. 4.2): T = 8 or 16 frames x 1 clip x 1 centre crop of 224 (short side 256).
 Demo (CPU, `python can.py` vs `python can.py --baseline`, 16 epochs at lr 0.005): CAN 76.0 % (`--seed 1`: 99.0 %),
 TSN 24.0 % val top-1. From scratch the modules' convs get the backbone's He init (`he_init_`); with zero-initialised
 gates CAN stayed at chance (28.0 %), see the two-class probe in docs/demo.md.
